@@ -1,0 +1,10 @@
+//! lorabeam's coordinator library: where a job's records are checked, deduplicated and put
+//! back in order.
+//!
+//! - [`validation`] turns a test JSONL into checked records, or a list of per-line errors;
+//! - [`dedup`] decodes each distinct (truncated) context once and fans results out;
+//! - [`writer`] writes the ordered predictions JSONL atomically.
+
+pub mod dedup;
+pub mod validation;
+pub mod writer;

@@ -1,0 +1,157 @@
+//! Checkpoint files as flat maps from tensor name to tensor, read without Python.
+//!
+//! Accepted: `torch.save` zip archives (gpt2_ft.py's `{'model_state_dict': ...}`, or a flat
+//! state dict such as HF's `pytorch_model.bin`) and safetensors files.
+
+mod pickle;
+mod torch_writer;
+mod torch_zip;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use tch::Tensor;
+
+pub use torch_writer::save_torch_checkpoint;
+
+/// A detail of what is wrong inside a file, before the file's path is attached.
+#[derive(Debug)]
+pub struct Malformed(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path} is corrupt or truncated: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "checkpoint {path} uses the legacy (pre-1.6) torch.save format; re-save it with a current \
+         torch (torch.save(torch.load(p), p)) or convert it to safetensors"
+    )]
+    LegacyFormat { path: PathBuf },
+    #[error("checkpoint {path} is neither a torch.save zip archive nor a safetensors file")]
+    UnknownFormat { path: PathBuf },
+    #[error("checkpoint {path} holds no state dict: {detail}")]
+    NoStateDict { path: PathBuf, detail: String },
+    #[error("cannot write checkpoint {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
+}
+
+/// Every tensor of one checkpoint file, on the CPU, in its stored dtype.
+pub struct StateDict {
+    pub path: PathBuf,
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+enum Format {
+    TorchZip,
+    LegacyTorch,
+    Safetensors,
+}
+
+fn sniff(path: &Path) -> Result<Format, CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = [0u8; 16];
+    let mut file = File::open(path).map_err(io)?;
+    let n = file.read(&mut head).map_err(io)?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(Format::TorchZip);
+    }
+    if head.starts_with(&[0x80, 0x02]) {
+        return Ok(Format::LegacyTorch);
+    }
+    // safetensors: u64 little-endian header length, then a JSON object.
+    if n >= 9 && head[8] == b'{' {
+        return Ok(Format::Safetensors);
+    }
+    Err(CheckpointError::UnknownFormat {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Reads every tensor of a checkpoint, unwrapping `model_state_dict` / `state_dict` if present.
+pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
+    let corrupt = |Malformed(detail)| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let tensors = match sniff(path)? {
+        Format::LegacyTorch => {
+            return Err(CheckpointError::LegacyFormat {
+                path: path.to_path_buf(),
+            })
+        }
+        Format::Safetensors => Tensor::read_safetensors(path)
+            .map_err(|e| CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?
+            .into_iter()
+            .collect(),
+        Format::TorchZip => {
+            let file = File::open(path).map_err(|source| CheckpointError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let mut archive =
+                torch_zip::TorchArchive::open(BufReader::new(file)).map_err(corrupt)?;
+            let root = archive.root().map_err(corrupt)?;
+            let dict = find_state_dict(&root).map_err(|detail| CheckpointError::NoStateDict {
+                path: path.to_path_buf(),
+                detail,
+            })?;
+            let mut tensors = BTreeMap::new();
+            for (key, value) in dict {
+                let pickle::Value::Str(name) = key else {
+                    continue;
+                };
+                if let Some(tensor) =
+                    archive
+                        .tensor(value)
+                        .map_err(|Malformed(d)| CheckpointError::Corrupt {
+                            path: path.to_path_buf(),
+                            detail: format!("tensor `{name}`: {d}"),
+                        })?
+                {
+                    tensors.insert(name.clone(), tensor);
+                }
+            }
+            tensors
+        }
+    };
+    Ok(StateDict {
+        path: path.to_path_buf(),
+        tensors,
+    })
+}
+
+/// The dict of tensors inside a pickle root: the root itself, or its `model_state_dict`.
+fn find_state_dict(root: &pickle::Value) -> Result<&[(pickle::Value, pickle::Value)], String> {
+    let pickle::Value::Dict(entries) = root else {
+        return Err("the pickle's root is not a dict".into());
+    };
+    for wrapper in ["model_state_dict", "state_dict"] {
+        if let Some((_, inner)) = entries
+            .iter()
+            .find(|(k, _)| *k == pickle::Value::Str(wrapper.into()))
+        {
+            return match inner {
+                pickle::Value::Dict(inner) => Ok(inner),
+                _ => Err(format!("`{wrapper}` is not a dict")),
+            };
+        }
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests;

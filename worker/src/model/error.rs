@@ -1,0 +1,49 @@
+//! Everything that can go wrong while building or running the model.
+
+use std::path::PathBuf;
+
+use crate::checkpoint::CheckpointError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model config {path}: {detail}")]
+    Config { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("tensor `{name}` is missing (looked in {looked_in})")]
+    MissingTensor { name: String, looked_in: String },
+    #[error("tensor `{name}` in {path} has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        name: String,
+        path: PathBuf,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
+    #[error("tensor `{name}` in {path} has dtype {found}, expected a floating-point dtype")]
+    WrongDtype {
+        name: String,
+        path: PathBuf,
+        found: String,
+    },
+    #[error("tensor `{name}` in {path} holds NaN or infinite values")]
+    NonFinite { name: String, path: PathBuf },
+    #[error(
+        "{path} holds only LoRA tensors (gpt2_ft.py's intermediate checkpoint); pass the pretrained \
+         model it was trained from with --base_checkpoint (the reference would silently decode on \
+         random base weights)"
+    )]
+    LoraOnlyWithoutBase { path: PathBuf },
+    #[error(
+        "--lora_dim {rank} was given but `{name}` is in no checkpoint; pass --lora_dim 0 to decode \
+         the base model"
+    )]
+    LoraMissing { name: String, rank: usize },
+    #[error("no checkpoint given: pass --init_checkpoint, --base_checkpoint, or both")]
+    NoCheckpoint,
+    #[error("device `{device}` is not available on this machine")]
+    DeviceUnavailable { device: String },
+    #[error("unknown device `{device}` (expected cpu, cuda, cuda:N or auto)")]
+    UnknownDevice { device: String },
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

@@ -1,0 +1,82 @@
+//! Seeded random GPT-2 + LoRA weights in gpt2_ft.py's checkpoint layout, for demos, tests and
+//! benchmarks on machines without pretrained weights.
+
+use tch::{Device, Kind, Tensor};
+
+use super::{Gpt2Config, LoraConfig};
+
+/// Every tensor gpt2_ft.py's final checkpoint holds, with its `module.` names: the
+/// transformer's parameters (normal(0, 0.02) like the reference's init), non-zero LoRA
+/// factors, the causal-mask buffers and the tied `lm_head`.
+pub fn synthetic_checkpoint(
+    config: &Gpt2Config,
+    lora: LoraConfig,
+    seed: i64,
+) -> Vec<(String, Tensor)> {
+    tch::manual_seed(seed);
+    let opts = (Kind::Float, Device::Cpu);
+    let (e, v, p) = (
+        config.n_embd as i64,
+        config.vocab_size as i64,
+        config.n_positions as i64,
+    );
+    let normal = |shape: &[i64]| Tensor::randn(shape, opts) * 0.02;
+    let mut out = Vec::new();
+    let mut put = |name: String, t: Tensor| out.push((format!("module.transformer.{name}"), t));
+    let wte = normal(&[v, e]);
+    put("wte.weight".into(), wte.shallow_clone());
+    put("wpe.weight".into(), normal(&[p, e]) * 0.5);
+    for i in 0..config.n_layer {
+        let h = format!("h.{i}");
+        for ln in ["ln_1", "ln_2"] {
+            put(format!("{h}.{ln}.weight"), Tensor::ones([e], opts));
+            put(format!("{h}.{ln}.bias"), Tensor::zeros([e], opts));
+        }
+        put(
+            format!("{h}.attn.bias"),
+            Tensor::ones([p, p], opts).tril(0).view([1, 1, p, p]),
+        );
+        put(format!("{h}.attn.c_attn.weight"), normal(&[e, 3 * e]));
+        put(
+            format!("{h}.attn.c_attn.bias"),
+            Tensor::zeros([3 * e], opts),
+        );
+        if lora.rank > 0 {
+            let r = lora.rank as i64;
+            put(
+                format!("{h}.attn.c_attn.lora_A"),
+                Tensor::randn([2 * r, e], opts) / (e as f64).sqrt(),
+            );
+            put(
+                format!("{h}.attn.c_attn.lora_B"),
+                Tensor::randn([2 * e, r], opts) * 0.01,
+            );
+        }
+        put(format!("{h}.attn.c_proj.weight"), normal(&[e, e]));
+        put(format!("{h}.attn.c_proj.bias"), Tensor::zeros([e], opts));
+        put(format!("{h}.mlp.c_fc.weight"), normal(&[e, 4 * e]));
+        put(format!("{h}.mlp.c_fc.bias"), Tensor::zeros([4 * e], opts));
+        put(format!("{h}.mlp.c_proj.weight"), normal(&[4 * e, e]));
+        put(format!("{h}.mlp.c_proj.bias"), Tensor::zeros([e], opts));
+    }
+    put("ln_f.weight".into(), Tensor::ones([e], opts));
+    put("ln_f.bias".into(), Tensor::zeros([e], opts));
+    out.push(("module.lm_head.decoder.weight".into(), wte));
+    out
+}
+
+/// The HF-style `config.json` text for `config`.
+pub fn config_json(config: &Gpt2Config) -> String {
+    format!(
+        "{{\n \"model_type\": \"gpt2\",\n \"vocab_size\": {},\n \"n_positions\": {},\n \"n_ctx\": {},\n \
+         \"n_embd\": {},\n \"n_layer\": {},\n \"n_head\": {},\n \"layer_norm_epsilon\": {:e},\n \
+         \"activation_function\": \"gelu_new\"\n}}\n",
+        config.vocab_size,
+        config.n_positions,
+        config.n_positions,
+        config.n_embd,
+        config.n_layer,
+        config.n_head,
+        config.layer_norm_epsilon
+    )
+}

@@ -1,0 +1,235 @@
+//! Builds the model's weights from checkpoint files: canonical names, shape and dtype checks,
+//! base + LoRA-only assembly, and the LoRA merge.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tch::{Device, Kind, Tensor};
+
+use super::lora::merge_lora_into_c_attn;
+use super::weight_names::{canonical_key, is_lora, KeyRole};
+use super::{Gpt2Config, LoraConfig, ModelError, Precision};
+use crate::checkpoint::load_state_dict;
+
+/// `y = x @ weight + bias`, with `weight` stored `(in, out)` as GPT-2's Conv1D keeps it.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+pub struct BlockWeights {
+    pub ln_1: LayerNorm,
+    /// `c_attn` with LoRA already merged in.
+    pub c_attn: Linear,
+    pub attn_proj: Linear,
+    pub ln_2: LayerNorm,
+    pub c_fc: Linear,
+    pub mlp_proj: Linear,
+}
+
+pub struct Gpt2Weights {
+    pub wte: Tensor,
+    pub wpe: Tensor,
+    pub blocks: Vec<BlockWeights>,
+    pub ln_f: LayerNorm,
+}
+
+/// Where the weights come from.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointPaths {
+    /// gpt2_ft.py's checkpoint (full, or LoRA-only with `base`), or any base model.
+    pub init: Option<PathBuf>,
+    /// A pretrained base (`pytorch_model.bin` or `model.safetensors`) under `init`.
+    pub base: Option<PathBuf>,
+}
+
+/// A canonical tensor and the file it came from.
+struct Found {
+    tensor: Tensor,
+    path: PathBuf,
+}
+
+struct Assembled {
+    tensors: BTreeMap<String, Found>,
+    looked_in: String,
+}
+
+impl Assembled {
+    /// Takes a tensor, checking its dtype, shape and values, and casts it for merging (f64).
+    fn take(&mut self, name: &str, expected: &[i64]) -> Result<(Tensor, PathBuf), ModelError> {
+        let found = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: name.to_string(),
+                looked_in: self.looked_in.clone(),
+            })?;
+        let Found { tensor, path } = found;
+        if !matches!(
+            tensor.kind(),
+            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+        ) {
+            return Err(ModelError::WrongDtype {
+                name: name.into(),
+                path,
+                found: format!("{:?}", tensor.kind()),
+            });
+        }
+        if tensor.size() != expected {
+            return Err(ModelError::ShapeMismatch {
+                name: name.into(),
+                path,
+                expected: expected.to_vec(),
+                found: tensor.size(),
+            });
+        }
+        let tensor = tensor.f_to_kind(Kind::Double)?;
+        if !bool::try_from(tensor.f_isfinite()?.f_all()?)? {
+            return Err(ModelError::NonFinite {
+                name: name.into(),
+                path,
+            });
+        }
+        Ok((tensor, path))
+    }
+}
+
+fn read_canonical(path: &Path, into: &mut BTreeMap<String, Found>) -> Result<usize, ModelError> {
+    let state = load_state_dict(path)?;
+    let mut count = 0;
+    for (key, tensor) in state.tensors {
+        match canonical_key(&key) {
+            KeyRole::Ignored => {}
+            KeyRole::Tensor(name) => {
+                count += 1;
+                into.insert(
+                    name,
+                    Found {
+                        tensor,
+                        path: path.to_path_buf(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Loads, checks and merges the weights, then moves them to `precision` on `device`.
+pub fn load_weights(
+    config: &Gpt2Config,
+    lora: LoraConfig,
+    paths: &CheckpointPaths,
+    precision: Precision,
+    device: Device,
+) -> Result<Gpt2Weights, ModelError> {
+    let mut tensors = BTreeMap::new();
+    let mut looked_in = Vec::new();
+    if let Some(base) = &paths.base {
+        read_canonical(base, &mut tensors)?;
+        looked_in.push(base.display().to_string());
+    }
+    if let Some(init) = &paths.init {
+        let mut from_init = BTreeMap::new();
+        read_canonical(init, &mut from_init)?;
+        let lora_only = !from_init.is_empty() && from_init.keys().all(|k| is_lora(k));
+        if lora_only && paths.base.is_none() {
+            return Err(ModelError::LoraOnlyWithoutBase { path: init.clone() });
+        }
+        tensors.extend(from_init);
+        looked_in.push(init.display().to_string());
+    }
+    if looked_in.is_empty() {
+        return Err(ModelError::NoCheckpoint);
+    }
+    let mut found = Assembled {
+        tensors,
+        looked_in: looked_in.join(" and "),
+    };
+
+    let (e, v, p) = (
+        config.n_embd as i64,
+        config.vocab_size as i64,
+        config.n_positions as i64,
+    );
+    let kind = precision.kind();
+    let place =
+        |t: Tensor| -> Result<Tensor, ModelError> { Ok(t.f_to_kind(kind)?.f_to_device(device)?) };
+    let mut take = |name: &str, shape: &[i64]| -> Result<Tensor, ModelError> {
+        Ok(found.take(name, shape)?.0)
+    };
+    let layer_norm = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>,
+                      prefix: &str| {
+        Ok::<_, ModelError>(LayerNorm {
+            weight: place(take(&format!("{prefix}.weight"), &[e])?)?,
+            bias: place(take(&format!("{prefix}.bias"), &[e])?)?,
+        })
+    };
+    let linear = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>,
+                  prefix: &str,
+                  n_in,
+                  n_out| {
+        Ok::<_, ModelError>(Linear {
+            weight: place(take(&format!("{prefix}.weight"), &[n_in, n_out])?)?,
+            bias: place(take(&format!("{prefix}.bias"), &[n_out])?)?,
+        })
+    };
+
+    let wte = place(take("wte.weight", &[v, e])?)?;
+    let wpe = place(take("wpe.weight", &[p, e])?)?;
+    let ln_f = layer_norm(&mut take, "ln_f")?;
+    let mut blocks = Vec::with_capacity(config.n_layer);
+    for i in 0..config.n_layer {
+        let h = format!("h.{i}");
+        let mut c_attn_weight = take(&format!("{h}.attn.c_attn.weight"), &[e, 3 * e])?;
+        let c_attn_bias = take(&format!("{h}.attn.c_attn.bias"), &[3 * e])?;
+        if lora.rank > 0 {
+            let r = lora.rank as i64;
+            let a_name = format!("{h}.attn.c_attn.lora_A");
+            let b_name = format!("{h}.attn.c_attn.lora_B");
+            let missing = |name: &str, err| match err {
+                ModelError::MissingTensor { .. } => ModelError::LoraMissing {
+                    name: name.into(),
+                    rank: lora.rank,
+                },
+                other => other,
+            };
+            let lora_a = take(&a_name, &[2 * r, e]).map_err(|err| missing(&a_name, err))?;
+            let lora_b = take(&b_name, &[2 * e, r]).map_err(|err| missing(&b_name, err))?;
+            c_attn_weight =
+                merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
+        }
+        blocks.push(BlockWeights {
+            ln_1: layer_norm(&mut take, &format!("{h}.ln_1"))?,
+            c_attn: Linear {
+                weight: place(c_attn_weight)?,
+                bias: place(c_attn_bias)?,
+            },
+            attn_proj: linear(&mut take, &format!("{h}.attn.c_proj"), e, e)?,
+            ln_2: layer_norm(&mut take, &format!("{h}.ln_2"))?,
+            c_fc: linear(&mut take, &format!("{h}.mlp.c_fc"), e, 4 * e)?,
+            mlp_proj: linear(&mut take, &format!("{h}.mlp.c_proj"), 4 * e, e)?,
+        });
+    }
+    let leftovers: Vec<&String> = found.tensors.keys().collect();
+    if lora.rank == 0 && leftovers.iter().any(|k| is_lora(k)) {
+        tracing::warn!(
+            "--lora_dim 0: the checkpoint's LoRA tensors are ignored, decoding the base model"
+        );
+    }
+    let unknown: Vec<&&String> = leftovers.iter().filter(|k| !is_lora(k)).collect();
+    if !unknown.is_empty() {
+        tracing::warn!(count = unknown.len(), first = %unknown[0], "ignoring tensors GPT-2 does not use");
+    }
+    Ok(Gpt2Weights {
+        wte,
+        wpe,
+        blocks,
+        ln_f,
+    })
+}

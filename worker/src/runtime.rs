@@ -1,0 +1,42 @@
+//! Building a ready-to-run model from the user's flags.
+
+use std::path::PathBuf;
+
+use crate::model::{
+    load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard,
+    ModelError, Precision,
+};
+
+/// Everything that says which model to load and how to run it.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub checkpoints: CheckpointPaths,
+    pub model_card: ModelCard,
+    /// An HF `config.json`; overrides `model_card` when given.
+    pub model_config: Option<PathBuf>,
+    pub lora: LoraConfig,
+    pub precision: Precision,
+    pub device: String,
+    /// Intra-op CPU threads; 0 keeps libtorch's default.
+    pub threads: usize,
+}
+
+/// Loads the model a spec describes.
+pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
+    if spec.threads > 0 {
+        tch::set_num_threads(spec.threads as i32);
+    }
+    let config = match &spec.model_config {
+        Some(path) => Gpt2Config::from_json_file(path)?,
+        None => Gpt2Config::from_card(spec.model_card),
+    };
+    let device = parse_device(&spec.device)?;
+    let weights = load_weights(
+        &config,
+        spec.lora,
+        &spec.checkpoints,
+        spec.precision,
+        device,
+    )?;
+    Ok(Gpt2::new(config, weights, spec.precision, device))
+}
