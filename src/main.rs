@@ -5,11 +5,7 @@ mod cli;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "lorabeam",
-    version,
-    about = "Beam-search decoding for LoRA-fine-tuned GPT-2"
-)]
+#[command(name = "lorabeam", version, about = "Beam-search decoding for LoRA-fine-tuned GPT-2")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,9 +21,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {

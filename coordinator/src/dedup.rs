@@ -1,37 +1,34 @@
-//! Deduplication: records whose truncated contexts are identical are decoded once.
+//! Deduplication: records that would decode identically are decoded once and the result is
+//! fanned out to each of them.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
-use crate::validation::Record;
-
-/// The distinct contexts of a job, and which one each record uses.
+/// The distinct decode inputs of a job, and which one each record uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DedupPlan {
-    /// Distinct contexts, in order of first appearance.
-    pub contexts: Vec<Vec<u32>>,
-    /// For each record (in input order), the index of its context in `contexts`.
-    pub context_of_record: Vec<usize>,
+pub struct DedupPlan<K> {
+    /// Distinct inputs, in order of first appearance.
+    pub distinct: Vec<K>,
+    /// For each record (in input order), the index of its input in `distinct`.
+    pub index_of_record: Vec<usize>,
 }
 
-impl DedupPlan {
-    /// Groups records by their context after `truncate` (the model sees only that part).
-    pub fn build<'a>(records: &'a [Record], truncate: impl Fn(&'a [u32]) -> &'a [u32]) -> Self {
-        let mut index: HashMap<&[u32], usize> = HashMap::new();
-        let mut contexts = Vec::new();
-        let context_of_record = records
-            .iter()
-            .map(|r| {
-                let key = truncate(&r.context);
-                *index.entry(key).or_insert_with(|| {
-                    contexts.push(key.to_vec());
-                    contexts.len() - 1
+impl<K: Hash + Eq + Clone> DedupPlan<K> {
+    /// Groups records by their decode input (the truncated context, plus whatever else
+    /// changes the result).
+    pub fn build(inputs: impl IntoIterator<Item = K>) -> Self {
+        let mut index: HashMap<K, usize> = HashMap::new();
+        let mut distinct = Vec::new();
+        let index_of_record = inputs
+            .into_iter()
+            .map(|key| {
+                *index.entry(key.clone()).or_insert_with(|| {
+                    distinct.push(key);
+                    distinct.len() - 1
                 })
             })
             .collect();
-        Self {
-            contexts,
-            context_of_record,
-        }
+        Self { distinct, index_of_record }
     }
 }
 
@@ -40,14 +37,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identical_truncated_contexts_share_one_item() {
-        let records: Vec<Record> = [vec![1, 2, 3], vec![9, 2, 3], vec![4], vec![1, 2, 3]]
-            .into_iter()
-            .enumerate()
-            .map(|(id, context)| Record { id, context })
-            .collect();
-        let plan = DedupPlan::build(&records, |c| &c[c.len().saturating_sub(2)..]);
-        assert_eq!(plan.contexts, vec![vec![2, 3], vec![4]]);
-        assert_eq!(plan.context_of_record, vec![0, 0, 1, 0]);
+    fn identical_inputs_share_one_item() {
+        let plan = DedupPlan::build([vec![2, 3], vec![2, 3], vec![4], vec![2, 3]]);
+        assert_eq!(plan.distinct, vec![vec![2, 3], vec![4]]);
+        assert_eq!(plan.index_of_record, vec![0, 0, 1, 0]);
     }
 }

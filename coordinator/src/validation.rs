@@ -27,20 +27,9 @@ pub enum LineFault {
     #[error("field `{0}` must be an array of token ids")]
     NotAnArray(&'static str),
     #[error("field `{field}`: element {index} is not a non-negative integer token id: {value}")]
-    NotATokenId {
-        field: &'static str,
-        index: usize,
-        value: String,
-    },
-    #[error(
-        "field `{field}`: token id {id} at index {index} is outside the vocabulary (0..{vocab})"
-    )]
-    OutOfVocab {
-        field: &'static str,
-        index: usize,
-        id: u64,
-        vocab: usize,
-    },
+    NotATokenId { field: &'static str, index: usize, value: String },
+    #[error("field `{field}`: token id {id} at index {index} is outside the vocabulary (0..{vocab})")]
+    OutOfVocab { field: &'static str, index: usize, id: u64, vocab: usize },
     #[error("field `context` is empty: there is nothing to condition on")]
     EmptyContext,
 }
@@ -58,18 +47,11 @@ pub const MAX_REPORTED_ERRORS: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no records")]
     NoRecords { path: PathBuf },
     #[error("{}", BadLines(.path, .errors, *.total))]
-    BadLines {
-        path: PathBuf,
-        errors: Vec<LineError>,
-        total: usize,
-    },
+    BadLines { path: PathBuf, errors: Vec<LineError>, total: usize },
 }
 
 struct BadLines<'a>(&'a Path, &'a [LineError], usize);
@@ -88,29 +70,16 @@ impl fmt::Display for BadLines<'_> {
     }
 }
 
-fn token_ids(
-    value: Option<&serde_json::Value>,
-    field: &'static str,
-    vocab: usize,
-) -> Result<Vec<u32>, LineFault> {
+fn token_ids(value: Option<&serde_json::Value>, field: &'static str, vocab: usize) -> Result<Vec<u32>, LineFault> {
     let value = value.ok_or(LineFault::MissingField(field))?;
     let items = value.as_array().ok_or(LineFault::NotAnArray(field))?;
     items
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            let id = item.as_u64().ok_or_else(|| LineFault::NotATokenId {
-                field,
-                index,
-                value: item.to_string(),
-            })?;
+            let id = item.as_u64().ok_or_else(|| LineFault::NotATokenId { field, index, value: item.to_string() })?;
             if id >= vocab as u64 {
-                return Err(LineFault::OutOfVocab {
-                    field,
-                    index,
-                    id,
-                    vocab,
-                });
+                return Err(LineFault::OutOfVocab { field, index, id, vocab });
             }
             Ok(id as u32)
         })
@@ -124,8 +93,7 @@ pub fn parse_line(bytes: &[u8], vocab: usize) -> Result<Vec<u32>, LineFault> {
     if text.trim().is_empty() {
         return Err(LineFault::Empty);
     }
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| LineFault::NotJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| LineFault::NotJson(e.to_string()))?;
     let object = value.as_object().ok_or(LineFault::NotAnObject)?;
     let context = token_ids(object.get("context"), "context", vocab)?;
     if context.is_empty() {
@@ -144,9 +112,7 @@ pub fn parse_records(path: &Path, bytes: &[u8], vocab: usize) -> Result<Vec<Reco
     let mut total = 0;
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if body.is_empty() {
-        return Err(DataError::NoRecords {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::NoRecords { path: path.to_path_buf() });
     }
     for (id, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -155,30 +121,20 @@ pub fn parse_records(path: &Path, bytes: &[u8], vocab: usize) -> Result<Vec<Reco
             Err(fault) => {
                 total += 1;
                 if errors.len() < MAX_REPORTED_ERRORS {
-                    errors.push(LineError {
-                        line: id + 1,
-                        fault,
-                    });
+                    errors.push(LineError { line: id + 1, fault });
                 }
             }
         }
     }
     if total > 0 {
-        return Err(DataError::BadLines {
-            path: path.to_path_buf(),
-            errors,
-            total,
-        });
+        return Err(DataError::BadLines { path: path.to_path_buf(), errors, total });
     }
     Ok(records)
 }
 
 /// Reads and checks a JSONL file.
 pub fn read_records(path: &Path, vocab: usize) -> Result<Vec<Record>, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     parse_records(path, &bytes, vocab)
 }
 

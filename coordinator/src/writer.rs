@@ -16,11 +16,7 @@ pub fn format_prediction(out: &mut String, id: usize, predict: &[u32]) {
     use std::fmt::Write as _;
     let _ = write!(out, "{{\"id\": {id}, \"predict\": [");
     for (i, token) in predict.iter().enumerate() {
-        let _ = if i == 0 {
-            write!(out, "{token}")
-        } else {
-            write!(out, ", {token}")
-        };
+        let _ = if i == 0 { write!(out, "{token}") } else { write!(out, ", {token}") };
     }
     out.push_str("]}\n");
 }
@@ -31,14 +27,8 @@ pub fn write_predictions<'a>(
     path: &Path,
     predictions: impl IntoIterator<Item = (usize, &'a [u32])>,
 ) -> Result<(), WriteError> {
-    let fail = |source| WriteError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let fail = |source| WriteError { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     let mut buffer = String::new();
     for (id, predict) in predictions {
@@ -63,10 +53,7 @@ mod tests {
         let mut out = String::new();
         format_prediction(&mut out, 3, &[1318, 318, 0]);
         format_prediction(&mut out, 4, &[]);
-        assert_eq!(
-            out,
-            "{\"id\": 3, \"predict\": [1318, 318, 0]}\n{\"id\": 4, \"predict\": []}\n"
-        );
+        assert_eq!(out, "{\"id\": 3, \"predict\": [1318, 318, 0]}\n{\"id\": 4, \"predict\": []}\n");
     }
 
     #[test]
@@ -77,10 +64,6 @@ mod tests {
         write_predictions(&path, rows.iter().map(|(i, p)| (*i, p.as_slice()))).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 5000);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).expect("ls").count(),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary file left");
     }
 }

@@ -65,44 +65,27 @@ impl DecodeParams {
             return Err(ParamError::BeamZero(self.beam));
         }
         if self.beam > limits.vocab_size {
-            return Err(ParamError::BeamTooLarge {
-                beam: self.beam,
-                vocab: limits.vocab_size,
-            });
+            return Err(ParamError::BeamTooLarge { beam: self.beam, vocab: limits.vocab_size });
         }
         if self.eval_len == 0 {
             return Err(ParamError::EvalLenZero(self.eval_len));
         }
         if self.seq_len <= self.eval_len {
-            return Err(ParamError::NoRoomForContext {
-                seq_len: self.seq_len,
-                eval_len: self.eval_len,
-            });
+            return Err(ParamError::NoRoomForContext { seq_len: self.seq_len, eval_len: self.eval_len });
         }
         if self.seq_len > limits.n_positions {
-            return Err(ParamError::SeqLenPastPositions {
-                seq_len: self.seq_len,
-                n_positions: limits.n_positions,
-            });
+            return Err(ParamError::SeqLenPastPositions { seq_len: self.seq_len, n_positions: limits.n_positions });
         }
         if !self.length_penalty.is_finite() {
             return Err(ParamError::LengthPenaltyNotFinite(self.length_penalty));
         }
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
-            return Err(ParamError::RepetitionPenaltyInvalid(
-                self.repetition_penalty,
-            ));
+            return Err(ParamError::RepetitionPenaltyInvalid(self.repetition_penalty));
         }
         let mut eos_token_ids = vec![GPT2_EOS_TOKEN_ID];
         eos_token_ids.extend_from_slice(&self.extra_eos_token_ids);
-        if let Some(&id) = eos_token_ids
-            .iter()
-            .find(|&&id| id as usize >= limits.vocab_size)
-        {
-            return Err(ParamError::EosOutOfVocab {
-                id,
-                vocab: limits.vocab_size,
-            });
+        if let Some(&id) = eos_token_ids.iter().find(|&&id| id as usize >= limits.vocab_size) {
+            return Err(ParamError::EosOutOfVocab { id, vocab: limits.vocab_size });
         }
         Ok(ValidDecodeParams {
             beam: self.beam,
@@ -138,17 +121,11 @@ impl ValidDecodeParams {
 mod tests {
     use super::*;
 
-    const GPT2: ModelLimits = ModelLimits {
-        vocab_size: 50257,
-        n_positions: 1024,
-    };
+    const GPT2: ModelLimits = ModelLimits { vocab_size: 50257, n_positions: 1024 };
 
     #[test]
     fn defaults_validate_and_always_include_50256() {
-        let params = DecodeParams {
-            extra_eos_token_ids: vec![628],
-            ..Default::default()
-        };
+        let params = DecodeParams { extra_eos_token_ids: vec![628], ..Default::default() };
         let valid = params.validate(GPT2).expect("defaults are valid");
         assert_eq!(valid.eos_token_ids, vec![50256, 628]);
         assert!(valid.is_eos(628) && valid.is_eos(50256) && !valid.is_eos(0));
@@ -158,78 +135,32 @@ mod tests {
     fn each_rule_has_its_error() {
         let base = DecodeParams::default();
         let cases = [
+            (DecodeParams { beam: 0, ..base.clone() }, ParamError::BeamZero(0)),
+            (DecodeParams { eval_len: 0, ..base.clone() }, ParamError::EvalLenZero(0)),
             (
-                DecodeParams {
-                    beam: 0,
-                    ..base.clone()
-                },
-                ParamError::BeamZero(0),
+                DecodeParams { seq_len: 256, ..base.clone() },
+                ParamError::NoRoomForContext { seq_len: 256, eval_len: 256 },
             ),
             (
-                DecodeParams {
-                    eval_len: 0,
-                    ..base.clone()
-                },
-                ParamError::EvalLenZero(0),
+                DecodeParams { seq_len: 2048, ..base.clone() },
+                ParamError::SeqLenPastPositions { seq_len: 2048, n_positions: 1024 },
             ),
+            (DecodeParams { repetition_penalty: 0.0, ..base.clone() }, ParamError::RepetitionPenaltyInvalid(0.0)),
             (
-                DecodeParams {
-                    seq_len: 256,
-                    ..base.clone()
-                },
-                ParamError::NoRoomForContext {
-                    seq_len: 256,
-                    eval_len: 256,
-                },
-            ),
-            (
-                DecodeParams {
-                    seq_len: 2048,
-                    ..base.clone()
-                },
-                ParamError::SeqLenPastPositions {
-                    seq_len: 2048,
-                    n_positions: 1024,
-                },
-            ),
-            (
-                DecodeParams {
-                    repetition_penalty: 0.0,
-                    ..base.clone()
-                },
-                ParamError::RepetitionPenaltyInvalid(0.0),
-            ),
-            (
-                DecodeParams {
-                    extra_eos_token_ids: vec![60000],
-                    ..base.clone()
-                },
-                ParamError::EosOutOfVocab {
-                    id: 60000,
-                    vocab: 50257,
-                },
+                DecodeParams { extra_eos_token_ids: vec![60000], ..base.clone() },
+                ParamError::EosOutOfVocab { id: 60000, vocab: 50257 },
             ),
         ];
         for (params, expected) in cases {
             assert_eq!(params.validate(GPT2), Err(expected));
         }
-        let nan = DecodeParams {
-            length_penalty: f64::NAN,
-            ..base
-        };
-        assert!(matches!(
-            nan.validate(GPT2),
-            Err(ParamError::LengthPenaltyNotFinite(_))
-        ));
+        let nan = DecodeParams { length_penalty: f64::NAN, ..base };
+        assert!(matches!(nan.validate(GPT2), Err(ParamError::LengthPenaltyNotFinite(_))));
     }
 
     #[test]
     fn context_keeps_its_last_tokens() {
-        let params = DecodeParams {
-            seq_len: 6,
-            eval_len: 3,
-            ..Default::default()
-        };
+        let params = DecodeParams { seq_len: 6, eval_len: 3, ..Default::default() };
         let valid = params.validate(GPT2).expect("valid");
         assert_eq!(valid.truncate_context(&[1, 2, 3, 4, 5]), &[3, 4, 5]);
         assert_eq!(valid.truncate_context(&[1, 2]), &[1, 2]);

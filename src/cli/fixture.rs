@@ -18,35 +18,19 @@ pub struct FixtureArgs {
     #[arg(long = "n_embd", env = "LORABEAM_FIXTURE_N_EMBD", default_value_t = 64)]
     pub n_embd: usize,
     /// Transformer blocks.
-    #[arg(
-        long = "n_layer",
-        env = "LORABEAM_FIXTURE_N_LAYER",
-        default_value_t = 2
-    )]
+    #[arg(long = "n_layer", env = "LORABEAM_FIXTURE_N_LAYER", default_value_t = 2)]
     pub n_layer: usize,
     /// Attention heads.
     #[arg(long = "n_head", env = "LORABEAM_FIXTURE_N_HEAD", default_value_t = 4)]
     pub n_head: usize,
     /// Positions the model can attend over.
-    #[arg(
-        long = "n_positions",
-        env = "LORABEAM_FIXTURE_N_POSITIONS",
-        default_value_t = 256
-    )]
+    #[arg(long = "n_positions", env = "LORABEAM_FIXTURE_N_POSITIONS", default_value_t = 256)]
     pub n_positions: usize,
     /// LoRA rank of the checkpoint.
-    #[arg(
-        long = "lora_dim",
-        env = "LORABEAM_FIXTURE_LORA_DIM",
-        default_value_t = 4
-    )]
+    #[arg(long = "lora_dim", env = "LORABEAM_FIXTURE_LORA_DIM", default_value_t = 4)]
     pub lora_dim: usize,
     /// LoRA alpha of the checkpoint.
-    #[arg(
-        long = "lora_alpha",
-        env = "LORABEAM_FIXTURE_LORA_ALPHA",
-        default_value_t = 32.0
-    )]
+    #[arg(long = "lora_alpha", env = "LORABEAM_FIXTURE_LORA_ALPHA", default_value_t = 32.0)]
     pub lora_alpha: f64,
     /// Seed for the weights and the sample data.
     #[arg(long, env = "LORABEAM_FIXTURE_SEED", default_value_t = 1234)]
@@ -57,8 +41,7 @@ pub struct FixtureArgs {
 }
 
 pub fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let config = Gpt2Config {
         vocab_size: 50257,
         n_positions: args.n_positions,
@@ -67,14 +50,8 @@ pub fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
         n_head: args.n_head,
         layer_norm_epsilon: 1e-5,
     };
-    anyhow::ensure!(
-        args.n_head > 0 && args.n_embd % args.n_head == 0,
-        "n_embd must be a multiple of n_head"
-    );
-    let lora = LoraConfig {
-        rank: args.lora_dim,
-        alpha: args.lora_alpha,
-    };
+    anyhow::ensure!(args.n_head > 0 && args.n_embd % args.n_head == 0, "n_embd must be a multiple of n_head");
+    let lora = LoraConfig { rank: args.lora_dim, alpha: args.lora_alpha };
     let tensors = synthetic_checkpoint(&config, lora, args.seed as i64);
     save_torch_checkpoint(&args.out.join("lora_full.pt"), &tensors)?;
     std::fs::write(args.out.join("config.json"), config_json(&config))?;
@@ -97,14 +74,8 @@ pub fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
             c.push(50256);
             c
         };
-        let completion: Vec<u64> = (0..1 + next(12))
-            .map(|_| next(50256))
-            .chain([50256])
-            .collect();
-        writeln!(
-            sample,
-            "{{\"context\": {context:?}, \"completion\": {completion:?}}}"
-        )?;
+        let completion: Vec<u64> = (0..1 + next(12)).map(|_| next(50256)).chain([50256]).collect();
+        writeln!(sample, "{{\"context\": {context:?}, \"completion\": {completion:?}}}")?;
         contexts.push(context);
     }
     eprintln!(

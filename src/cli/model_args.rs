@@ -17,11 +17,7 @@ pub struct ModelArgs {
     #[arg(long = "base_checkpoint", env = "LORABEAM_BASE_CHECKPOINT")]
     pub base_checkpoint: Option<PathBuf>,
     /// Model shape: gpt2.sm, gpt2.md or gpt2.lg (ignored when --model_config is given).
-    #[arg(
-        long = "model_card",
-        env = "LORABEAM_MODEL_CARD",
-        default_value = "gpt2.sm"
-    )]
+    #[arg(long = "model_card", env = "LORABEAM_MODEL_CARD", default_value = "gpt2.sm")]
     pub model_card: ModelCard,
     /// HF-style GPT-2 `config.json` giving the model shape.
     #[arg(long = "model_config", env = "LORABEAM_MODEL_CONFIG")]
@@ -30,11 +26,7 @@ pub struct ModelArgs {
     #[arg(long = "lora_dim", env = "LORABEAM_LORA_DIM", default_value_t = 0)]
     pub lora_dim: usize,
     /// LoRA alpha; the update is scaled by lora_alpha / lora_dim.
-    #[arg(
-        long = "lora_alpha",
-        env = "LORABEAM_LORA_ALPHA",
-        default_value_t = 128.0
-    )]
+    #[arg(long = "lora_alpha", env = "LORABEAM_LORA_ALPHA", default_value_t = 128.0)]
     pub lora_alpha: f64,
     /// Precision of the model: f32, f64, bf16 or f16 (half types score beams in f32).
     #[arg(long, env = "LORABEAM_DTYPE", default_value = "f32")]
@@ -50,16 +42,10 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub fn spec(&self) -> ModelSpec {
         ModelSpec {
-            checkpoints: CheckpointPaths {
-                init: self.init_checkpoint.clone(),
-                base: self.base_checkpoint.clone(),
-            },
+            checkpoints: CheckpointPaths { init: self.init_checkpoint.clone(), base: self.base_checkpoint.clone() },
             model_card: self.model_card,
             model_config: self.model_config.clone(),
-            lora: LoraConfig {
-                rank: self.lora_dim,
-                alpha: self.lora_alpha,
-            },
+            lora: LoraConfig { rank: self.lora_dim, alpha: self.lora_alpha },
             precision: self.dtype,
             device: self.device.clone(),
             threads: self.threads,
@@ -90,25 +76,13 @@ pub struct DecodeArgs {
     )]
     pub length_penalty: f64,
     /// Ban repeating any generated n-gram of this size; 0 disables.
-    #[arg(
-        long = "no_repeat_ngram_size",
-        env = "LORABEAM_NO_REPEAT_NGRAM_SIZE",
-        default_value_t = 4
-    )]
+    #[arg(long = "no_repeat_ngram_size", env = "LORABEAM_NO_REPEAT_NGRAM_SIZE", default_value_t = 4)]
     pub no_repeat_ngram_size: usize,
     /// CTRL repetition penalty on already generated tokens; 1.0 disables.
-    #[arg(
-        long = "repetition_penalty",
-        env = "LORABEAM_REPETITION_PENALTY",
-        default_value_t = 1.0
-    )]
+    #[arg(long = "repetition_penalty", env = "LORABEAM_REPETITION_PENALTY", default_value_t = 1.0)]
     pub repetition_penalty: f64,
     /// Extra end-of-sequence token id (repeatable); 50256 always ends a sequence.
-    #[arg(
-        long = "eos_token_id",
-        env = "LORABEAM_EOS_TOKEN_ID",
-        value_delimiter = ','
-    )]
+    #[arg(long = "eos_token_id", env = "LORABEAM_EOS_TOKEN_ID", value_delimiter = ',')]
     pub eos_token_id: Vec<u32>,
 }
 

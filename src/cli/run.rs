@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use lorabeam_coordinator::dedup::DedupPlan;
+use lorabeam_coordinator::reference_batching::first_step_contexts;
 use lorabeam_coordinator::validation::read_records;
 use lorabeam_coordinator::writer::write_predictions;
 use lorabeam_worker::generation::{Engine, WorkItem};
@@ -18,21 +19,23 @@ pub struct RunArgs {
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line.
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
-    /// Items (distinct contexts) decoded together; the row budget is batch_size × beam.
+    /// Lines per batch, as in gpt2_beam.py. With beam > 1 the reference picks a line's first
+    /// token from another line of its batch (see README); lorabeam reproduces that. Also sets
+    /// the default row budget, batch_size × beam.
     #[arg(long = "batch_size", env = "LORABEAM_BATCH_SIZE", default_value_t = 10)]
     pub batch_size: usize,
-    /// Beam rows decoded together, overriding batch_size × beam.
+    /// Beam rows decoded together by the continuous batch, overriding batch_size × beam.
     #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS")]
     pub max_rows: Option<usize>,
+    /// Pick every line's first token from its own context, fixing gpt2_beam.py's batch_size > 1
+    /// first-step indexing (outputs then differ from the reference's for batch_size > 1).
+    #[arg(long = "exact_first_step", env = "LORABEAM_EXACT_FIRST_STEP")]
+    pub exact_first_step: bool,
     /// Folder for the predictions file (created if missing).
     #[arg(long = "work_dir", env = "PT_OUTPUT_DIR", default_value = "gpt2_model")]
     pub work_dir: PathBuf,
     /// Predictions file name inside work_dir.
-    #[arg(
-        long = "output_file",
-        env = "LORABEAM_OUTPUT_FILE",
-        default_value = "beam_prediction.jsonl"
-    )]
+    #[arg(long = "output_file", env = "LORABEAM_OUTPUT_FILE", default_value = "beam_prediction.jsonl")]
     pub output_file: String,
     #[command(flatten)]
     pub model: ModelArgs,
@@ -43,33 +46,28 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let model = load_model(&args.model.spec()).context("loading the model")?;
-    let params = args
-        .decode
-        .params()
-        .validate(model.config().limits())
-        .context("invalid decoding parameters")?;
+    let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
     let records = read_records(&args.data, model.config().vocab_size)?;
-    let plan = DedupPlan::build(&records, |c| params.truncate_context(c));
+    let contexts: Vec<&[u32]> = records.iter().map(|r| params.truncate_context(&r.context)).collect();
+    let first_steps = if args.exact_first_step {
+        vec![None; contexts.len()]
+    } else {
+        first_step_contexts(&contexts, args.batch_size, params.beam)
+    };
+    let plan = DedupPlan::build(contexts.iter().map(|c| c.to_vec()).zip(first_steps));
     let loaded = started.elapsed();
 
-    let progress = indicatif::ProgressBar::new(plan.contexts.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} contexts {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let progress = indicatif::ProgressBar::new(plan.distinct.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} contexts {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut predictions: Vec<Option<Vec<u32>>> = vec![None; plan.contexts.len()];
-    let items = plan
-        .contexts
-        .iter()
-        .enumerate()
-        .map(|(key, context)| WorkItem {
-            key,
-            context: context.clone(),
-        });
-    let max_rows = args
-        .max_rows
-        .unwrap_or(args.batch_size.max(1) * params.beam);
+    let mut predictions: Vec<Option<Vec<u32>>> = vec![None; plan.distinct.len()];
+    let items = plan.distinct.iter().enumerate().map(|(key, (context, first_step))| WorkItem {
+        key,
+        context: context.clone(),
+        first_step_context: first_step.clone(),
+    });
+    let max_rows = args.max_rows.unwrap_or(args.batch_size.max(1) * params.beam);
     let decode_started = Instant::now();
     let stats = Engine::new(&model, params.clone(), max_rows).run(items, |key, predict| {
         predictions[key] = Some(predict);
@@ -78,25 +76,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let decode_time = decode_started.elapsed().as_secs_f64();
 
-    let rows = records
-        .iter()
-        .zip(&plan.context_of_record)
-        .map(|(record, &item)| {
-            let predict = predictions[item].as_deref().unwrap_or_default();
-            (record.id, predict)
-        });
+    let rows = records.iter().zip(&plan.index_of_record).map(|(record, &item)| {
+        let predict = predictions[item].as_deref().unwrap_or_default();
+        (record.id, predict)
+    });
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("creating work_dir {}", args.work_dir.display()))?;
     let out = args.work_dir.join(&args.output_file);
-    anyhow::ensure!(
-        predictions.iter().all(Option::is_some),
-        "internal error: an item produced no prediction"
-    );
+    anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
     write_predictions(&out, rows)?;
     eprintln!(
         "decoded {} lines ({} distinct contexts) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s; wrote {}",
         records.len(),
-        plan.contexts.len(),
+        plan.distinct.len(),
         decode_time,
         loaded.as_secs_f64(),
         records.len() as f64 / decode_time,

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use crate::model::{
-    load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard,
-    ModelError, Precision,
+    load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard, ModelError, Precision,
 };
 
 /// Everything that says which model to load and how to run it.
@@ -31,12 +30,6 @@ pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
         None => Gpt2Config::from_card(spec.model_card),
     };
     let device = parse_device(&spec.device)?;
-    let weights = load_weights(
-        &config,
-        spec.lora,
-        &spec.checkpoints,
-        spec.precision,
-        device,
-    )?;
+    let weights = load_weights(&config, spec.lora, &spec.checkpoints, spec.precision, device)?;
     Ok(Gpt2::new(config, weights, spec.precision, device))
 }

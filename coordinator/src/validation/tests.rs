@@ -8,13 +8,9 @@ fn fault(line: &str) -> LineFault {
 
 #[test]
 fn good_lines_parse() {
-    let context =
-        parse_line(br#"{"context": [1, 2, 50256], "completion": [3]}"#, VOCAB).expect("valid");
+    let context = parse_line(br#"{"context": [1, 2, 50256], "completion": [3]}"#, VOCAB).expect("valid");
     assert_eq!(context, vec![1, 2, 50256]);
-    assert!(
-        parse_line(br#"{"context": [7]}"#, VOCAB).is_ok(),
-        "completion is optional"
-    );
+    assert!(parse_line(br#"{"context": [7]}"#, VOCAB).is_ok(), "completion is optional");
 }
 
 #[test]
@@ -23,48 +19,24 @@ fn each_fault_is_named() {
     assert_eq!(fault("   "), LineFault::Empty);
     assert!(matches!(fault("{\"context\": [1,"), LineFault::NotJson(_)));
     assert_eq!(fault("[1, 2]"), LineFault::NotAnObject);
-    assert_eq!(
-        fault(r#"{"completion": [1]}"#),
-        LineFault::MissingField("context")
-    );
-    assert_eq!(
-        fault(r#"{"context": "1 2"}"#),
-        LineFault::NotAnArray("context")
-    );
+    assert_eq!(fault(r#"{"completion": [1]}"#), LineFault::MissingField("context"));
+    assert_eq!(fault(r#"{"context": "1 2"}"#), LineFault::NotAnArray("context"));
     assert_eq!(fault(r#"{"context": []}"#), LineFault::EmptyContext);
     assert_eq!(
         fault(r#"{"context": [1, -4]}"#),
-        LineFault::NotATokenId {
-            field: "context",
-            index: 1,
-            value: "-4".into()
-        }
+        LineFault::NotATokenId { field: "context", index: 1, value: "-4".into() }
     );
     assert_eq!(
         fault(r#"{"context": [1, 2.5]}"#),
-        LineFault::NotATokenId {
-            field: "context",
-            index: 1,
-            value: "2.5".into()
-        }
+        LineFault::NotATokenId { field: "context", index: 1, value: "2.5".into() }
     );
     assert_eq!(
         fault(r#"{"context": [50257]}"#),
-        LineFault::OutOfVocab {
-            field: "context",
-            index: 0,
-            id: 50257,
-            vocab: VOCAB
-        }
+        LineFault::OutOfVocab { field: "context", index: 0, id: 50257, vocab: VOCAB }
     );
     assert_eq!(
         fault(r#"{"context": [1], "completion": [1, 99999999]}"#),
-        LineFault::OutOfVocab {
-            field: "completion",
-            index: 1,
-            id: 99999999,
-            vocab: VOCAB
-        }
+        LineFault::OutOfVocab { field: "completion", index: 1, id: 99999999, vocab: VOCAB }
     );
 }
 
@@ -74,20 +46,11 @@ fn file_errors_name_file_and_line_and_keep_count() {
     for _ in 0..30 {
         text.push_str("{\"context\": []}\n");
     }
-    let err =
-        parse_records(Path::new("test.jsonl"), text.as_bytes(), VOCAB).expect_err("bad lines");
-    let DataError::BadLines { errors, total, .. } = &err else {
-        panic!("{err}")
-    };
-    assert_eq!(
-        (*total, errors.len(), errors[0].line),
-        (30, MAX_REPORTED_ERRORS, 2)
-    );
+    let err = parse_records(Path::new("test.jsonl"), text.as_bytes(), VOCAB).expect_err("bad lines");
+    let DataError::BadLines { errors, total, .. } = &err else { panic!("{err}") };
+    assert_eq!((*total, errors.len(), errors[0].line), (30, MAX_REPORTED_ERRORS, 2));
     let message = err.to_string();
-    assert!(
-        message.contains("test.jsonl:2: field `context` is empty"),
-        "{message}"
-    );
+    assert!(message.contains("test.jsonl:2: field `context` is empty"), "{message}");
     assert!(message.contains("and 10 more"), "{message}");
 }
 
@@ -95,21 +58,6 @@ fn file_errors_name_file_and_line_and_keep_count() {
 fn ids_are_line_numbers_and_crlf_is_accepted() {
     let text = b"{\"context\": [1]}\r\n{\"context\": [2]}\n";
     let records = parse_records(Path::new("x"), text, VOCAB).expect("valid");
-    assert_eq!(
-        records,
-        vec![
-            Record {
-                id: 0,
-                context: vec![1]
-            },
-            Record {
-                id: 1,
-                context: vec![2]
-            }
-        ]
-    );
-    assert!(matches!(
-        parse_records(Path::new("x"), b"", VOCAB),
-        Err(DataError::NoRecords { .. })
-    ));
+    assert_eq!(records, vec![Record { id: 0, context: vec![1] }, Record { id: 1, context: vec![2] }]);
+    assert!(matches!(parse_records(Path::new("x"), b"", VOCAB), Err(DataError::NoRecords { .. })));
 }

@@ -23,10 +23,7 @@ pub struct Malformed(pub String);
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot read checkpoint {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("checkpoint {path} is corrupt or truncated: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error(
@@ -55,10 +52,7 @@ enum Format {
 }
 
 fn sniff(path: &Path) -> Result<Format, CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let mut head = [0u8; 16];
     let mut file = File::open(path).map_err(io)?;
     let n = file.read(&mut head).map_err(io)?;
@@ -73,65 +67,40 @@ fn sniff(path: &Path) -> Result<Format, CheckpointError> {
     if n >= 9 && head[8] == b'{' {
         return Ok(Format::Safetensors);
     }
-    Err(CheckpointError::UnknownFormat {
-        path: path.to_path_buf(),
-    })
+    Err(CheckpointError::UnknownFormat { path: path.to_path_buf() })
 }
 
 /// Reads every tensor of a checkpoint, unwrapping `model_state_dict` / `state_dict` if present.
 pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
-    let corrupt = |Malformed(detail)| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    };
+    let corrupt = |Malformed(detail)| CheckpointError::Corrupt { path: path.to_path_buf(), detail };
     let tensors = match sniff(path)? {
-        Format::LegacyTorch => {
-            return Err(CheckpointError::LegacyFormat {
-                path: path.to_path_buf(),
-            })
-        }
+        Format::LegacyTorch => return Err(CheckpointError::LegacyFormat { path: path.to_path_buf() }),
         Format::Safetensors => Tensor::read_safetensors(path)
-            .map_err(|e| CheckpointError::Corrupt {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?
+            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })?
             .into_iter()
             .collect(),
         Format::TorchZip => {
-            let file = File::open(path).map_err(|source| CheckpointError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let mut archive =
-                torch_zip::TorchArchive::open(BufReader::new(file)).map_err(corrupt)?;
+            let file = File::open(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+            let mut archive = torch_zip::TorchArchive::open(BufReader::new(file)).map_err(corrupt)?;
             let root = archive.root().map_err(corrupt)?;
-            let dict = find_state_dict(&root).map_err(|detail| CheckpointError::NoStateDict {
-                path: path.to_path_buf(),
-                detail,
-            })?;
+            let dict = find_state_dict(&root)
+                .map_err(|detail| CheckpointError::NoStateDict { path: path.to_path_buf(), detail })?;
             let mut tensors = BTreeMap::new();
             for (key, value) in dict {
                 let pickle::Value::Str(name) = key else {
                     continue;
                 };
-                if let Some(tensor) =
-                    archive
-                        .tensor(value)
-                        .map_err(|Malformed(d)| CheckpointError::Corrupt {
-                            path: path.to_path_buf(),
-                            detail: format!("tensor `{name}`: {d}"),
-                        })?
-                {
+                if let Some(tensor) = archive.tensor(value).map_err(|Malformed(d)| CheckpointError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!("tensor `{name}`: {d}"),
+                })? {
                     tensors.insert(name.clone(), tensor);
                 }
             }
             tensors
         }
     };
-    Ok(StateDict {
-        path: path.to_path_buf(),
-        tensors,
-    })
+    Ok(StateDict { path: path.to_path_buf(), tensors })
 }
 
 /// The dict of tensors inside a pickle root: the root itself, or its `model_state_dict`.
@@ -140,10 +109,7 @@ fn find_state_dict(root: &pickle::Value) -> Result<&[(pickle::Value, pickle::Val
         return Err("the pickle's root is not a dict".into());
     };
     for wrapper in ["model_state_dict", "state_dict"] {
-        if let Some((_, inner)) = entries
-            .iter()
-            .find(|(k, _)| *k == pickle::Value::Str(wrapper.into()))
-        {
+        if let Some((_, inner)) = entries.iter().find(|(k, _)| *k == pickle::Value::Str(wrapper.into())) {
             return match inner {
                 pickle::Value::Dict(inner) => Ok(inner),
                 _ => Err(format!("`{wrapper}` is not a dict")),

@@ -40,12 +40,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.data.len());
-        let end = end
-            .ok_or_else(|| corrupt(format!("pickle ends inside an opcode at byte {}", self.pos)))?;
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.data.len());
+        let end = end.ok_or_else(|| corrupt(format!("pickle ends inside an opcode at byte {}", self.pos)))?;
         let bytes = &self.data[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -63,12 +59,8 @@ impl<'a> Reader<'a> {
     }
     fn line(&mut self) -> Result<String, Malformed> {
         let rest = &self.data[self.pos..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| corrupt("unterminated GLOBAL name"))?;
-        let text =
-            std::str::from_utf8(&rest[..len]).map_err(|_| corrupt("GLOBAL name is not UTF-8"))?;
+        let len = rest.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("unterminated GLOBAL name"))?;
+        let text = std::str::from_utf8(&rest[..len]).map_err(|_| corrupt("GLOBAL name is not UTF-8"))?;
         self.pos += len + 1;
         Ok(text.to_string())
     }
@@ -89,10 +81,7 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
     let mut memo: std::collections::HashMap<u32, Value> = std::collections::HashMap::new();
     let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| corrupt("stack underflow"));
     let pop_mark = |stack: &mut Vec<Value>| -> Result<Vec<Value>, Malformed> {
-        let mark = stack
-            .iter()
-            .rposition(|v| *v == Value::Mark)
-            .ok_or_else(|| corrupt("MARK missing"))?;
+        let mark = stack.iter().rposition(|v| *v == Value::Mark).ok_or_else(|| corrupt("MARK missing"))?;
         let items = stack.split_off(mark + 1);
         stack.pop();
         Ok(items)
@@ -124,11 +113,7 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
                 if n > 8 {
                     return Err(corrupt(format!("integer of {n} bytes is too large")));
                 }
-                let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
-                    [0xff; 8]
-                } else {
-                    [0; 8]
-                };
+                let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
                 buf[..n].copy_from_slice(bytes);
                 stack.push(Value::Int(i64::from_le_bytes(buf)));
             }
@@ -201,9 +186,7 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
                 let name = pop(&mut stack)?;
                 let module = pop(&mut stack)?;
                 match (module, name) {
-                    (Value::Str(module), Value::Str(name)) => {
-                        stack.push(Value::Global { module, name })
-                    }
+                    (Value::Str(module), Value::Str(name)) => stack.push(Value::Global { module, name }),
                     _ => return Err(corrupt("STACK_GLOBAL without string names")),
                 }
             }
@@ -217,10 +200,7 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
                 if is_ordered_dict(&callable) && args == Value::Tuple(Vec::new()) {
                     stack.push(Value::Dict(Vec::new()));
                 } else {
-                    stack.push(Value::Reduce {
-                        callable: Box::new(callable),
-                        args: Box::new(args),
-                    });
+                    stack.push(Value::Reduce { callable: Box::new(callable), args: Box::new(args) });
                 }
             }
             b'b' => {
@@ -232,46 +212,23 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
             }
             b'q' => {
                 let key = r.u8()? as u32;
-                memo.insert(
-                    key,
-                    stack
-                        .last()
-                        .cloned()
-                        .ok_or_else(|| corrupt("BINPUT on empty stack"))?,
-                );
+                memo.insert(key, stack.last().cloned().ok_or_else(|| corrupt("BINPUT on empty stack"))?);
             }
             b'r' => {
                 let key = r.u32()?;
-                memo.insert(
-                    key,
-                    stack
-                        .last()
-                        .cloned()
-                        .ok_or_else(|| corrupt("LONG_BINPUT on empty stack"))?,
-                );
+                memo.insert(key, stack.last().cloned().ok_or_else(|| corrupt("LONG_BINPUT on empty stack"))?);
             }
             0x94 => {
                 let key = memo.len() as u32;
-                memo.insert(
-                    key,
-                    stack
-                        .last()
-                        .cloned()
-                        .ok_or_else(|| corrupt("MEMOIZE on empty stack"))?,
-                );
+                memo.insert(key, stack.last().cloned().ok_or_else(|| corrupt("MEMOIZE on empty stack"))?);
             }
             b'h' | b'j' => {
                 let key = if op == b'h' { r.u8()? as u32 } else { r.u32()? };
-                let value = memo
-                    .get(&key)
-                    .cloned()
-                    .ok_or_else(|| corrupt(format!("memo key {key} unset")))?;
+                let value = memo.get(&key).cloned().ok_or_else(|| corrupt(format!("memo key {key} unset")))?;
                 stack.push(value);
             }
             other => {
-                return Err(corrupt(format!(
-                    "unsupported pickle opcode 0x{other:02x} at byte {at}"
-                )));
+                return Err(corrupt(format!("unsupported pickle opcode 0x{other:02x} at byte {at}")));
             }
         }
     }

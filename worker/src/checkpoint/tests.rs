@@ -4,14 +4,8 @@ use tch::{Device, Kind};
 fn sample() -> Vec<(String, Tensor)> {
     tch::manual_seed(3);
     vec![
-        (
-            "module.transformer.wte.weight".to_string(),
-            Tensor::randn([5, 3], (Kind::Float, Device::Cpu)),
-        ),
-        (
-            "module.transformer.h.0.attn.bias".to_string(),
-            Tensor::ones([1, 1, 4, 4], (Kind::Float, Device::Cpu)),
-        ),
+        ("module.transformer.wte.weight".to_string(), Tensor::randn([5, 3], (Kind::Float, Device::Cpu))),
+        ("module.transformer.h.0.attn.bias".to_string(), Tensor::ones([1, 1, 4, 4], (Kind::Float, Device::Cpu))),
         ("scale".to_string(), Tensor::from_slice(&[1.5f64])),
     ]
 }
@@ -38,9 +32,7 @@ fn truncated_archive_is_a_clear_error() {
     save_torch_checkpoint(&path, &sample()).expect("save");
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
-    let err = load_state_dict(&path)
-        .err()
-        .expect("truncated file must fail");
+    let err = load_state_dict(&path).err().expect("truncated file must fail");
     assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("ckpt.pt"), "{err}");
 }
@@ -50,28 +42,18 @@ fn unknown_bytes_and_legacy_pickles_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, b"hello, not a checkpoint").expect("write");
-    assert!(matches!(
-        load_state_dict(&junk),
-        Err(CheckpointError::UnknownFormat { .. })
-    ));
+    assert!(matches!(load_state_dict(&junk), Err(CheckpointError::UnknownFormat { .. })));
     let legacy = dir.path().join("legacy.bin");
     std::fs::write(&legacy, [0x80, 0x02, 0x8a, 0x0a]).expect("write");
-    assert!(matches!(
-        load_state_dict(&legacy),
-        Err(CheckpointError::LegacyFormat { .. })
-    ));
+    assert!(matches!(load_state_dict(&legacy), Err(CheckpointError::LegacyFormat { .. })));
     let missing = dir.path().join("missing.pt");
-    assert!(matches!(
-        load_state_dict(&missing),
-        Err(CheckpointError::Io { .. })
-    ));
+    assert!(matches!(load_state_dict(&missing), Err(CheckpointError::Io { .. })));
 }
 
 #[test]
 fn pickle_with_unknown_opcode_is_corrupt_not_a_panic() {
     let err = pickle::parse(&[0x80, 0x02, b'}', 0xff]).expect_err("0xff is no opcode");
     assert!(err.0.contains("0xff"), "{}", err.0);
-    let err = pickle::parse(&[0x80, 0x02, b'X', 0xff, 0xff, 0xff, 0x7f])
-        .expect_err("string past the end");
+    let err = pickle::parse(&[0x80, 0x02, b'X', 0xff, 0xff, 0xff, 0x7f]).expect_err("string past the end");
     assert!(err.0.contains("ends inside"), "{}", err.0);
 }

@@ -41,8 +41,7 @@ impl Pickler {
     }
     fn global(&mut self, module: &str, name: &str) {
         self.0.push(b'c');
-        self.0
-            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self.0.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
     }
     fn int_tuple(&mut self, values: &[i64]) {
         self.0.push(b'(');
@@ -55,14 +54,8 @@ impl Pickler {
 }
 
 /// Saves `tensors` as gpt2_ft.py does (`torch.save({'model_state_dict': ...}, path)`).
-pub fn save_torch_checkpoint(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-) -> Result<(), CheckpointError> {
-    let fail = |detail: String| CheckpointError::Write {
-        path: path.to_path_buf(),
-        detail,
-    };
+pub fn save_torch_checkpoint(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+    let fail = |detail: String| CheckpointError::Write { path: path.to_path_buf(), detail };
     let mut p = Pickler(vec![0x80, 2]);
     p.op(b'}');
     p.str("model_state_dict");
@@ -71,8 +64,7 @@ pub fn save_torch_checkpoint(
     let mut storages = Vec::with_capacity(tensors.len());
     for (key, (name, tensor)) in tensors.iter().enumerate() {
         let kind = tensor.kind();
-        let storage = storage_type(kind)
-            .ok_or_else(|| fail(format!("tensor {name}: unsupported dtype {kind:?}")))?;
+        let storage = storage_type(kind).ok_or_else(|| fail(format!("tensor {name}: unsupported dtype {kind:?}")))?;
         let tensor = tensor.to_device(tch::Device::Cpu).contiguous();
         let size = tensor.size();
         let numel = tensor.numel();
@@ -100,9 +92,7 @@ pub fn save_torch_checkpoint(
         p.op(b't');
         p.op(b'R');
         let mut bytes = vec![0u8; numel * kind.elt_size_in_bytes()];
-        tensor
-            .f_copy_data_u8(&mut bytes, numel)
-            .map_err(|e| fail(format!("tensor {name}: {e}")))?;
+        tensor.f_copy_data_u8(&mut bytes, numel).map_err(|e| fail(format!("tensor {name}: {e}")))?;
         storages.push(bytes);
     }
     p.op(b'u');

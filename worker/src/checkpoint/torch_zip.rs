@@ -25,16 +25,10 @@ impl<R: Read + Seek> TorchArchive<R> {
             .ok_or_else(|| Malformed("zip archive has no data.pkl: not a torch.save file".into()))?
             .to_string();
         let prefix = pkl.trim_end_matches("data.pkl").to_string();
-        let mut archive = Self {
-            zip,
-            prefix,
-            storages: HashMap::new(),
-        };
+        let mut archive = Self { zip, prefix, storages: HashMap::new() };
         if let Ok(order) = archive.read_entry("byteorder") {
             if order.trim_ascii() != b"little" {
-                return Err(Malformed(
-                    "big-endian tensor storages are not supported".into(),
-                ));
+                return Err(Malformed("big-endian tensor storages are not supported".into()));
             }
         }
         Ok(archive)
@@ -42,13 +36,9 @@ impl<R: Read + Seek> TorchArchive<R> {
 
     fn read_entry(&mut self, name: &str) -> Result<Vec<u8>, Malformed> {
         let full = format!("{}{}", self.prefix, name);
-        let mut file = self
-            .zip
-            .by_name(&full)
-            .map_err(|e| Malformed(format!("entry {full}: {e}")))?;
+        let mut file = self.zip.by_name(&full).map_err(|e| Malformed(format!("entry {full}: {e}")))?;
         let mut buf = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut buf)
-            .map_err(|e| Malformed(format!("entry {full}: {e}")))?;
+        file.read_to_end(&mut buf).map_err(|e| Malformed(format!("entry {full}: {e}")))?;
         Ok(buf)
     }
 
@@ -74,48 +64,37 @@ impl<R: Read + Seek> TorchArchive<R> {
             ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
                 self.rebuild_tensor(args).map(Some)
             }
-            ("torch._utils", "_rebuild_parameter")
-            | ("torch._utils", "_rebuild_parameter_with_state") => match args.first() {
-                Some(data) => self.tensor(data),
-                None => Err(Malformed("_rebuild_parameter without data".into())),
-            },
+            ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
+                match args.first() {
+                    Some(data) => self.tensor(data),
+                    None => Err(Malformed("_rebuild_parameter without data".into())),
+                }
+            }
             _ => Ok(None),
         }
     }
 
     fn rebuild_tensor(&mut self, args: &[Value]) -> Result<Tensor, Malformed> {
         let [storage, offset, size, stride, ..] = args else {
-            return Err(Malformed(format!(
-                "_rebuild_tensor_v2 with {} arguments",
-                args.len()
-            )));
+            return Err(Malformed(format!("_rebuild_tensor_v2 with {} arguments", args.len())));
         };
         let storage = self.storage(storage)?;
         let offset = as_int(offset, "storage offset")?;
         let size = as_ints(size, "size")?;
         let stride = as_ints(stride, "stride")?;
         if size.len() != stride.len() || offset < 0 || size.iter().chain(&stride).any(|&v| v < 0) {
-            return Err(Malformed(format!(
-                "invalid tensor geometry: size {size:?} stride {stride:?}"
-            )));
+            return Err(Malformed(format!("invalid tensor geometry: size {size:?} stride {stride:?}")));
         }
         let numel = storage.size1().map_err(|e| Malformed(e.to_string()))?;
         if size.iter().all(|&s| s > 0) {
-            let last = offset
-                + size
-                    .iter()
-                    .zip(&stride)
-                    .map(|(s, st)| (s - 1) * st)
-                    .sum::<i64>();
+            let last = offset + size.iter().zip(&stride).map(|(s, st)| (s - 1) * st).sum::<i64>();
             if last >= numel {
                 return Err(Malformed(format!(
                     "tensor of size {size:?} at offset {offset} reads past its storage of {numel} elements"
                 )));
             }
         }
-        storage
-            .f_as_strided(&size, &stride, offset)
-            .map_err(|e| Malformed(e.to_string()))
+        storage.f_as_strided(&size, &stride, offset).map_err(|e| Malformed(e.to_string()))
     }
 
     /// Loads (once) the storage a persistent id names: `('storage', type, key, location, numel)`.
@@ -126,13 +105,10 @@ impl<R: Read + Seek> TorchArchive<R> {
         let Value::Tuple(fields) = pid.as_ref() else {
             return Err(Malformed("storage reference is not a tuple".into()));
         };
-        let [Value::Str(tag), Value::Global {
-            name: type_name, ..
-        }, Value::Str(key), _location, numel] = fields.as_slice()
+        let [Value::Str(tag), Value::Global { name: type_name, .. }, Value::Str(key), _location, numel] =
+            fields.as_slice()
         else {
-            return Err(Malformed(format!(
-                "unexpected storage reference {fields:?}"
-            )));
+            return Err(Malformed(format!("unexpected storage reference {fields:?}")));
         };
         if tag != "storage" {
             return Err(Malformed(format!("unknown persistent id kind `{tag}`")));
@@ -150,8 +126,7 @@ impl<R: Read + Seek> TorchArchive<R> {
                 bytes.len()
             )));
         }
-        let t = Tensor::f_from_data_size(&bytes, &[numel], kind)
-            .map_err(|e| Malformed(e.to_string()))?;
+        let t = Tensor::f_from_data_size(&bytes, &[numel], kind).map_err(|e| Malformed(e.to_string()))?;
         self.storages.insert(key.clone(), t.shallow_clone());
         Ok(t)
     }

@@ -34,17 +34,8 @@ pub struct BeamGroup {
 impl BeamGroup {
     /// A group before its first token: every beam starts from the same (empty) history.
     pub fn new(params: &ValidDecodeParams) -> Self {
-        let empty = Beam {
-            tokens: Vec::new(),
-            score: 0.0,
-            ngrams: NgramTable::default(),
-            distinct: Vec::new(),
-        };
-        Self {
-            beams: vec![empty; params.beam],
-            best: None,
-            finished: false,
-        }
+        let empty = Beam { tokens: Vec::new(), score: 0.0, ngrams: NgramTable::default(), distinct: Vec::new() };
+        Self { beams: vec![empty; params.beam], best: None, finished: false }
     }
 
     /// Generated length so far (every beam has the same).
@@ -61,9 +52,7 @@ impl BeamGroup {
     }
 
     pub fn last_tokens(&self) -> impl Iterator<Item = u32> + '_ {
-        self.beams
-            .iter()
-            .map(|b| b.tokens.last().copied().unwrap_or(0))
+        self.beams.iter().map(|b| b.tokens.last().copied().unwrap_or(0))
     }
 
     pub fn scores(&self) -> impl Iterator<Item = f64> + '_ {
@@ -83,8 +72,7 @@ impl BeamGroup {
             out.extend_from_slice(&params.eos_token_ids);
         }
         if !b.tokens.is_empty() {
-            b.ngrams
-                .banned_into(&b.tokens, params.no_repeat_ngram_size, out);
+            b.ngrams.banned_into(&b.tokens, params.no_repeat_ngram_size, out);
         }
     }
 
@@ -110,19 +98,13 @@ impl BeamGroup {
         // `_add_beam_candidate`), in row order; only a strictly better score replaces the best.
         for i in 0..self.beams.len() {
             if params.is_eos(self.beams[i].tokens[len - 1]) {
-                self.offer(
-                    i,
-                    width.normalize(self.beams[i].score, len, params.length_penalty),
-                );
+                self.offer(i, width.normalize(self.beams[i].score, len, params.length_penalty));
                 self.beams[i].score = f64::NEG_INFINITY;
             }
         }
         if len == params.eval_len {
             for i in 0..self.beams.len() {
-                self.offer(
-                    i,
-                    width.normalize(self.beams[i].score, len, params.length_penalty),
-                );
+                self.offer(i, width.normalize(self.beams[i].score, len, params.length_penalty));
             }
             self.finished = true;
         } else {
@@ -153,30 +135,19 @@ impl BeamGroup {
             return false;
         };
         let len = self.len();
-        self.beams
-            .iter()
-            .filter(|b| b.score > f64::NEG_INFINITY)
-            .all(|b| {
-                if b.score > 0.0 {
-                    return false;
-                }
-                let lp = params.length_penalty;
-                let bound = width.normalize(b.score, len + 1, lp).max(width.normalize(
-                    b.score,
-                    params.eval_len,
-                    lp,
-                ));
-                bound <= *best
-            })
+        self.beams.iter().filter(|b| b.score > f64::NEG_INFINITY).all(|b| {
+            if b.score > 0.0 {
+                return false;
+            }
+            let lp = params.length_penalty;
+            let bound = width.normalize(b.score, len + 1, lp).max(width.normalize(b.score, params.eval_len, lp));
+            bound <= *best
+        })
     }
 
     /// The best hypothesis padded with 0 to `eval_len`, as the reference writes `predict`.
     pub fn prediction(&self, eval_len: usize) -> Vec<u32> {
-        let mut out = self
-            .best
-            .as_ref()
-            .map(|(_, tokens)| tokens.clone())
-            .unwrap_or_default();
+        let mut out = self.best.as_ref().map(|(_, tokens)| tokens.clone()).unwrap_or_default();
         out.resize(eval_len, 0);
         out
     }

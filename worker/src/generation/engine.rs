@@ -25,9 +25,14 @@ pub struct EngineStats {
 }
 
 /// An item to decode: a caller-chosen key and its (already truncated) context.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WorkItem {
     pub key: usize,
     pub context: Vec<u32>,
+    /// Tokens whose last-position logits choose the first token instead of `context`'s own,
+    /// reproducing gpt2_beam.py with `batch_size > 1` (see the coordinator's
+    /// `reference_batching`); `None` for an item's own context.
+    pub first_step_context: Option<Vec<u32>>,
 }
 
 /// Most context tokens prefilled together, bounding the prefill's activation memory.
@@ -50,12 +55,7 @@ impl<'m> Engine<'m> {
     /// `max_rows` caps the beam rows decoded together (at least one group always runs).
     pub fn new(model: &'m Gpt2, params: ValidDecodeParams, max_rows: usize) -> Self {
         let width = ScoreWidth::from_kind(model.precision().score_kind());
-        Self {
-            model,
-            params,
-            max_rows,
-            width,
-        }
+        Self { model, params, max_rows, width }
     }
 
     /// Decodes every item, calling `on_result(key, prediction)` as each one is final.
@@ -105,16 +105,27 @@ impl<'m> Engine<'m> {
     /// Prefills new items and takes their first step (the reference's step 0, where all beams
     /// are the same and only beam 0's distribution is searched). Items finished by that step
     /// are still returned; the next `run` sweep emits them.
-    fn start(
-        &self,
-        items: Vec<WorkItem>,
-        stats: &mut EngineStats,
-    ) -> Result<Vec<Running>, ModelError> {
+    fn start(&self, items: Vec<WorkItem>, stats: &mut EngineStats) -> Result<Vec<Running>, ModelError> {
         let contexts: Vec<&[u32]> = items.iter().map(|i| i.context.as_slice()).collect();
         let capacity = self.params.eval_len.saturating_sub(1);
-        let (caches, logits) = self.model.prefill(&contexts, self.params.beam, capacity)?;
-        let mut groups: Vec<BeamGroup> =
-            items.iter().map(|_| BeamGroup::new(&self.params)).collect();
+        let (context_kv, mut logits) = self.model.prefill(&contexts)?;
+        let substituted: Vec<(i64, &[u32])> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(row, item)| Some((row as i64, item.first_step_context.as_deref()?)))
+            .collect();
+        if !substituted.is_empty() {
+            let (rows, sources): (Vec<i64>, Vec<&[u32]>) = substituted.into_iter().unzip();
+            let (_, source_logits) = self.model.prefill(&sources)?;
+            let rows = Tensor::f_from_slice(&rows)?.f_to_device(logits.device())?;
+            logits = logits.f_index_copy(0, &rows, &source_logits)?;
+            stats.prefill_tokens += sources.iter().map(|c| c.len()).sum::<usize>();
+        }
+        let caches = context_kv
+            .into_iter()
+            .map(|kv| GroupCache::new(kv, self.params.beam, capacity))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut groups: Vec<BeamGroup> = items.iter().map(|_| BeamGroup::new(&self.params)).collect();
         let mut logits = logits.f_to_kind(self.model.precision().score_kind())?;
         process_logits(&mut logits, groups.iter(), 1, &self.params)?;
         let logprobs = logits.f_softmax(-1, None)?.f_log()?;
@@ -124,51 +135,31 @@ impl<'m> Engine<'m> {
             group.advance(choices, &self.params, self.width);
         }
         stats.prefill_tokens += contexts.iter().map(|c| c.len()).sum::<usize>();
-        stats.flops += contexts
-            .iter()
-            .map(|c| prefill_flops(self.model, c.len()))
-            .sum::<f64>();
+        stats.flops += contexts.iter().map(|c| prefill_flops(self.model, c.len())).sum::<f64>();
         stats.generated_tokens += items.len() * self.params.beam;
         Ok(items
             .into_iter()
             .zip(groups)
             .zip(caches)
-            .map(|((item, search), cache)| Running {
-                key: item.key,
-                search,
-                cache,
-            })
+            .map(|((item, search), cache)| Running { key: item.key, search, cache })
             .collect())
     }
 
     /// One decode step over every running group.
     fn step(&self, running: &mut [Running], stats: &mut EngineStats) -> Result<(), ModelError> {
-        let tokens: Vec<i64> = running
-            .iter()
-            .flat_map(|g| g.search.last_tokens().map(i64::from))
-            .collect();
+        let tokens: Vec<i64> = running.iter().flat_map(|g| g.search.last_tokens().map(i64::from)).collect();
         let scores: Vec<f64> = running.iter().flat_map(|g| g.search.scores()).collect();
         for g in running.iter() {
             let attended = g.cache.context_len() + g.cache.steps() + 1;
             stats.flops += g.cache.beams() as f64 * self.model.flops_per_token(attended);
         }
         let groups = running.iter_mut().map(|g| &mut g.cache).collect();
-        let logits = self.model.decode(DecodeRows {
-            tokens: &tokens,
-            groups,
-        })?;
+        let logits = self.model.decode(DecodeRows { tokens: &tokens, groups })?;
         let score_kind = self.model.precision().score_kind();
         let mut logits = logits.f_to_kind(score_kind)?;
-        process_logits(
-            &mut logits,
-            running.iter().map(|g| &g.search),
-            self.params.beam,
-            &self.params,
-        )?;
+        process_logits(&mut logits, running.iter().map(|g| &g.search), self.params.beam, &self.params)?;
         let vocab = logits.size()[1];
-        let beam_scores = Tensor::f_from_slice(&scores)?
-            .f_to_kind(score_kind)?
-            .f_to_device(logits.device())?;
+        let beam_scores = Tensor::f_from_slice(&scores)?.f_to_kind(score_kind)?.f_to_device(logits.device())?;
         let next = logits
             .f_softmax(-1, None)?
             .f_log()?
@@ -194,11 +185,7 @@ fn read_choices(values: &Tensor, indices: &Tensor, vocab: i64) -> Result<Vec<Cho
     Ok(values
         .into_iter()
         .zip(indices)
-        .map(|(score, index)| Choice {
-            parent: (index / vocab) as usize,
-            token: (index % vocab) as u32,
-            score,
-        })
+        .map(|(score, index)| Choice { parent: (index / vocab) as usize, token: (index % vocab) as u32, score })
         .collect())
 }
 

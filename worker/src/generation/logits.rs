@@ -17,8 +17,7 @@ struct Cells {
 
 impl Cells {
     fn push_all(&mut self, row: usize, tokens: &[u32]) {
-        self.rows
-            .extend(std::iter::repeat_n(row as i64, tokens.len()));
+        self.rows.extend(std::iter::repeat_n(row as i64, tokens.len()));
         self.tokens.extend(tokens.iter().map(|&t| t as i64));
     }
 
@@ -60,16 +59,12 @@ pub fn process_logits<'a>(
         let index = penalised.indices(device)?;
         let values = logits.f_index(&index)?;
         let p = params.repetition_penalty;
-        let penalised_values = values
-            .f_mul_scalar(p)?
-            .f_where_self(&values.f_lt(0.0)?, &values.f_div_scalar(p)?)?;
+        let penalised_values = values.f_mul_scalar(p)?.f_where_self(&values.f_lt(0.0)?, &values.f_div_scalar(p)?)?;
         let _ = logits.f_index_put_(&index, &penalised_values, false)?;
     }
     if !banned.rows.is_empty() {
         let index = banned.indices(device)?;
-        let minus_inf = Tensor::f_from_slice(&[f64::NEG_INFINITY])?
-            .f_to_kind(logits.kind())?
-            .f_to_device(device)?;
+        let minus_inf = Tensor::f_from_slice(&[f64::NEG_INFINITY])?.f_to_kind(logits.kind())?.f_to_device(device)?;
         let _ = logits.f_index_put_(&index, &minus_inf, false)?;
     }
     Ok(())

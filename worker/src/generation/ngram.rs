@@ -9,9 +9,7 @@ pub struct NgramTable {
 
 fn hash_tokens(tokens: &[u32]) -> u64 {
     // FNV-1a over the token ids; collisions are resolved by comparing the tokens themselves.
-    tokens.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
-        (h ^ t as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    tokens.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| (h ^ t as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl NgramTable {
@@ -21,8 +19,7 @@ impl NgramTable {
             return;
         }
         let start = history.len() - n;
-        self.entries
-            .push((hash_tokens(&history[start..start + n - 1]), start as u32));
+        self.entries.push((hash_tokens(&history[start..start + n - 1]), start as u32));
     }
 
     /// Appends to `out` every token that would repeat an n-gram of `history`: those that once
@@ -53,11 +50,7 @@ mod tests {
             return Vec::new();
         }
         let prefix = &history[cur + 1 - n..];
-        history
-            .windows(n)
-            .filter(|w| &w[..n - 1] == prefix)
-            .map(|w| w[n - 1])
-            .collect()
+        history.windows(n).filter(|w| &w[..n - 1] == prefix).map(|w| w[n - 1]).collect()
     }
 
     #[test]
@@ -70,14 +63,8 @@ mod tests {
             for _ in 0..80 {
                 let mut banned = Vec::new();
                 table.banned_into(&history, n, &mut banned);
-                assert_eq!(
-                    banned,
-                    banned_by_full_scan(&history, n),
-                    "n={n} history={history:?}"
-                );
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                assert_eq!(banned, banned_by_full_scan(&history, n), "n={n} history={history:?}");
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 history.push((seed >> 60) as u32 % 4);
                 table.push(&history, n);
             }

@@ -21,9 +21,7 @@ impl std::str::FromStr for ModelCard {
             "gpt2.sm" => Ok(Self::Small),
             "gpt2.md" => Ok(Self::Medium),
             "gpt2.lg" => Ok(Self::Large),
-            other => Err(format!(
-                "unknown model card `{other}` (expected gpt2.sm, gpt2.md or gpt2.lg)"
-            )),
+            other => Err(format!("unknown model card `{other}` (expected gpt2.sm, gpt2.md or gpt2.lg)")),
         }
     }
 }
@@ -73,24 +71,18 @@ impl Gpt2Config {
 
     /// Reads an HF-style GPT-2 `config.json`.
     pub fn from_json_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Config {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| ModelError::Config {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::Config { path: path.to_path_buf(), detail: e.to_string() })?;
+        let config: Self = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Config { path: path.to_path_buf(), detail: e.to_string() })?;
         #[derive(Deserialize)]
         struct Extra {
             activation_function: Option<String>,
             n_positions: Option<usize>,
             n_ctx: Option<usize>,
         }
-        let extra: Extra = serde_json::from_str(&text).map_err(|e| ModelError::Config {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        let extra: Extra = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Config { path: path.to_path_buf(), detail: e.to_string() })?;
         // Old configs give the context size only as `n_ctx`.
         let mut config = config;
         if let (None, Some(n_ctx)) = (extra.n_positions, extra.n_ctx) {
@@ -104,35 +96,19 @@ impl Gpt2Config {
                 });
             }
         }
-        config.check().map_err(|detail| ModelError::Config {
-            path: path.to_path_buf(),
-            detail,
-        })?;
+        config.check().map_err(|detail| ModelError::Config { path: path.to_path_buf(), detail })?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.n_embd == 0
-            || self.n_layer == 0
-            || self.n_head == 0
-            || self.vocab_size == 0
-            || self.n_positions == 0
-        {
-            return Err(
-                "n_embd, n_layer, n_head, vocab_size and n_positions must be positive".into(),
-            );
+        if self.n_embd == 0 || self.n_layer == 0 || self.n_head == 0 || self.vocab_size == 0 || self.n_positions == 0 {
+            return Err("n_embd, n_layer, n_head, vocab_size and n_positions must be positive".into());
         }
         if self.n_embd % self.n_head != 0 {
-            return Err(format!(
-                "n_embd {} is not a multiple of n_head {}",
-                self.n_embd, self.n_head
-            ));
+            return Err(format!("n_embd {} is not a multiple of n_head {}", self.n_embd, self.n_head));
         }
         if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
-            return Err(format!(
-                "layer_norm_epsilon {} must be positive",
-                self.layer_norm_epsilon
-            ));
+            return Err(format!("layer_norm_epsilon {} must be positive", self.layer_norm_epsilon));
         }
         Ok(())
     }
@@ -142,10 +118,7 @@ impl Gpt2Config {
     }
 
     pub fn limits(&self) -> lorabeam_proto::ModelLimits {
-        lorabeam_proto::ModelLimits {
-            vocab_size: self.vocab_size,
-            n_positions: self.n_positions,
-        }
+        lorabeam_proto::ModelLimits { vocab_size: self.vocab_size, n_positions: self.n_positions }
     }
 }
 
@@ -171,10 +144,7 @@ mod tests {
     #[test]
     fn cards_match_gpt2_beam() {
         let md = Gpt2Config::from_card("gpt2.md".parse().expect("card"));
-        assert_eq!(
-            (md.n_embd, md.n_layer, md.n_head, md.vocab_size),
-            (1024, 24, 16, 50257)
-        );
+        assert_eq!((md.n_embd, md.n_layer, md.n_head, md.vocab_size), (1024, 24, 16, 50257));
         assert!("gpt2.xl".parse::<ModelCard>().is_err());
     }
 
@@ -182,29 +152,16 @@ mod tests {
     fn config_json_is_read_and_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.json");
-        std::fs::write(
-            &path,
-            r#"{"n_embd":64,"n_layer":2,"n_head":4,"n_ctx":256,"activation_function":"gelu_new"}"#,
-        )
-        .expect("write");
+        std::fs::write(&path, r#"{"n_embd":64,"n_layer":2,"n_head":4,"n_ctx":256,"activation_function":"gelu_new"}"#)
+            .expect("write");
         let config = Gpt2Config::from_json_file(&path).expect("valid config");
-        assert_eq!(
-            (config.n_positions, config.head_dim(), config.vocab_size),
-            (256, 16, 50257)
-        );
+        assert_eq!((config.n_positions, config.head_dim(), config.vocab_size), (256, 16, 50257));
 
         std::fs::write(&path, r#"{"n_embd":64,"n_layer":2,"n_head":5}"#).expect("write");
         let err = Gpt2Config::from_json_file(&path).expect_err("64 % 5 != 0");
-        assert!(
-            err.to_string().contains("not a multiple of n_head"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("not a multiple of n_head"), "{err}");
 
-        std::fs::write(
-            &path,
-            r#"{"n_embd":64,"n_layer":2,"n_head":4,"activation_function":"relu"}"#,
-        )
-        .expect("write");
+        std::fs::write(&path, r#"{"n_embd":64,"n_layer":2,"n_head":4,"activation_function":"relu"}"#).expect("write");
         assert!(Gpt2Config::from_json_file(&path).is_err());
     }
 }

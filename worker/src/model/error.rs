@@ -13,18 +13,9 @@ pub enum ModelError {
     #[error("tensor `{name}` is missing (looked in {looked_in})")]
     MissingTensor { name: String, looked_in: String },
     #[error("tensor `{name}` in {path} has shape {found:?}, expected {expected:?}")]
-    ShapeMismatch {
-        name: String,
-        path: PathBuf,
-        expected: Vec<i64>,
-        found: Vec<i64>,
-    },
+    ShapeMismatch { name: String, path: PathBuf, expected: Vec<i64>, found: Vec<i64> },
     #[error("tensor `{name}` in {path} has dtype {found}, expected a floating-point dtype")]
-    WrongDtype {
-        name: String,
-        path: PathBuf,
-        found: String,
-    },
+    WrongDtype { name: String, path: PathBuf, found: String },
     #[error("tensor `{name}` in {path} holds NaN or infinite values")]
     NonFinite { name: String, path: PathBuf },
     #[error(

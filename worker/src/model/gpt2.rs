@@ -30,18 +30,8 @@ struct Qkv {
 }
 
 impl Gpt2 {
-    pub fn new(
-        config: Gpt2Config,
-        weights: Gpt2Weights,
-        precision: Precision,
-        device: Device,
-    ) -> Self {
-        Self {
-            config,
-            weights,
-            precision,
-            device,
-        }
+    pub fn new(config: Gpt2Config, weights: Gpt2Weights, precision: Precision, device: Device) -> Self {
+        Self { config, weights, precision, device }
     }
 
     pub fn config(&self) -> &Gpt2Config {
@@ -58,11 +48,7 @@ impl Gpt2 {
 
     /// Multiply-adds ×2 per generated row at a given attended length (weights plus attention).
     pub fn flops_per_token(&self, attended: usize) -> f64 {
-        let (e, l, v) = (
-            self.config.n_embd as f64,
-            self.config.n_layer as f64,
-            self.config.vocab_size as f64,
-        );
+        let (e, l, v) = (self.config.n_embd as f64, self.config.n_layer as f64, self.config.vocab_size as f64);
         2.0 * (l * (12.0 * e * e + 2.0 * e * attended as f64) + e * v)
     }
 
@@ -77,20 +63,10 @@ impl Gpt2 {
     }
 
     fn split_heads(&self, qkv: &Tensor) -> Result<Qkv, ModelError> {
-        let (e, h, d) = (
-            self.config.n_embd as i64,
-            self.config.n_head as i64,
-            self.config.head_dim() as i64,
-        );
+        let (e, h, d) = (self.config.n_embd as i64, self.config.n_head as i64, self.config.head_dim() as i64);
         let rows = qkv.size()[0];
-        let part = |i: i64| -> Result<Tensor, ModelError> {
-            Ok(qkv.f_narrow(1, i * e, e)?.f_view([rows, h, d])?)
-        };
-        Ok(Qkv {
-            q: part(0)?,
-            k: part(1)?,
-            v: part(2)?,
-        })
+        let part = |i: i64| -> Result<Tensor, ModelError> { Ok(qkv.f_narrow(1, i * e, e)?.f_view([rows, h, d])?) };
+        Ok(Qkv { q: part(0)?, k: part(1)?, v: part(2)? })
     }
 
     fn scale(&self) -> f64 {
@@ -118,19 +94,11 @@ impl Gpt2 {
         Ok(h.f_matmul(&self.weights.wte.f_transpose(0, 1)?)?)
     }
 
-    /// Runs whole contexts once each. Returns, per context, its cache forked for `beams` rows
-    /// with room for `capacity` generated steps, and the logits of every context's last
-    /// position, `(contexts, vocab)`.
-    pub fn prefill(
-        &self,
-        contexts: &[&[u32]],
-        beams: usize,
-        capacity: usize,
-    ) -> Result<(Vec<GroupCache>, Tensor), ModelError> {
-        let tokens: Vec<i64> = contexts
-            .iter()
-            .flat_map(|c| c.iter().map(|&t| t as i64))
-            .collect();
+    /// Runs whole contexts once each. Returns, per context, its keys and values for every
+    /// layer, `(heads, len, head_dim)`, and the logits of every context's last position,
+    /// `(contexts, vocab)`.
+    pub fn prefill(&self, contexts: &[&[u32]]) -> Result<(Vec<Vec<LayerKv>>, Tensor), ModelError> {
+        let tokens: Vec<i64> = contexts.iter().flat_map(|c| c.iter().map(|&t| t as i64)).collect();
         let positions: Vec<i64> = contexts.iter().flat_map(|c| 0..c.len() as i64).collect();
         let mut x = self.embed(&tokens, &positions)?;
         let mut context_kv: Vec<Vec<LayerKv>> = contexts.iter().map(|_| Vec::new()).collect();
@@ -148,23 +116,12 @@ impl Gpt2 {
                 for (i, context) in contexts.iter().enumerate() {
                     let n = context.len() as i64;
                     let heads_first = |t: &Tensor| -> Result<Tensor, ModelError> {
-                        Ok(t.f_narrow(0, offset, n)?
-                            .f_permute([1, 0, 2])?
-                            .f_contiguous()?)
+                        Ok(t.f_narrow(0, offset, n)?.f_permute([1, 0, 2])?.f_contiguous()?)
                     };
-                    let (q, k, v) = (
-                        heads_first(&qkv.q)?,
-                        heads_first(&qkv.k)?,
-                        heads_first(&qkv.v)?,
-                    );
+                    let (q, k, v) = (heads_first(&qkv.q)?, heads_first(&qkv.k)?, heads_first(&qkv.v)?);
                     let scores = q.f_bmm(&k.f_transpose(1, 2)?)?.f_div_scalar(self.scale())?;
-                    let weights = scores
-                        .f_masked_fill(&masks[i], f64::NEG_INFINITY)?
-                        .f_softmax(-1, None)?;
-                    let out = weights
-                        .f_bmm(&v)?
-                        .f_permute([1, 0, 2])?
-                        .f_reshape([n, -1])?;
+                    let weights = scores.f_masked_fill(&masks[i], f64::NEG_INFINITY)?.f_softmax(-1, None)?;
+                    let out = weights.f_bmm(&v)?.f_permute([1, 0, 2])?.f_reshape([n, -1])?;
                     outputs.push(out);
                     context_kv[i].push(LayerKv { keys: k, values: v });
                     offset += n;
@@ -181,11 +138,7 @@ impl Gpt2 {
             })
             .collect();
         let logits = self.logits(&x.f_index_select(0, &self.ids(&last_rows)?)?)?;
-        let caches = context_kv
-            .into_iter()
-            .map(|kv| GroupCache::new(kv, beams, capacity))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((caches, logits))
+        Ok((context_kv, logits))
     }
 
     /// One decode step for every row of every group: feeds each row's token at the position
@@ -198,11 +151,7 @@ impl Gpt2 {
             .flat_map(|g| std::iter::repeat_n((g.context_len() + g.steps()) as i64, g.beams()))
             .collect();
         let mut x = self.embed(rows.tokens, &positions)?;
-        let paths = rows
-            .groups
-            .iter()
-            .map(|g| g.path_index())
-            .collect::<Result<Vec<_>, _>>()?;
+        let paths = rows.groups.iter().map(|g| g.path_index()).collect::<Result<Vec<_>, _>>()?;
         for (layer, block) in self.weights.blocks.iter().enumerate() {
             let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
                 let mut outputs = Vec::with_capacity(rows.groups.len());
@@ -212,19 +161,9 @@ impl Gpt2 {
                     let heads_first = |t: &Tensor| -> Result<Tensor, ModelError> {
                         Ok(t.f_narrow(0, offset, b)?.f_permute([1, 0, 2])?)
                     };
-                    let (q, k, v) = (
-                        heads_first(&qkv.q)?,
-                        heads_first(&qkv.k)?,
-                        heads_first(&qkv.v)?,
-                    );
+                    let (q, k, v) = (heads_first(&qkv.q)?, heads_first(&qkv.k)?, heads_first(&qkv.v)?);
                     let (gen_k, gen_v) = group.append(layer, &k, &v)?;
-                    outputs.push(self.attend_group(
-                        group.context(layer),
-                        &q,
-                        &gen_k,
-                        &gen_v,
-                        path,
-                    )?);
+                    outputs.push(self.attend_group(group.context(layer), &q, &gen_k, &gen_v, path)?);
                     offset += b;
                 }
                 Ok(Tensor::f_cat(&outputs, 0)?)
@@ -251,20 +190,11 @@ impl Gpt2 {
         let ctx_scores = q.f_bmm(&context.keys.f_transpose(1, 2)?)?;
         let all_gen_scores = q.f_bmm(&gen_k.f_transpose(1, 2)?)?;
         let gen_scores = all_gen_scores.f_gather(2, &index, false)?;
-        let weights = Tensor::f_cat(&[ctx_scores, gen_scores], 2)?
-            .f_div_scalar(self.scale())?
-            .f_softmax(-1, None)?;
+        let weights = Tensor::f_cat(&[ctx_scores, gen_scores], 2)?.f_div_scalar(self.scale())?.f_softmax(-1, None)?;
         let ctx_out = weights.f_narrow(2, 0, ctx_len)?.f_bmm(&context.values)?;
-        let gen_weights = all_gen_scores.f_zeros_like()?.f_scatter(
-            2,
-            &index,
-            &weights.f_narrow(2, ctx_len, steps)?,
-        )?;
+        let gen_weights = all_gen_scores.f_zeros_like()?.f_scatter(2, &index, &weights.f_narrow(2, ctx_len, steps)?)?;
         let gen_out = gen_weights.f_bmm(gen_v)?;
         let beams = q.size()[1];
-        Ok(ctx_out
-            .f_add(&gen_out)?
-            .f_permute([1, 0, 2])?
-            .f_reshape([beams, -1])?)
+        Ok(ctx_out.f_add(&gen_out)?.f_permute([1, 0, 2])?.f_reshape([beams, -1])?)
     }
 }

@@ -31,35 +31,17 @@ pub struct GroupCache {
 impl GroupCache {
     /// A cache for `beams` rows over `context`, with room for `capacity` generated steps.
     pub fn new(context: Vec<LayerKv>, beams: usize, capacity: usize) -> Result<Self, ModelError> {
-        let first = context
-            .first()
-            .ok_or_else(|| ModelError::Torch(tch::TchError::Kind("no layers".into())))?;
+        let first = context.first().ok_or_else(|| ModelError::Torch(tch::TchError::Kind("no layers".into())))?;
         let (heads, context_len, head_dim) = match first.keys.size().as_slice() {
             &[h, l, d] => (h, l as usize, d),
-            other => {
-                return Err(ModelError::Torch(tch::TchError::Shape(format!(
-                    "context keys {other:?}"
-                ))))
-            }
+            other => return Err(ModelError::Torch(tch::TchError::Shape(format!("context keys {other:?}")))),
         };
         let options: (Kind, Device) = (first.keys.kind(), first.keys.device());
         let shape = [heads, capacity as i64, beams as i64, head_dim];
         let generated = (0..context.len())
-            .map(|_| {
-                Ok(LayerKv {
-                    keys: Tensor::f_zeros(shape, options)?,
-                    values: Tensor::f_zeros(shape, options)?,
-                })
-            })
+            .map(|_| Ok(LayerKv { keys: Tensor::f_zeros(shape, options)?, values: Tensor::f_zeros(shape, options)? }))
             .collect::<Result<Vec<_>, ModelError>>()?;
-        Ok(Self {
-            context,
-            generated,
-            context_len,
-            beams,
-            steps: 0,
-            paths: vec![Vec::new(); beams],
-        })
+        Ok(Self { context, generated, context_len, beams, steps: 0, paths: vec![Vec::new(); beams] })
     }
 
     pub fn beams(&self) -> usize {
@@ -81,20 +63,14 @@ impl GroupCache {
 
     /// Stores the new step's keys and values, each `(heads, beams, head_dim)`, and returns the
     /// generated keys and values so far, flattened to `(heads, (steps + 1) * beams, head_dim)`.
-    pub fn append(
-        &mut self,
-        layer: usize,
-        keys: &Tensor,
-        values: &Tensor,
-    ) -> Result<(Tensor, Tensor), ModelError> {
+    pub fn append(&mut self, layer: usize, keys: &Tensor, values: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let slot = self.steps as i64;
         let kv = &mut self.generated[layer];
         kv.keys.f_select(1, slot)?.f_copy_(keys)?;
         kv.values.f_select(1, slot)?.f_copy_(values)?;
         let flat = |t: &Tensor| -> Result<Tensor, ModelError> {
             let s = t.size();
-            Ok(t.f_narrow(1, 0, slot + 1)?
-                .f_reshape([s[0], (slot + 1) * s[2], s[3]])?)
+            Ok(t.f_narrow(1, 0, slot + 1)?.f_reshape([s[0], (slot + 1) * s[2], s[3]])?)
         };
         Ok((flat(&kv.keys)?, flat(&kv.values)?))
     }
@@ -110,9 +86,7 @@ impl GroupCache {
             flat.push(step * beams + row as i64);
         }
         let device = self.context[0].keys.device();
-        Ok(Tensor::f_from_slice(&flat)?
-            .f_view([beams, step + 1])?
-            .f_to_device(device)?)
+        Ok(Tensor::f_from_slice(&flat)?.f_view([beams, step + 1])?.f_to_device(device)?)
     }
 
     /// Commits the step just computed: new beam `j` continues old row `parents[j]`.
@@ -132,10 +106,6 @@ impl GroupCache {
     /// Bytes held by this cache's tensors.
     pub fn bytes(&self) -> usize {
         let size = |t: &Tensor| t.numel() * t.kind().elt_size_in_bytes();
-        self.context
-            .iter()
-            .chain(&self.generated)
-            .map(|kv| size(&kv.keys) + size(&kv.values))
-            .sum()
+        self.context.iter().chain(&self.generated).map(|kv| size(&kv.keys) + size(&kv.values)).sum()
     }
 }

@@ -10,9 +10,7 @@ use super::ModelError;
 pub fn layer_norm(x: &Tensor, ln: &LayerNorm, eps: f64) -> Result<Tensor, ModelError> {
     let mean = x.f_mean_dim(-1, true, None)?;
     let centered = x.f_sub(&mean)?;
-    let variance = centered
-        .f_pow_tensor_scalar(2)?
-        .f_mean_dim(-1, true, None)?;
+    let variance = centered.f_pow_tensor_scalar(2)?.f_mean_dim(-1, true, None)?;
     let normed = centered.f_div(&variance.f_add_scalar(eps)?.f_sqrt()?)?;
     Ok(ln.weight.f_mul(&normed)?.f_add(&ln.bias)?)
 }
@@ -20,9 +18,7 @@ pub fn layer_norm(x: &Tensor, ln: &LayerNorm, eps: f64) -> Result<Tensor, ModelE
 /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, `model.py`'s `gelu`.
 pub fn gelu(x: &Tensor) -> Result<Tensor, ModelError> {
     let cubic = x.f_pow_tensor_scalar(3)?.f_mul_scalar(0.044715)?;
-    let inner = x
-        .f_add(&cubic)?
-        .f_mul_scalar((2.0 / std::f64::consts::PI).sqrt())?;
+    let inner = x.f_add(&cubic)?.f_mul_scalar((2.0 / std::f64::consts::PI).sqrt())?;
     let gate = inner.f_tanh()?.f_add_scalar(1.0)?;
     Ok(x.f_mul_scalar(0.5)?.f_mul(&gate)?)
 }

@@ -52,10 +52,8 @@ mod tests {
         let fast = x.matmul(&merged);
 
         // Reference computation, written the loralib way: grouped conv1d then zero padding.
-        let delta_w = lora_a
-            .unsqueeze(0)
-            .conv1d(&lora_b.unsqueeze(-1), None::<Tensor>, [1], [0], [1], 2)
-            .squeeze_dim(0);
+        let delta_w =
+            lora_a.unsqueeze(0).conv1d(&lora_b.unsqueeze(-1), None::<Tensor>, [1], [0], [1], 2).squeeze_dim(0);
         let padded = Tensor::zeros([3 * e, e], opts);
         padded.narrow(0, 0, e).copy_(&delta_w.narrow(0, 0, e));
         padded.narrow(0, 2 * e, e).copy_(&delta_w.narrow(0, e, e));

@@ -13,7 +13,7 @@ mod weights;
 pub use config::{Gpt2Config, LoraConfig, ModelCard};
 pub use error::ModelError;
 pub use gpt2::{DecodeRows, Gpt2};
-pub use kv_cache::GroupCache;
+pub use kv_cache::{GroupCache, LayerKv};
 pub use synthetic::{config_json, synthetic_checkpoint};
 pub use weights::{load_weights, CheckpointPaths, Gpt2Weights};
 
@@ -54,31 +54,23 @@ impl std::str::FromStr for Precision {
             "f64" | "float64" => Ok(Self::F64),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
             "f16" | "float16" => Ok(Self::F16),
-            other => Err(format!(
-                "unknown dtype `{other}` (expected f32, f64, bf16 or f16)"
-            )),
+            other => Err(format!("unknown dtype `{other}` (expected f32, f64, bf16 or f16)")),
         }
     }
 }
 
 /// Parses `--device`: `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
 pub fn parse_device(spec: &str) -> Result<tch::Device, ModelError> {
-    let unavailable = || ModelError::DeviceUnavailable {
-        device: spec.to_string(),
-    };
+    let unavailable = || ModelError::DeviceUnavailable { device: spec.to_string() };
     match spec {
         "cpu" => Ok(tch::Device::Cpu),
         "auto" => Ok(tch::Device::cuda_if_available()),
-        "cuda" => tch::Cuda::is_available()
-            .then_some(tch::Device::Cuda(0))
-            .ok_or_else(unavailable),
+        "cuda" => tch::Cuda::is_available().then_some(tch::Device::Cuda(0)).ok_or_else(unavailable),
         _ => {
             let index = spec
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| ModelError::UnknownDevice {
-                    device: spec.to_string(),
-                })?;
+                .ok_or_else(|| ModelError::UnknownDevice { device: spec.to_string() })?;
             if index < tch::Cuda::device_count() as usize {
                 Ok(tch::Device::Cuda(index))
             } else {

@@ -8,18 +8,10 @@ use super::{Gpt2Config, LoraConfig};
 /// Every tensor gpt2_ft.py's final checkpoint holds, with its `module.` names: the
 /// transformer's parameters (normal(0, 0.02) like the reference's init), non-zero LoRA
 /// factors, the causal-mask buffers and the tied `lm_head`.
-pub fn synthetic_checkpoint(
-    config: &Gpt2Config,
-    lora: LoraConfig,
-    seed: i64,
-) -> Vec<(String, Tensor)> {
+pub fn synthetic_checkpoint(config: &Gpt2Config, lora: LoraConfig, seed: i64) -> Vec<(String, Tensor)> {
     tch::manual_seed(seed);
     let opts = (Kind::Float, Device::Cpu);
-    let (e, v, p) = (
-        config.n_embd as i64,
-        config.vocab_size as i64,
-        config.n_positions as i64,
-    );
+    let (e, v, p) = (config.n_embd as i64, config.vocab_size as i64, config.n_positions as i64);
     let normal = |shape: &[i64]| Tensor::randn(shape, opts) * 0.02;
     let mut out = Vec::new();
     let mut put = |name: String, t: Tensor| out.push((format!("module.transformer.{name}"), t));
@@ -32,25 +24,13 @@ pub fn synthetic_checkpoint(
             put(format!("{h}.{ln}.weight"), Tensor::ones([e], opts));
             put(format!("{h}.{ln}.bias"), Tensor::zeros([e], opts));
         }
-        put(
-            format!("{h}.attn.bias"),
-            Tensor::ones([p, p], opts).tril(0).view([1, 1, p, p]),
-        );
+        put(format!("{h}.attn.bias"), Tensor::ones([p, p], opts).tril(0).view([1, 1, p, p]));
         put(format!("{h}.attn.c_attn.weight"), normal(&[e, 3 * e]));
-        put(
-            format!("{h}.attn.c_attn.bias"),
-            Tensor::zeros([3 * e], opts),
-        );
+        put(format!("{h}.attn.c_attn.bias"), Tensor::zeros([3 * e], opts));
         if lora.rank > 0 {
             let r = lora.rank as i64;
-            put(
-                format!("{h}.attn.c_attn.lora_A"),
-                Tensor::randn([2 * r, e], opts) / (e as f64).sqrt(),
-            );
-            put(
-                format!("{h}.attn.c_attn.lora_B"),
-                Tensor::randn([2 * e, r], opts) * 0.01,
-            );
+            put(format!("{h}.attn.c_attn.lora_A"), Tensor::randn([2 * r, e], opts) / (e as f64).sqrt());
+            put(format!("{h}.attn.c_attn.lora_B"), Tensor::randn([2 * e, r], opts) * 0.01);
         }
         put(format!("{h}.attn.c_proj.weight"), normal(&[e, e]));
         put(format!("{h}.attn.c_proj.bias"), Tensor::zeros([e], opts));

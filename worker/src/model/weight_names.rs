@@ -19,10 +19,7 @@ pub fn canonical_key(key: &str) -> KeyRole {
             name = rest;
         }
     }
-    if name.starts_with("lm_head.")
-        || name.ends_with(".attn.bias")
-        || name.ends_with(".attn.masked_bias")
-    {
+    if name.starts_with("lm_head.") || name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") {
         return KeyRole::Ignored;
     }
     let name = if let Some(stem) = name.strip_suffix(".g").or_else(|| name.strip_suffix(".w")) {
@@ -56,33 +53,19 @@ mod tests {
             "h.0.attn.c_attn.weight",
             "h.0.attn.c_attn.w",
         ] {
-            assert_eq!(
-                canonical_key(key),
-                tensor("h.0.attn.c_attn.weight"),
-                "{key}"
-            );
+            assert_eq!(canonical_key(key), tensor("h.0.attn.c_attn.weight"), "{key}");
         }
         assert_eq!(canonical_key("ln_f.b"), tensor("ln_f.bias"));
         assert_eq!(canonical_key("h.3.ln_1.g"), tensor("h.3.ln_1.weight"));
-        assert_eq!(
-            canonical_key("module.transformer.h.1.attn.c_attn.lora_A"),
-            tensor("h.1.attn.c_attn.lora_A")
-        );
+        assert_eq!(canonical_key("module.transformer.h.1.attn.c_attn.lora_A"), tensor("h.1.attn.c_attn.lora_A"));
     }
 
     #[test]
     fn buffers_and_tied_head_are_ignored() {
-        for key in [
-            "h.0.attn.bias",
-            "h.0.attn.masked_bias",
-            "module.lm_head.decoder.weight",
-        ] {
+        for key in ["h.0.attn.bias", "h.0.attn.masked_bias", "module.lm_head.decoder.weight"] {
             assert_eq!(canonical_key(key), KeyRole::Ignored, "{key}");
         }
         // `c_attn.bias` is a parameter, not the causal-mask buffer.
-        assert_eq!(
-            canonical_key("h.0.attn.c_attn.bias"),
-            tensor("h.0.attn.c_attn.bias")
-        );
+        assert_eq!(canonical_key("h.0.attn.c_attn.bias"), tensor("h.0.attn.c_attn.bias"));
     }
 }

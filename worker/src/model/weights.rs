@@ -65,20 +65,10 @@ impl Assembled {
         let found = self
             .tensors
             .remove(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                name: name.to_string(),
-                looked_in: self.looked_in.clone(),
-            })?;
+            .ok_or_else(|| ModelError::MissingTensor { name: name.to_string(), looked_in: self.looked_in.clone() })?;
         let Found { tensor, path } = found;
-        if !matches!(
-            tensor.kind(),
-            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-        ) {
-            return Err(ModelError::WrongDtype {
-                name: name.into(),
-                path,
-                found: format!("{:?}", tensor.kind()),
-            });
+        if !matches!(tensor.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16) {
+            return Err(ModelError::WrongDtype { name: name.into(), path, found: format!("{:?}", tensor.kind()) });
         }
         if tensor.size() != expected {
             return Err(ModelError::ShapeMismatch {
@@ -90,10 +80,7 @@ impl Assembled {
         }
         let tensor = tensor.f_to_kind(Kind::Double)?;
         if !bool::try_from(tensor.f_isfinite()?.f_all()?)? {
-            return Err(ModelError::NonFinite {
-                name: name.into(),
-                path,
-            });
+            return Err(ModelError::NonFinite { name: name.into(), path });
         }
         Ok((tensor, path))
     }
@@ -107,13 +94,7 @@ fn read_canonical(path: &Path, into: &mut BTreeMap<String, Found>) -> Result<usi
             KeyRole::Ignored => {}
             KeyRole::Tensor(name) => {
                 count += 1;
-                into.insert(
-                    name,
-                    Found {
-                        tensor,
-                        path: path.to_path_buf(),
-                    },
-                );
+                into.insert(name, Found { tensor, path: path.to_path_buf() });
             }
         }
     }
@@ -147,33 +128,19 @@ pub fn load_weights(
     if looked_in.is_empty() {
         return Err(ModelError::NoCheckpoint);
     }
-    let mut found = Assembled {
-        tensors,
-        looked_in: looked_in.join(" and "),
-    };
+    let mut found = Assembled { tensors, looked_in: looked_in.join(" and ") };
 
-    let (e, v, p) = (
-        config.n_embd as i64,
-        config.vocab_size as i64,
-        config.n_positions as i64,
-    );
+    let (e, v, p) = (config.n_embd as i64, config.vocab_size as i64, config.n_positions as i64);
     let kind = precision.kind();
-    let place =
-        |t: Tensor| -> Result<Tensor, ModelError> { Ok(t.f_to_kind(kind)?.f_to_device(device)?) };
-    let mut take = |name: &str, shape: &[i64]| -> Result<Tensor, ModelError> {
-        Ok(found.take(name, shape)?.0)
-    };
-    let layer_norm = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>,
-                      prefix: &str| {
+    let place = |t: Tensor| -> Result<Tensor, ModelError> { Ok(t.f_to_kind(kind)?.f_to_device(device)?) };
+    let mut take = |name: &str, shape: &[i64]| -> Result<Tensor, ModelError> { Ok(found.take(name, shape)?.0) };
+    let layer_norm = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>, prefix: &str| {
         Ok::<_, ModelError>(LayerNorm {
             weight: place(take(&format!("{prefix}.weight"), &[e])?)?,
             bias: place(take(&format!("{prefix}.bias"), &[e])?)?,
         })
     };
-    let linear = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>,
-                  prefix: &str,
-                  n_in,
-                  n_out| {
+    let linear = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>, prefix: &str, n_in, n_out| {
         Ok::<_, ModelError>(Linear {
             weight: place(take(&format!("{prefix}.weight"), &[n_in, n_out])?)?,
             bias: place(take(&format!("{prefix}.bias"), &[n_out])?)?,
@@ -193,23 +160,16 @@ pub fn load_weights(
             let a_name = format!("{h}.attn.c_attn.lora_A");
             let b_name = format!("{h}.attn.c_attn.lora_B");
             let missing = |name: &str, err| match err {
-                ModelError::MissingTensor { .. } => ModelError::LoraMissing {
-                    name: name.into(),
-                    rank: lora.rank,
-                },
+                ModelError::MissingTensor { .. } => ModelError::LoraMissing { name: name.into(), rank: lora.rank },
                 other => other,
             };
             let lora_a = take(&a_name, &[2 * r, e]).map_err(|err| missing(&a_name, err))?;
             let lora_b = take(&b_name, &[2 * e, r]).map_err(|err| missing(&b_name, err))?;
-            c_attn_weight =
-                merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
+            c_attn_weight = merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
         }
         blocks.push(BlockWeights {
             ln_1: layer_norm(&mut take, &format!("{h}.ln_1"))?,
-            c_attn: Linear {
-                weight: place(c_attn_weight)?,
-                bias: place(c_attn_bias)?,
-            },
+            c_attn: Linear { weight: place(c_attn_weight)?, bias: place(c_attn_bias)? },
             attn_proj: linear(&mut take, &format!("{h}.attn.c_proj"), e, e)?,
             ln_2: layer_norm(&mut take, &format!("{h}.ln_2"))?,
             c_fc: linear(&mut take, &format!("{h}.mlp.c_fc"), e, 4 * e)?,
@@ -218,18 +178,11 @@ pub fn load_weights(
     }
     let leftovers: Vec<&String> = found.tensors.keys().collect();
     if lora.rank == 0 && leftovers.iter().any(|k| is_lora(k)) {
-        tracing::warn!(
-            "--lora_dim 0: the checkpoint's LoRA tensors are ignored, decoding the base model"
-        );
+        tracing::warn!("--lora_dim 0: the checkpoint's LoRA tensors are ignored, decoding the base model");
     }
     let unknown: Vec<&&String> = leftovers.iter().filter(|k| !is_lora(k)).collect();
     if !unknown.is_empty() {
         tracing::warn!(count = unknown.len(), first = %unknown[0], "ignoring tensors GPT-2 does not use");
     }
-    Ok(Gpt2Weights {
-        wte,
-        wpe,
-        blocks,
-        ln_f,
-    })
+    Ok(Gpt2Weights { wte, wpe, blocks, ln_f })
 }
