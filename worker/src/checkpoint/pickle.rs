@@ -235,7 +235,7 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
 }
 
 fn dict_insert(target: Option<&mut Value>, items: Vec<Value>) -> Result<(), Malformed> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(corrupt("SETITEMS with an odd number of items"));
     }
     let entries = match target {

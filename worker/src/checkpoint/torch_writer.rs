@@ -75,6 +75,7 @@ pub fn save_torch_checkpoint(path: &Path, tensors: &[(String, Tensor)]) -> Resul
         p.str(name);
         p.global("torch._utils", "_rebuild_tensor_v2");
         p.op(b'(');
+        p.op(b'(');
         p.str("storage");
         p.global("torch", storage);
         p.str(&key.to_string());

@@ -84,6 +84,37 @@ impl Assembled {
         }
         Ok((tensor, path))
     }
+
+    fn placed(&mut self, name: &str, shape: &[i64], to: Placement) -> Result<Tensor, ModelError> {
+        to.place(self.take(name, shape)?.0)
+    }
+
+    fn layer_norm(&mut self, prefix: &str, n_embd: i64, to: Placement) -> Result<LayerNorm, ModelError> {
+        Ok(LayerNorm {
+            weight: self.placed(&format!("{prefix}.weight"), &[n_embd], to)?,
+            bias: self.placed(&format!("{prefix}.bias"), &[n_embd], to)?,
+        })
+    }
+
+    fn linear(&mut self, prefix: &str, n_in: i64, n_out: i64, to: Placement) -> Result<Linear, ModelError> {
+        Ok(Linear {
+            weight: self.placed(&format!("{prefix}.weight"), &[n_in, n_out], to)?,
+            bias: self.placed(&format!("{prefix}.bias"), &[n_out], to)?,
+        })
+    }
+}
+
+/// The dtype and device every weight ends up in.
+#[derive(Clone, Copy)]
+struct Placement {
+    kind: Kind,
+    device: Device,
+}
+
+impl Placement {
+    fn place(self, tensor: Tensor) -> Result<Tensor, ModelError> {
+        Ok(tensor.f_to_kind(self.kind)?.f_to_device(self.device)?)
+    }
 }
 
 fn read_canonical(path: &Path, into: &mut BTreeMap<String, Found>) -> Result<usize, ModelError> {
@@ -131,30 +162,14 @@ pub fn load_weights(
     let mut found = Assembled { tensors, looked_in: looked_in.join(" and ") };
 
     let (e, v, p) = (config.n_embd as i64, config.vocab_size as i64, config.n_positions as i64);
-    let kind = precision.kind();
-    let place = |t: Tensor| -> Result<Tensor, ModelError> { Ok(t.f_to_kind(kind)?.f_to_device(device)?) };
-    let mut take = |name: &str, shape: &[i64]| -> Result<Tensor, ModelError> { Ok(found.take(name, shape)?.0) };
-    let layer_norm = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>, prefix: &str| {
-        Ok::<_, ModelError>(LayerNorm {
-            weight: place(take(&format!("{prefix}.weight"), &[e])?)?,
-            bias: place(take(&format!("{prefix}.bias"), &[e])?)?,
-        })
-    };
-    let linear = |take: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor, ModelError>, prefix: &str, n_in, n_out| {
-        Ok::<_, ModelError>(Linear {
-            weight: place(take(&format!("{prefix}.weight"), &[n_in, n_out])?)?,
-            bias: place(take(&format!("{prefix}.bias"), &[n_out])?)?,
-        })
-    };
-
-    let wte = place(take("wte.weight", &[v, e])?)?;
-    let wpe = place(take("wpe.weight", &[p, e])?)?;
-    let ln_f = layer_norm(&mut take, "ln_f")?;
+    let to = Placement { kind: precision.kind(), device };
+    let wte = found.placed("wte.weight", &[v, e], to)?;
+    let wpe = found.placed("wpe.weight", &[p, e], to)?;
+    let ln_f = found.layer_norm("ln_f", e, to)?;
     let mut blocks = Vec::with_capacity(config.n_layer);
     for i in 0..config.n_layer {
         let h = format!("h.{i}");
-        let mut c_attn_weight = take(&format!("{h}.attn.c_attn.weight"), &[e, 3 * e])?;
-        let c_attn_bias = take(&format!("{h}.attn.c_attn.bias"), &[3 * e])?;
+        let mut c_attn_weight = found.take(&format!("{h}.attn.c_attn.weight"), &[e, 3 * e])?.0;
         if lora.rank > 0 {
             let r = lora.rank as i64;
             let a_name = format!("{h}.attn.c_attn.lora_A");
@@ -163,17 +178,20 @@ pub fn load_weights(
                 ModelError::MissingTensor { .. } => ModelError::LoraMissing { name: name.into(), rank: lora.rank },
                 other => other,
             };
-            let lora_a = take(&a_name, &[2 * r, e]).map_err(|err| missing(&a_name, err))?;
-            let lora_b = take(&b_name, &[2 * e, r]).map_err(|err| missing(&b_name, err))?;
+            let lora_a = found.take(&a_name, &[2 * r, e]).map_err(|err| missing(&a_name, err))?.0;
+            let lora_b = found.take(&b_name, &[2 * e, r]).map_err(|err| missing(&b_name, err))?.0;
             c_attn_weight = merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
         }
         blocks.push(BlockWeights {
-            ln_1: layer_norm(&mut take, &format!("{h}.ln_1"))?,
-            c_attn: Linear { weight: place(c_attn_weight)?, bias: place(c_attn_bias)? },
-            attn_proj: linear(&mut take, &format!("{h}.attn.c_proj"), e, e)?,
-            ln_2: layer_norm(&mut take, &format!("{h}.ln_2"))?,
-            c_fc: linear(&mut take, &format!("{h}.mlp.c_fc"), e, 4 * e)?,
-            mlp_proj: linear(&mut take, &format!("{h}.mlp.c_proj"), 4 * e, e)?,
+            ln_1: found.layer_norm(&format!("{h}.ln_1"), e, to)?,
+            c_attn: Linear {
+                weight: to.place(c_attn_weight)?,
+                bias: found.placed(&format!("{h}.attn.c_attn.bias"), &[3 * e], to)?,
+            },
+            attn_proj: found.linear(&format!("{h}.attn.c_proj"), e, e, to)?,
+            ln_2: found.layer_norm(&format!("{h}.ln_2"), e, to)?,
+            c_fc: found.linear(&format!("{h}.mlp.c_fc"), e, 4 * e, to)?,
+            mlp_proj: found.linear(&format!("{h}.mlp.c_proj"), 4 * e, e, to)?,
         });
     }
     let leftovers: Vec<&String> = found.tensors.keys().collect();

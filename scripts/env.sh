@@ -1,0 +1,9 @@
+# Sourced by the scripts: where libtorch lives and how the build finds it.
+# torch 2.11.0 from PyPI is libtorch for tch 0.24; it lives in a per-user cache so that fresh
+# clones and CI runs reuse its ~4.7 GB.
+LORABEAM_TORCH_VERSION=2.11.0
+LORABEAM_CACHE=${LORABEAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam}
+LORABEAM_VENV=$LORABEAM_CACHE/torch-$LORABEAM_TORCH_VERSION
+export LIBTORCH_USE_PYTORCH=1
+export PYTHON_SYS_EXECUTABLE=$LORABEAM_VENV/bin/python
+export PATH=$LORABEAM_VENV/bin:$HOME/.cargo/bin:$PATH

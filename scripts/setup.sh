@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine, fast when already done:
+#   1. the Debian packages the build and the tests need;
+#   2. a venv with torch==2.11.0 (libtorch for tch 0.24) in a per-user cache;
+#   3. the release binaries, which find libtorch through their RPATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+missing=()
+for pkg in g++ pkg-config redis-server protobuf-compiler; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+torch_ok() {
+  "$LORABEAM_VENV/bin/python" - <<PY 2>/dev/null
+import importlib.metadata as m
+assert m.version("torch").split("+")[0] == "$LORABEAM_TORCH_VERSION"
+PY
+}
+if ! torch_ok; then
+  echo "setup: installing torch==$LORABEAM_TORCH_VERSION into $LORABEAM_VENV (about 4.7 GB, once per user)"
+  mkdir -p "$LORABEAM_CACHE"
+  python3 -m venv "$LORABEAM_VENV"
+  "$LORABEAM_VENV/bin/pip" install -q --upgrade pip
+  "$LORABEAM_VENV/bin/pip" install -q "torch==$LORABEAM_TORCH_VERSION" numpy
+  torch_ok
+fi
+
+cargo build --release --locked --bins

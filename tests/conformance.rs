@@ -1,0 +1,96 @@
+//! Conformance: `lorabeam run` reproduces gpt2_beam.py's golden predictions
+//! (`../shared/conformance/golden`, made by the reference itself) token for token.
+
+mod support;
+
+use support::*;
+
+/// Each public golden and the flags it was made with (from the conformance README).
+const GOLDENS: &[(&str, &str, f64)] = &[
+    (
+        "readme-f64",
+        "--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628 \
+         --eval_len 64 --seq_len 256 --batch_size 1 --dtype f64",
+        1.0,
+    ),
+    (
+        "readme-f32",
+        "--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628 \
+         --eval_len 64 --seq_len 256 --batch_size 1 --dtype f32",
+        0.99,
+    ),
+    (
+        "knobs-f64",
+        "--beam 4 --length_penalty 1.0 --no_repeat_ngram_size 3 --repetition_penalty 1.3 --min_length 8 \
+         --eval_len 40 --seq_len 256 --batch_size 3 --dtype f64",
+        1.0,
+    ),
+    ("greedy-f64", "--beam 1 --no_repeat_ngram_size 0 --eval_len 32 --seq_len 256 --batch_size 4 --dtype f64", 1.0),
+    (
+        "truncate-f64",
+        "--beam 5 --length_penalty 0.6 --no_repeat_ngram_size 4 --eos_token_id 628 --eval_len 32 --seq_len 64 \
+         --batch_size 2 --dtype f64",
+        1.0,
+    ),
+];
+
+fn check_golden(name: &str, flags: &str, min_rate: f64, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = conformance_dir().join("data/e2e_test_public.jsonl");
+    let mut args = strings(&["--data", data.to_str().expect("utf-8"), "--init_checkpoint"]);
+    args.push(fixture("lora_full.pt").to_str().expect("utf-8").to_string());
+    args.extend(tiny_model_args());
+    args.extend(flags.split_whitespace().map(String::from));
+    args.extend(strings(extra));
+    let predictions = run_ok(&args, dir.path(), "predictions.jsonl");
+    let golden = conformance_dir().join(format!("golden/{name}.jsonl"));
+    let verdict = compare(&golden, &predictions, min_rate);
+    eprintln!("{name} {extra:?}: {verdict}");
+    verdict
+}
+
+fn golden(name: &str) -> (&'static str, f64) {
+    let (_, flags, rate) = GOLDENS.iter().find(|(n, _, _)| *n == name).expect("known golden");
+    (flags, *rate)
+}
+
+#[test]
+fn readme_f64_is_identical() {
+    let (flags, rate) = golden("readme-f64");
+    // A large row budget: results must not depend on which items share the batch.
+    check_golden("readme-f64", flags, rate, &["--max_rows", "400"]);
+}
+
+#[test]
+fn readme_f32_is_at_least_99_percent_identical() {
+    let (flags, rate) = golden("readme-f32");
+    check_golden("readme-f32", flags, rate, &["--max_rows", "400"]);
+}
+
+#[test]
+fn knobs_f64_is_identical() {
+    let (flags, rate) = golden("knobs-f64");
+    check_golden("knobs-f64", flags, rate, &[]);
+}
+
+#[test]
+fn greedy_f64_is_identical() {
+    let (flags, rate) = golden("greedy-f64");
+    check_golden("greedy-f64", flags, rate, &[]);
+}
+
+#[test]
+fn truncate_f64_is_identical() {
+    let (flags, rate) = golden("truncate-f64");
+    check_golden("truncate-f64", flags, rate, &[]);
+}
+
+/// The same golden through a row budget of one group and of every group at once.
+#[test]
+fn results_do_not_depend_on_batch_composition() {
+    let (flags, rate) = golden("knobs-f64");
+    for rows in ["4", "1000"] {
+        let verdict = check_golden("knobs-f64", flags, rate, &["--max_rows", rows]);
+        assert!(verdict.contains("100.00%"), "{verdict}");
+    }
+}
