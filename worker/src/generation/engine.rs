@@ -128,7 +128,7 @@ impl<'m> Engine<'m> {
         let mut groups: Vec<BeamGroup> = items.iter().map(|_| BeamGroup::new(&self.params)).collect();
         let mut logits = logits.f_to_kind(self.model.precision().score_kind())?;
         process_logits(&mut logits, groups.iter(), 1, &self.params)?;
-        let logprobs = logits.f_softmax(-1, None)?.f_log()?;
+        let logprobs = log_of_softmax(&logits)?;
         let (values, indices) = logprobs.f_topk(self.params.beam as i64, 1, true, true)?;
         let choices = read_choices(&values, &indices, logprobs.size()[1])?;
         for (group, choices) in groups.iter_mut().zip(choices.chunks(self.params.beam)) {
@@ -160,11 +160,9 @@ impl<'m> Engine<'m> {
         process_logits(&mut logits, running.iter().map(|g| &g.search), self.params.beam, &self.params)?;
         let vocab = logits.size()[1];
         let beam_scores = Tensor::f_from_slice(&scores)?.f_to_kind(score_kind)?.f_to_device(logits.device())?;
-        let next = logits
-            .f_softmax(-1, None)?
-            .f_log()?
-            .f_add(&beam_scores.f_unsqueeze(1)?)?
-            .f_view([running.len() as i64, -1])?;
+        let mut next = log_of_softmax(&logits)?;
+        let _ = next.f_add_(&beam_scores.f_unsqueeze(1)?)?;
+        let next = next.f_view([running.len() as i64, -1])?;
         let (values, indices) = next.f_topk(self.params.beam as i64, 1, true, true)?;
         let choices = read_choices(&values, &indices, vocab)?;
         for (g, choices) in running.iter_mut().zip(choices.chunks(self.params.beam)) {
@@ -176,6 +174,14 @@ impl<'m> Engine<'m> {
         stats.generated_tokens += tokens.len();
         Ok(())
     }
+}
+
+/// `log(softmax(logits))`, computed as gpt2_beam.py does (not `log_softmax`, which rounds
+/// differently), reusing the softmax's buffer for the logarithm.
+fn log_of_softmax(logits: &Tensor) -> Result<Tensor, ModelError> {
+    let mut probs = logits.f_softmax(-1, None)?;
+    let _ = probs.f_log_()?;
+    Ok(probs)
 }
 
 /// Reads top-k results back: flat index `parent * vocab + token` and the summed score.

@@ -8,4 +8,5 @@ mod score;
 
 pub use beam_group::{BeamGroup, Choice};
 pub use engine::{Engine, EngineStats, WorkItem};
+pub use ngram::NgramTable;
 pub use score::ScoreWidth;

@@ -4,9 +4,12 @@
 use tch::{Device, Kind, Tensor};
 
 use super::kv_cache::{GroupCache, LayerKv};
-use super::layers::{gelu, layer_norm, linear};
+use super::layers::{gelu_, layer_norm, linear};
 use super::weights::{BlockWeights, Gpt2Weights};
 use super::{Gpt2Config, ModelError, Precision};
+
+/// Rows from which the LM head runs as `(wte @ h^T)^T` (see `Gpt2::logits`).
+const LM_HEAD_TRANSPOSED_MIN_ROWS: i64 = 64;
 
 pub struct Gpt2 {
     config: Gpt2Config,
@@ -84,14 +87,20 @@ impl Gpt2 {
         let qkv = linear(&layer_norm(x, &block.ln_1, eps)?, &block.c_attn)?;
         let attended = attend(self.split_heads(&qkv)?)?;
         let x = x.f_add(&linear(&attended, &block.attn_proj)?)?;
-        let hidden = gelu(&linear(&layer_norm(&x, &block.ln_2, eps)?, &block.c_fc)?)?;
+        let mut hidden = linear(&layer_norm(&x, &block.ln_2, eps)?, &block.c_fc)?;
+        gelu_(&mut hidden)?;
         Ok(x.f_add(&linear(&hidden, &block.mlp_proj)?)?)
     }
 
     /// `ln_f` then the tied LM head, on rows `(n, n_embd)`: logits `(n, vocab)`.
     fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let h = layer_norm(x, &self.weights.ln_f, self.config.layer_norm_epsilon)?;
-        Ok(h.f_matmul(&self.weights.wte.f_transpose(0, 1)?)?)
+        if h.size()[0] < LM_HEAD_TRANSPOSED_MIN_ROWS {
+            return Ok(h.f_matmul(&self.weights.wte.f_transpose(0, 1)?)?);
+        }
+        // `(wte @ h^T)^T` gives the same dot products, but MKL streams the big `wte` far faster
+        // in this orientation (about 110 vs 85 GFLOP/s at 80 rows on 2 cores).
+        Ok(self.weights.wte.f_matmul(&h.f_transpose(0, 1)?)?.f_transpose(0, 1)?.f_contiguous()?)
     }
 
     /// Runs whole contexts once each. Returns, per context, its keys and values for every
@@ -174,7 +183,7 @@ impl Gpt2 {
     }
 
     /// Attention of one group's beams `q (heads, beams, head_dim)` over the shared context
-    /// and, through `path (beams, steps)`, over each beam's own generated slots.
+    /// and, through `path (heads, beams, steps)`, over each beam's own generated slots.
     fn attend_group(
         &self,
         context: &LayerKv,
@@ -183,10 +192,9 @@ impl Gpt2 {
         gen_v: &Tensor,
         path: &Tensor,
     ) -> Result<Tensor, ModelError> {
-        let heads = q.size()[0];
         let ctx_len = context.keys.size()[1];
-        let steps = path.size()[1];
-        let index = path.f_unsqueeze(0)?.f_expand([heads, -1, -1], false)?;
+        let steps = path.size()[2];
+        let index = path;
         let ctx_scores = q.f_bmm(&context.keys.f_transpose(1, 2)?)?;
         let all_gen_scores = q.f_bmm(&gen_k.f_transpose(1, 2)?)?;
         let gen_scores = all_gen_scores.f_gather(2, &index, false)?;

@@ -75,8 +75,8 @@ impl GroupCache {
         Ok((flat(&kv.keys)?, flat(&kv.values)?))
     }
 
-    /// For every beam row, the flat slots of its path including the step being computed:
-    /// `(beams, steps + 1)`, on the cache's device.
+    /// For every beam row, the flat slots of its path including the step being computed,
+    /// repeated for every head: `(heads, beams, steps + 1)`, on the cache's device.
     pub fn path_index(&self) -> Result<Tensor, ModelError> {
         let step = self.steps as i64;
         let beams = self.beams as i64;
@@ -85,8 +85,10 @@ impl GroupCache {
             flat.extend_from_slice(path);
             flat.push(step * beams + row as i64);
         }
-        let device = self.context[0].keys.device();
-        Ok(Tensor::f_from_slice(&flat)?.f_view([beams, step + 1])?.f_to_device(device)?)
+        let keys = &self.context[0].keys;
+        let heads = keys.size()[0];
+        let index = Tensor::f_from_slice(&flat)?.f_view([1, beams, step + 1])?.f_to_device(keys.device())?;
+        Ok(index.f_expand([heads, beams, step + 1], false)?)
     }
 
     /// Commits the step just computed: new beam `j` continues old row `parents[j]`.

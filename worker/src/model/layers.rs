@@ -6,21 +6,27 @@ use tch::Tensor;
 use super::weights::{LayerNorm, Linear};
 use super::ModelError;
 
-/// TF-style layer norm (epsilon inside the square root), as `model.py`'s `LayerNorm`.
+/// TF-style layer norm (epsilon inside the square root), as `model.py`'s `LayerNorm`. The same
+/// operations in the same order, done in place where the reference allocates.
 pub fn layer_norm(x: &Tensor, ln: &LayerNorm, eps: f64) -> Result<Tensor, ModelError> {
     let mean = x.f_mean_dim(-1, true, None)?;
-    let centered = x.f_sub(&mean)?;
-    let variance = centered.f_pow_tensor_scalar(2)?.f_mean_dim(-1, true, None)?;
-    let normed = centered.f_div(&variance.f_add_scalar(eps)?.f_sqrt()?)?;
-    Ok(ln.weight.f_mul(&normed)?.f_add(&ln.bias)?)
+    let mut normed = x.f_sub(&mean)?;
+    let mut std = normed.f_pow_tensor_scalar(2)?.f_mean_dim(-1, true, None)?;
+    let _ = std.f_add_scalar_(eps)?.f_sqrt_()?;
+    let _ = normed.f_div_(&std)?;
+    // `weight * x + bias`; the product commutes exactly.
+    let _ = normed.f_mul_(&ln.weight)?.f_add_(&ln.bias)?;
+    Ok(normed)
 }
 
-/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, `model.py`'s `gelu`.
-pub fn gelu(x: &Tensor) -> Result<Tensor, ModelError> {
-    let cubic = x.f_pow_tensor_scalar(3)?.f_mul_scalar(0.044715)?;
-    let inner = x.f_add(&cubic)?.f_mul_scalar((2.0 / std::f64::consts::PI).sqrt())?;
-    let gate = inner.f_tanh()?.f_add_scalar(1.0)?;
-    Ok(x.f_mul_scalar(0.5)?.f_mul(&gate)?)
+/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, `model.py`'s `gelu`, computed in place on
+/// `x` with the reference's operation order (so it rounds the same), allocating one buffer.
+pub fn gelu_(x: &mut Tensor) -> Result<(), ModelError> {
+    let mut gate = x.f_pow_tensor_scalar(3)?;
+    let _ = gate.f_mul_scalar_(0.044715)?.f_add_(x)?.f_mul_scalar_((2.0 / std::f64::consts::PI).sqrt())?;
+    let _ = gate.f_tanh_()?.f_add_scalar_(1.0)?;
+    let _ = x.f_mul_scalar_(0.5)?.f_mul_(&gate)?;
+    Ok(())
 }
 
 /// GPT-2's Conv1D: `bias + x @ weight` on rows of `x`.
@@ -36,7 +42,8 @@ mod tests {
     #[test]
     fn gelu_is_the_tanh_approximation() {
         let x = Tensor::from_slice(&[-3.0f64, -1.0, 0.0, 0.5, 2.0]);
-        let ours = gelu(&x).expect("gelu");
+        let mut ours = x.copy();
+        gelu_(&mut ours).expect("gelu");
         let torch = x.gelu("tanh");
         let diff = f64::try_from((ours - torch).abs().max()).expect("scalar");
         assert!(diff < 1e-12, "{diff}");

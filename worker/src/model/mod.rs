@@ -15,7 +15,7 @@ pub use error::ModelError;
 pub use gpt2::{DecodeRows, Gpt2};
 pub use kv_cache::{GroupCache, LayerKv};
 pub use synthetic::{config_json, synthetic_checkpoint};
-pub use weights::{load_weights, CheckpointPaths, Gpt2Weights};
+pub use weights::{load_weights, weights_from_tensors, CheckpointPaths, Gpt2Weights};
 
 /// Numeric precision the model runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -117,19 +117,32 @@ impl Placement {
     }
 }
 
-fn read_canonical(path: &Path, into: &mut BTreeMap<String, Found>) -> Result<usize, ModelError> {
-    let state = load_state_dict(path)?;
-    let mut count = 0;
-    for (key, tensor) in state.tensors {
-        match canonical_key(&key) {
-            KeyRole::Ignored => {}
-            KeyRole::Tensor(name) => {
-                count += 1;
-                into.insert(name, Found { tensor, path: path.to_path_buf() });
-            }
+fn canonicalize(tensors: impl IntoIterator<Item = (String, Tensor)>, path: &Path, into: &mut BTreeMap<String, Found>) {
+    for (key, tensor) in tensors {
+        if let KeyRole::Tensor(name) = canonical_key(&key) {
+            into.insert(name, Found { tensor, path: path.to_path_buf() });
         }
     }
-    Ok(count)
+}
+
+fn read_canonical(path: &Path, into: &mut BTreeMap<String, Found>) -> Result<(), ModelError> {
+    canonicalize(load_state_dict(path)?.tensors, path, into);
+    Ok(())
+}
+
+/// Builds weights from tensors already in memory (any supported naming), as if read from a
+/// single full checkpoint: for tests and benchmarks.
+pub fn weights_from_tensors(
+    config: &Gpt2Config,
+    lora: LoraConfig,
+    tensors: Vec<(String, Tensor)>,
+    precision: Precision,
+    device: Device,
+) -> Result<Gpt2Weights, ModelError> {
+    let mut found = BTreeMap::new();
+    let origin = Path::new("<memory>");
+    canonicalize(tensors, origin, &mut found);
+    assemble(config, lora, Assembled { tensors: found, looked_in: origin.display().to_string() }, precision, device)
 }
 
 /// Loads, checks and merges the weights, then moves them to `precision` on `device`.
@@ -159,8 +172,18 @@ pub fn load_weights(
     if looked_in.is_empty() {
         return Err(ModelError::NoCheckpoint);
     }
-    let mut found = Assembled { tensors, looked_in: looked_in.join(" and ") };
+    let found = Assembled { tensors, looked_in: looked_in.join(" and ") };
+    assemble(config, lora, found, precision, device)
+}
 
+/// Checks, merges and places every tensor the model needs.
+fn assemble(
+    config: &Gpt2Config,
+    lora: LoraConfig,
+    mut found: Assembled,
+    precision: Precision,
+    device: Device,
+) -> Result<Gpt2Weights, ModelError> {
     let (e, v, p) = (config.n_embd as i64, config.vocab_size as i64, config.n_positions as i64);
     let to = Placement { kind: precision.kind(), device };
     let wte = found.placed("wte.weight", &[v, e], to)?;
