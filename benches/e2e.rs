@@ -86,13 +86,16 @@ fn main() -> anyhow::Result<()> {
         threads,
     };
     let model = load_model(&spec)?;
-    let peak = support::matmul_peak_flops(2048, 5);
+    // The peak is the best of many runs, before and after decoding, so a busy moment on a
+    // shared machine does not understate it (which would overstate our fraction of it).
+    let mut peak = support::matmul_peak_flops(2048, 10);
     let mut results = vec![decode(&model, &conformance.join("e2e_test_public.jsonl"), 32, rows)?];
     if std::env::var_os("LORABEAM_BENCH_FULL").is_some() {
         results.push(decode(&model, &conformance.join("e2e_test.jsonl"), usize::MAX, rows)?);
     }
+    peak = peak.max(support::matmul_peak_flops(2048, 10));
     println!("gpt2.sm-shaped random GPT-2 + LoRA r=4, f32, CPU, {threads} threads, row budget {rows}");
-    println!("f32 matmul peak (2048^3, best of 5): {:.1} GFLOP/s", peak / 1e9);
+    println!("f32 matmul peak (2048^3, best of 20 before and after): {:.1} GFLOP/s", peak / 1e9);
     println!(
         "| {:<34} | {:>5} | {:>5} | {:>8} | {:>8} | {:>8} | {:>9} | {:>7} |",
         "data", "lines", "items", "seconds", "lines/s", "items/s", "tokens/s", "of peak"

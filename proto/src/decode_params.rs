@@ -28,18 +28,20 @@ pub struct ModelLimits {
     pub n_positions: usize,
 }
 
-/// Parameters that passed every rule; only this type reaches the engine.
+/// Parameters that passed every rule; only this type reaches the engine. It reads as the
+/// `DecodeParams` it was made from, plus the full list of end-of-sequence ids.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidDecodeParams {
-    pub beam: usize,
-    pub eval_len: usize,
-    pub seq_len: usize,
-    pub min_length: usize,
-    pub length_penalty: f64,
-    pub no_repeat_ngram_size: usize,
-    pub repetition_penalty: f64,
+    params: DecodeParams,
     /// 50256 first, then the extra ids in the order given (duplicates kept, as the reference does).
-    pub eos_token_ids: Vec<u32>,
+    eos_token_ids: Vec<u32>,
+}
+
+impl std::ops::Deref for ValidDecodeParams {
+    type Target = DecodeParams;
+    fn deref(&self) -> &DecodeParams {
+        &self.params
+    }
 }
 
 impl Default for DecodeParams {
@@ -87,16 +89,7 @@ impl DecodeParams {
         if let Some(&id) = eos_token_ids.iter().find(|&&id| id as usize >= limits.vocab_size) {
             return Err(ParamError::EosOutOfVocab { id, vocab: limits.vocab_size });
         }
-        Ok(ValidDecodeParams {
-            beam: self.beam,
-            eval_len: self.eval_len,
-            seq_len: self.seq_len,
-            min_length: self.min_length,
-            length_penalty: self.length_penalty,
-            no_repeat_ngram_size: self.no_repeat_ngram_size,
-            repetition_penalty: self.repetition_penalty,
-            eos_token_ids,
-        })
+        Ok(ValidDecodeParams { params: self.clone(), eos_token_ids })
     }
 }
 
@@ -110,6 +103,10 @@ impl ValidDecodeParams {
     pub fn truncate_context<'a>(&self, context: &'a [u32]) -> &'a [u32] {
         let keep = self.max_context_len();
         &context[context.len().saturating_sub(keep)..]
+    }
+
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_token_ids
     }
 
     pub fn is_eos(&self, token: u32) -> bool {
@@ -127,7 +124,7 @@ mod tests {
     fn defaults_validate_and_always_include_50256() {
         let params = DecodeParams { extra_eos_token_ids: vec![628], ..Default::default() };
         let valid = params.validate(GPT2).expect("defaults are valid");
-        assert_eq!(valid.eos_token_ids, vec![50256, 628]);
+        assert_eq!(valid.eos_token_ids(), &[50256, 628]);
         assert!(valid.is_eos(628) && valid.is_eos(50256) && !valid.is_eos(0));
     }
 

@@ -1,11 +1,89 @@
-//! lorabeam's contract: the types every component agrees on.
+//! lorabeam's contract: what every component agrees on.
 //!
-//! Today this is the decoding-parameter schema and its validation rules, shared by the
-//! embedded `lorabeam run`, the coordinator's job intake and the worker's engine, so that a
-//! job is judged by the same rules wherever it enters.
+//! - [`v1`]: the gRPC API, package `lorabeam.v1` (`JobService` for clients, `WorkerService`
+//!   for workers), generated from `proto/lorabeam/v1/lorabeam.proto`;
+//! - [`queue`]: the Redis key layout, stream fields and shard message;
+//! - [`DecodeParams`]: decoding parameters and the validation rules every entry point applies.
 
 mod decode_params;
 mod error;
+pub mod queue;
 
 pub use decode_params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
 pub use error::ParamError;
+
+/// Generated code stays private; `v1` re-exports what the other crates use.
+#[allow(clippy::all, clippy::unwrap_used)]
+mod pb {
+    tonic::include_proto!("lorabeam.v1");
+}
+
+/// The `lorabeam.v1` gRPC API.
+pub mod v1 {
+    pub use crate::pb::job_service_client::JobServiceClient;
+    pub use crate::pb::job_service_server::{JobService, JobServiceServer};
+    pub use crate::pb::submit_job_request::Item as SubmitItem;
+    pub use crate::pb::worker_report::Report;
+    pub use crate::pb::worker_service_client::WorkerServiceClient;
+    pub use crate::pb::worker_service_server::{WorkerService, WorkerServiceServer};
+    pub use crate::pb::{
+        CancelJobRequest, DecodeParams, GetJobRequest, ItemFailed, ItemResult, JobEvent, JobSpec, JobState, JobStatus,
+        ListJobsRequest, ListJobsResponse, Prediction, RecordChunk, ShardConfirmed, ShardFinished,
+        StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest, WorkerReport,
+    };
+
+    /// The encoded `FileDescriptorSet` of `lorabeam.v1`, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lorabeam_v1_descriptor.bin"));
+}
+
+impl From<&DecodeParams> for v1::DecodeParams {
+    fn from(p: &DecodeParams) -> Self {
+        Self {
+            beam: p.beam as u32,
+            eval_len: p.eval_len as u32,
+            seq_len: p.seq_len as u32,
+            min_length: p.min_length as u32,
+            length_penalty: p.length_penalty,
+            no_repeat_ngram_size: p.no_repeat_ngram_size as u32,
+            repetition_penalty: p.repetition_penalty,
+            extra_eos_token_ids: p.extra_eos_token_ids.clone(),
+        }
+    }
+}
+
+impl From<&v1::DecodeParams> for DecodeParams {
+    fn from(p: &v1::DecodeParams) -> Self {
+        Self {
+            beam: p.beam as usize,
+            eval_len: p.eval_len as usize,
+            seq_len: p.seq_len as usize,
+            min_length: p.min_length as usize,
+            length_penalty: p.length_penalty,
+            no_repeat_ngram_size: p.no_repeat_ngram_size as usize,
+            repetition_penalty: p.repetition_penalty,
+            extra_eos_token_ids: p.extra_eos_token_ids.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn decode_params_survive_the_wire() {
+        let params =
+            DecodeParams { beam: 10, extra_eos_token_ids: vec![628], length_penalty: 0.8, ..Default::default() };
+        let wire = v1::DecodeParams::from(&params).encode_to_vec();
+        let back = v1::DecodeParams::decode(wire.as_slice()).expect("decodes");
+        assert_eq!(DecodeParams::from(&back), params);
+    }
+
+    /// The descriptor set is protobuf; service and package names appear in it as plain bytes.
+    #[test]
+    fn descriptor_set_names_both_services() {
+        let set = String::from_utf8_lossy(v1::FILE_DESCRIPTOR_SET);
+        assert!(set.contains("JobService") && set.contains("WorkerService") && set.contains("lorabeam.v1"));
+    }
+}

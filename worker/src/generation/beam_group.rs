@@ -69,7 +69,7 @@ impl BeamGroup {
     pub fn banned_into(&self, beam: usize, params: &ValidDecodeParams, out: &mut Vec<u32>) {
         let b = &self.beams[beam];
         if b.tokens.len() < params.min_length {
-            out.extend_from_slice(&params.eos_token_ids);
+            out.extend_from_slice(params.eos_token_ids());
         }
         if !b.tokens.is_empty() {
             b.ngrams.banned_into(&b.tokens, params.no_repeat_ngram_size, out);
