@@ -94,3 +94,14 @@ fn results_do_not_depend_on_batch_composition() {
         assert!(verdict.contains("100.00%"), "{verdict}");
     }
 }
+
+/// The half-precision paths (meant for GPUs, run here on the CPU) stay close to the f64
+/// golden: bf16 keeps 8 mantissa bits, f16 keeps 11, and beams are scored in f32 for both.
+#[test]
+fn half_precisions_stay_close_to_the_golden() {
+    let (flags, _) = golden("greedy-f64");
+    let flags = flags.replace("--dtype f64", "");
+    for (dtype, min_rate) in [("bf16", 0.6), ("f16", 0.9)] {
+        check_golden("greedy-f64", &flags, min_rate, &["--dtype", dtype, "--max_rows", "400"]);
+    }
+}
