@@ -43,14 +43,45 @@ fn all_layouts_agree_and_lora_matters() {
         &[s("--init_checkpoint"), path("lora_only.pt"), s("--base_checkpoint"), path("base_model.safetensors")],
         true,
     );
+    let legacy = legacy_tf_named_base(d);
+    let legacy_bin = predict(
+        d,
+        "legacy.jsonl",
+        &[s("--init_checkpoint"), path("lora_only.pt"), s("--base_checkpoint"), legacy],
+        true,
+    );
     let base_only = predict(d, "base.jsonl", &[s("--init_checkpoint"), path("base_model.safetensors")], false);
     assert_eq!(full.lines().count(), 24);
     assert_eq!(full, bin, "pytorch_model.bin + LoRA-only differs from the full checkpoint");
     assert_eq!(full, safetensors, "model.safetensors + LoRA-only differs from the full checkpoint");
+    assert_eq!(full, legacy_bin, "a legacy pytorch_model.bin with TF names + LoRA-only differs");
     let same = full.lines().zip(base_only.lines()).filter(|(a, b)| a == b).count();
     assert!(same < 12, "LoRA changed only {} of 24 predictions", 24 - same);
 }
 
 fn s(v: &str) -> String {
     v.to_string()
+}
+
+/// The base re-saved as the original pretrained GPT-2 files are: the legacy (pre-1.6)
+/// `torch.save` stream, with TF-converted `.g` / `.b` names on the layer norms.
+fn legacy_tf_named_base(dir: &std::path::Path) -> String {
+    let out = dir.join("legacy_pytorch_model.bin");
+    let python = std::env::var("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|_| "python3".into());
+    let script = "import sys, torch\n\
+                  sd = torch.load(sys.argv[1], weights_only=True)\n\
+                  tf = {}\n\
+                  for k, v in sd.items():\n    \
+                      if '.ln_' in k or k.startswith('ln_f'):\n        \
+                          k = k.replace('.weight', '.g').replace('.bias', '.b')\n    \
+                      tf[k] = v\n\
+                  torch.save(tf, sys.argv[2], _use_new_zipfile_serialization=False)";
+    let status = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(fixture("base_pytorch_model.bin"))
+        .arg(&out)
+        .status()
+        .expect("python runs");
+    assert!(status.success(), "could not write the legacy checkpoint");
+    out.to_str().expect("utf-8").to_string()
 }

@@ -1,9 +1,12 @@
 //! Checkpoint files as flat maps from tensor name to tensor, read without Python.
 //!
-//! Accepted: `torch.save` zip archives (gpt2_ft.py's `{'model_state_dict': ...}`, or a flat
-//! state dict such as HF's `pytorch_model.bin`) and safetensors files.
+//! Accepted: `torch.save` files, both the zip archive (torch >= 1.6) and the legacy stream of
+//! the original pretrained GPT-2 `pytorch_model.bin` (gpt2_ft.py's `{'model_state_dict': ...}`
+//! or a flat state dict), and safetensors files.
 
 mod pickle;
+mod torch_legacy;
+mod torch_tensors;
 mod torch_writer;
 mod torch_zip;
 
@@ -26,11 +29,6 @@ pub enum CheckpointError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("checkpoint {path} is corrupt or truncated: {detail}")]
     Corrupt { path: PathBuf, detail: String },
-    #[error(
-        "checkpoint {path} uses the legacy (pre-1.6) torch.save format; re-save it with a current \
-         torch (torch.save(torch.load(p), p)) or convert it to safetensors"
-    )]
-    LegacyFormat { path: PathBuf },
     #[error("checkpoint {path} is neither a torch.save zip archive nor a safetensors file")]
     UnknownFormat { path: PathBuf },
     #[error("checkpoint {path} holds no state dict: {detail}")]
@@ -73,34 +71,45 @@ fn sniff(path: &Path) -> Result<Format, CheckpointError> {
 /// Reads every tensor of a checkpoint, unwrapping `model_state_dict` / `state_dict` if present.
 pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
     let corrupt = |Malformed(detail)| CheckpointError::Corrupt { path: path.to_path_buf(), detail };
+    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let tensors = match sniff(path)? {
-        Format::LegacyTorch => return Err(CheckpointError::LegacyFormat { path: path.to_path_buf() }),
         Format::Safetensors => Tensor::read_safetensors(path)
             .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })?
             .into_iter()
             .collect(),
         Format::TorchZip => {
-            let file = File::open(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
-            let mut archive = torch_zip::TorchArchive::open(BufReader::new(file)).map_err(corrupt)?;
-            let root = archive.root().map_err(corrupt)?;
-            let dict = find_state_dict(&root)
-                .map_err(|detail| CheckpointError::NoStateDict { path: path.to_path_buf(), detail })?;
-            let mut tensors = BTreeMap::new();
-            for (key, value) in dict {
-                let pickle::Value::Str(name) = key else {
-                    continue;
-                };
-                if let Some(tensor) = archive.tensor(value).map_err(|Malformed(d)| CheckpointError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: format!("tensor `{name}`: {d}"),
-                })? {
-                    tensors.insert(name.clone(), tensor);
-                }
-            }
-            tensors
+            let file = BufReader::new(File::open(path).map_err(io)?);
+            let (root, builder) = torch_zip::open(file).map_err(corrupt)?;
+            collect_tensors(path, &root, builder)?
+        }
+        Format::LegacyTorch => {
+            let (root, builder) = torch_legacy::open(std::fs::read(path).map_err(io)?).map_err(corrupt)?;
+            collect_tensors(path, &root, builder)?
         }
     };
     Ok(StateDict { path: path.to_path_buf(), tensors })
+}
+
+/// Every tensor of the state dict inside `root`, by name.
+fn collect_tensors<S: torch_tensors::StorageSource>(
+    path: &Path,
+    root: &pickle::Value,
+    mut builder: torch_tensors::TensorBuilder<S>,
+) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
+    let dict =
+        find_state_dict(root).map_err(|detail| CheckpointError::NoStateDict { path: path.to_path_buf(), detail })?;
+    let mut tensors = BTreeMap::new();
+    for (key, value) in dict {
+        let pickle::Value::Str(name) = key else { continue };
+        let tensor = builder.tensor(value).map_err(|Malformed(d)| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("tensor `{name}`: {d}"),
+        })?;
+        if let Some(tensor) = tensor {
+            tensors.insert(name.clone(), tensor);
+        }
+    }
+    Ok(tensors)
 }
 
 /// The dict of tensors inside a pickle root: the root itself, or its `model_state_dict`.

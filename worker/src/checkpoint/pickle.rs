@@ -22,6 +22,9 @@ pub enum Value {
         module: String,
         name: String,
     },
+    /// An integer too wide for `i64`, as its little-endian two's-complement bytes (the legacy
+    /// torch.save magic number is one).
+    BigInt(Vec<u8>),
     /// A persistent id as loaded by `BINPERSID` (torch: a storage reference).
     PersistentId(Box<Value>),
     /// `callable(*args)` left unevaluated for the caller to interpret.
@@ -76,6 +79,12 @@ fn corrupt(why: impl Into<String>) -> Malformed {
 
 /// Parses one pickle and returns the value `STOP` leaves on the stack.
 pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
+    parse_prefix(data).map(|(value, _)| value)
+}
+
+/// Parses the pickle at the start of `data`; returns its value and the bytes it took, so that
+/// several pickles written one after another can be read in turn.
+pub fn parse_prefix(data: &[u8]) -> Result<(Value, usize), Malformed> {
     let mut r = Reader { data, pos: 0 };
     let mut stack: Vec<Value> = Vec::new();
     let mut memo: std::collections::HashMap<u32, Value> = std::collections::HashMap::new();
@@ -99,7 +108,7 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
             0x95 => {
                 r.take(8)?; // FRAME: a length hint only
             }
-            b'.' => return pop(&mut stack),
+            b'.' => return Ok((pop(&mut stack)?, r.pos)),
             b'(' => stack.push(Value::Mark),
             b'N' => stack.push(Value::None),
             0x88 => stack.push(Value::Bool(true)),
@@ -111,7 +120,8 @@ pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
                 let n = r.u8()? as usize;
                 let bytes = r.take(n)?;
                 if n > 8 {
-                    return Err(corrupt(format!("integer of {n} bytes is too large")));
+                    stack.push(Value::BigInt(bytes.to_vec()));
+                    continue;
                 }
                 let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
                 buf[..n].copy_from_slice(bytes);

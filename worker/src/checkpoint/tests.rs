@@ -38,14 +38,18 @@ fn truncated_archive_is_a_clear_error() {
 }
 
 #[test]
-fn unknown_bytes_and_legacy_pickles_are_refused() {
+fn unknown_bytes_and_broken_legacy_streams_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, b"hello, not a checkpoint").expect("write");
     assert!(matches!(load_state_dict(&junk), Err(CheckpointError::UnknownFormat { .. })));
     let legacy = dir.path().join("legacy.bin");
     std::fs::write(&legacy, [0x80, 0x02, 0x8a, 0x0a]).expect("write");
-    assert!(matches!(load_state_dict(&legacy), Err(CheckpointError::LegacyFormat { .. })));
+    let err = load_state_dict(&legacy).err().expect("a cut legacy stream must fail");
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    std::fs::write(&legacy, [0x80, 0x02, 0x4b, 0x07, b'.']).expect("write");
+    let err = load_state_dict(&legacy).err().expect("a pickle of 7 is no torch.save stream");
+    assert!(err.to_string().contains("bad magic number"), "{err}");
     let missing = dir.path().join("missing.pt");
     assert!(matches!(load_state_dict(&missing), Err(CheckpointError::Io { .. })));
 }
