@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+source scripts/env.sh
 out=target/demo
 ./target/release/lorabeam fixture --out "$out"
 ./target/release/lorabeam run \

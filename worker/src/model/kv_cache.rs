@@ -38,8 +38,10 @@ impl GroupCache {
         };
         let options: (Kind, Device) = (first.keys.kind(), first.keys.device());
         let shape = [heads, capacity as i64, beams as i64, head_dim];
+        // Uninitialised: attention reads only slots `0..=steps`, and every step writes its slot
+        // for every row before reading it.
         let generated = (0..context.len())
-            .map(|_| Ok(LayerKv { keys: Tensor::f_zeros(shape, options)?, values: Tensor::f_zeros(shape, options)? }))
+            .map(|_| Ok(LayerKv { keys: Tensor::f_empty(shape, options)?, values: Tensor::f_empty(shape, options)? }))
             .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(Self { context, generated, context_len, beams, steps: 0, paths: vec![Vec::new(); beams] })
     }
