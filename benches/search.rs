@@ -56,7 +56,7 @@ fn ngram_banning(c: &mut Criterion) {
                     child.push(h, n);
                     child
                 })
-                .count()
+                .collect::<Vec<_>>()
         })
     });
     group.finish();
@@ -91,7 +91,7 @@ fn cache_reorder(c: &mut Criterion) {
         .collect();
     let index = Tensor::from_slice(&parents.iter().map(|&p| p as i64).collect::<Vec<_>>());
     group.bench_function("reference_index_select_seq512", |b| {
-        b.iter(|| full.iter().map(|t| t.index_select(0, &index)).count())
+        b.iter(|| full.iter().map(|t| t.index_select(0, &index)).collect::<Vec<_>>())
     });
     group.finish();
 }

@@ -194,13 +194,12 @@ impl Gpt2 {
     ) -> Result<Tensor, ModelError> {
         let ctx_len = context.keys.size()[1];
         let steps = path.size()[2];
-        let index = path;
         let ctx_scores = q.f_bmm(&context.keys.f_transpose(1, 2)?)?;
         let all_gen_scores = q.f_bmm(&gen_k.f_transpose(1, 2)?)?;
-        let gen_scores = all_gen_scores.f_gather(2, &index, false)?;
+        let gen_scores = all_gen_scores.f_gather(2, path, false)?;
         let weights = Tensor::f_cat(&[ctx_scores, gen_scores], 2)?.f_div_scalar(self.scale())?.f_softmax(-1, None)?;
         let ctx_out = weights.f_narrow(2, 0, ctx_len)?.f_bmm(&context.values)?;
-        let gen_weights = all_gen_scores.f_zeros_like()?.f_scatter(2, &index, &weights.f_narrow(2, ctx_len, steps)?)?;
+        let gen_weights = all_gen_scores.f_zeros_like()?.f_scatter(2, path, &weights.f_narrow(2, ctx_len, steps)?)?;
         let gen_out = gen_weights.f_bmm(gen_v)?;
         let beams = q.size()[1];
         Ok(ctx_out.f_add(&gen_out)?.f_permute([1, 0, 2])?.f_reshape([beams, -1])?)
