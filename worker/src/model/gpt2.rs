@@ -45,10 +45,6 @@ impl Gpt2 {
         self.precision
     }
 
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
     /// Multiply-adds ×2 per generated row at a given attended length (weights plus attention).
     pub fn flops_per_token(&self, attended: usize) -> f64 {
         let (e, l, v) = (self.config.n_embd as f64, self.config.n_layer as f64, self.config.vocab_size as f64);

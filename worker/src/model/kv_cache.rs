@@ -106,10 +106,4 @@ impl GroupCache {
             .collect();
         self.steps += 1;
     }
-
-    /// Bytes held by this cache's tensors.
-    pub fn bytes(&self) -> usize {
-        let size = |t: &Tensor| t.numel() * t.kind().elt_size_in_bytes();
-        self.context.iter().chain(&self.generated).map(|kv| size(&kv.keys) + size(&kv.values)).sum()
-    }
 }
