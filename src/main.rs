@@ -17,6 +17,16 @@ enum Command {
     Run(Box<cli::run::RunArgs>),
     /// Write a small seeded GPT-2 + LoRA checkpoint in gpt2_ft.py's format, plus sample data.
     Fixture(cli::fixture::FixtureArgs),
+    /// Submit a test JSONL to a coordinator as a job (with --wait, follow it to the end).
+    Submit(Box<cli::submit::SubmitArgs>),
+    /// List the coordinator's jobs.
+    Jobs(cli::jobs::JobsArgs),
+    /// Follow one job until it ends.
+    Watch(cli::jobs::JobArgs),
+    /// Cancel a running job: its queued shards are removed.
+    Cancel(cli::jobs::JobArgs),
+    /// Fetch a job's predictions in id order (while it runs, they arrive as they are ready).
+    Results(cli::jobs::ResultsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +37,11 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Run(args) => cli::run::run(*args),
         Command::Fixture(args) => cli::fixture::fixture(args),
+        Command::Submit(args) => cli::submit::submit(*args),
+        Command::Jobs(args) => cli::jobs::jobs(args),
+        Command::Watch(args) => cli::jobs::watch(args),
+        Command::Cancel(args) => cli::jobs::cancel(args),
+        Command::Results(args) => cli::jobs::results(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

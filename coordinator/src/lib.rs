@@ -1,12 +1,23 @@
-//! lorabeam's coordinator library: where a job's records are checked, deduplicated and put
-//! back in order.
+//! lorabeam's coordinator: job intake, the Redis shard queue, result intake and ordered output.
 //!
 //! - [`validation`] turns a test JSONL into checked records, or a list of per-line errors;
-//! - [`dedup`] decodes each distinct (truncated) context once and fans results out;
-//! - [`reference_batching`] reproduces gpt2_beam.py's first step with `batch_size > 1`;
-//! - [`writer`] writes the ordered predictions JSONL atomically.
+//! - [`plan`] (with [`dedup`] and [`reference_batching`]) turns records into distinct items;
+//! - [`writer`] writes the ordered predictions JSONL atomically;
+//! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]).
 
 pub mod dedup;
+pub mod error;
+mod events;
+pub mod intake;
+mod job_service;
+pub mod plan;
 pub mod reference_batching;
+pub mod results;
+pub mod server;
+pub mod store;
 pub mod validation;
+mod worker_service;
 pub mod writer;
+
+pub use error::CoordinatorError;
+pub use server::{Coordinator, CoordinatorConfig};

@@ -21,27 +21,55 @@ pub fn format_prediction(out: &mut String, id: usize, predict: &[u32]) {
     out.push_str("]}\n");
 }
 
+/// An ordered predictions file being written: lines go to a temporary file next to `path`,
+/// which takes its name only in [`finish`](Self::finish), so readers never see a partial file.
+pub struct PredictionFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    buffer: String,
+}
+
+impl PredictionFile {
+    pub fn create(path: &Path) -> Result<Self, WriteError> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| WriteError { path: path.into(), source })?;
+        Ok(Self { path: path.to_path_buf(), tmp, buffer: String::new() })
+    }
+
+    fn fail(&self, source: std::io::Error) -> WriteError {
+        WriteError { path: self.path.clone(), source }
+    }
+
+    pub fn push(&mut self, id: usize, predict: &[u32]) -> Result<(), WriteError> {
+        format_prediction(&mut self.buffer, id, predict);
+        if self.buffer.len() > 1 << 16 {
+            self.tmp.write_all(self.buffer.as_bytes()).map_err(|e| self.fail(e))?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn finish(mut self) -> Result<(), WriteError> {
+        self.tmp.write_all(self.buffer.as_bytes()).map_err(|e| self.fail(e))?;
+        self.tmp.as_file().sync_all().map_err(|e| self.fail(e))?;
+        let path = self.path.clone();
+        self.tmp.persist(&path).map_err(|e| WriteError { path, source: e.error })?;
+        Ok(())
+    }
+}
+
 /// Writes `(id, predict)` lines in the order given, atomically: readers never see a partial
 /// file under `path`.
 pub fn write_predictions<'a>(
     path: &Path,
     predictions: impl IntoIterator<Item = (usize, &'a [u32])>,
 ) -> Result<(), WriteError> {
-    let fail = |source| WriteError { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    let mut buffer = String::new();
+    let mut file = PredictionFile::create(path)?;
     for (id, predict) in predictions {
-        format_prediction(&mut buffer, id, predict);
-        if buffer.len() > 1 << 16 {
-            tmp.write_all(buffer.as_bytes()).map_err(fail)?;
-            buffer.clear();
-        }
+        file.push(id, predict)?;
     }
-    tmp.write_all(buffer.as_bytes()).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    file.finish()
 }
 
 #[cfg(test)]

@@ -6,8 +6,15 @@
 //! - `{prefix}:job:{job_id}` — a hash: the job's spec and counters (see [`job_fields`]).
 //! - `{prefix}:job:{job_id}:results` — a hash from item index to its prediction; writing it
 //!   with `HSETNX` makes result intake idempotent when a shard runs twice.
+//! - `{prefix}:job:{job_id}:failed` — a hash from item index to the reason it failed.
+//! - `{prefix}:job:{job_id}:plan` — for each record (line) in order, its item index, as
+//!   little-endian `u32`s: how the ordered output is put back together.
+//! - `{prefix}:job:{job_id}:shards_done` — a set of the shard ids whose every item is stored.
+//! - `{prefix}:job:{job_id}:entries` — a list of the job's stream entry ids (cancel deletes them).
 //! - `{prefix}:jobs` — a sorted set of job ids by creation time.
 //! - `{prefix}:idempotency:{key}` — the job id a client's idempotency key created.
+//! - `{prefix}:model:{model_id}` — a hash of the limits a worker serving the model registered
+//!   (see [`model_fields`]), so the coordinator checks jobs against the real model.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,11 +38,29 @@ pub mod job_fields {
     pub const RECORDS: &str = "records";
     pub const ITEMS: &str = "items";
     pub const SHARDS: &str = "shards";
-    pub const SHARDS_DONE: &str = "shards_done";
+    pub const RECORDS_DONE: &str = "records_done";
+    pub const ITEMS_DONE: &str = "items_done";
     pub const GENERATED_TOKENS: &str = "generated_tokens";
     pub const ERROR: &str = "error";
     pub const CREATED_MS: &str = "created_ms";
     pub const FINISHED_MS: &str = "finished_ms";
+    /// Path of the finished output file.
+    pub const OUTPUT: &str = "output";
+}
+
+/// Fields of the model hash.
+pub mod model_fields {
+    pub const VOCAB_SIZE: &str = "vocab_size";
+    pub const N_POSITIONS: &str = "n_positions";
+}
+
+/// Values of [`job_fields::STATE`].
+pub mod job_states {
+    pub const RUNNING: &str = "running";
+    pub const COMPLETED: &str = "completed";
+    pub const COMPLETED_WITH_FAILURES: &str = "completed_with_failures";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
 }
 
 /// Key names under one prefix, so several deployments can share a Redis.
@@ -67,12 +92,55 @@ impl Keys {
         format!("{}:job:{job_id}:results", self.prefix)
     }
 
+    pub fn failed(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:failed", self.prefix)
+    }
+
+    pub fn plan(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:plan", self.prefix)
+    }
+
+    pub fn shards_done(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:shards_done", self.prefix)
+    }
+
+    pub fn entries(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:entries", self.prefix)
+    }
+
+    /// Every key that holds one job's state (not its idempotency key).
+    pub fn all_of_job(&self, job_id: &str) -> [String; 6] {
+        [
+            self.job(job_id),
+            self.results(job_id),
+            self.failed(job_id),
+            self.plan(job_id),
+            self.shards_done(job_id),
+            self.entries(job_id),
+        ]
+    }
+
+    pub fn model(&self, model_id: &str) -> String {
+        format!("{}:model:{model_id}", self.prefix)
+    }
+
     pub fn jobs(&self) -> String {
         format!("{}:jobs", self.prefix)
     }
 
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idempotency:{key}", self.prefix)
+    }
+}
+
+/// Creates the model's stream and its worker group if missing. The group starts at id 0, so it
+/// sees every entry ever added. Coordinator and workers both call it, so either may start first.
+pub async fn ensure_group(con: &mut impl redis::aio::ConnectionLike, queue: &str) -> redis::RedisResult<()> {
+    let created: redis::RedisResult<()> =
+        redis::cmd("XGROUP").arg("CREATE").arg(queue).arg(WORKER_GROUP).arg("0").arg("MKSTREAM").query_async(con).await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -86,6 +154,52 @@ pub struct ShardItem {
     /// gpt2_beam.py's batch_size > 1 first-step context, when it differs from `context`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_step_context: Option<Vec<u32>>,
+}
+
+/// A job's spec as the coordinator keeps it (field [`job_fields::SPEC`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredJobSpec {
+    pub model_id: String,
+    pub name: String,
+    pub params: DecodeParams,
+    pub shard_size: usize,
+    pub reference_batch_size: usize,
+    pub exact_first_step: bool,
+    #[serde(default)]
+    pub idempotency_key: String,
+}
+
+/// Token ids as stored in Redis: decimal, comma-separated (readable in `redis-cli`).
+pub fn encode_tokens(tokens: &[u32]) -> String {
+    let mut out = String::with_capacity(tokens.len() * 6);
+    for (i, token) in tokens.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&token.to_string());
+    }
+    out
+}
+
+/// The inverse of [`encode_tokens`]; `None` for anything it did not write.
+pub fn decode_tokens(text: &str) -> Option<Vec<u32>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(|t| t.parse().ok()).collect()
+}
+
+/// A record-to-item plan as stored under [`Keys::plan`].
+pub fn encode_plan(index_of_record: &[usize]) -> Vec<u8> {
+    index_of_record.iter().flat_map(|&i| (i as u32).to_le_bytes()).collect()
+}
+
+/// The inverse of [`encode_plan`]; `None` when the length is not a multiple of 4.
+pub fn decode_plan(bytes: &[u8]) -> Option<Vec<u32>> {
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    Some(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 /// A unit of work in a model's stream.
@@ -107,6 +221,16 @@ mod tests {
         assert_eq!(keys.queue("e2e-md"), "lb:queue:e2e-md");
         assert_eq!(keys.results("j1"), "lb:job:j1:results");
         assert_eq!(Keys::default().jobs(), "lorabeam:jobs");
+    }
+
+    #[test]
+    fn tokens_and_plans_round_trip() {
+        for tokens in [vec![], vec![0], vec![50256, 1, 628]] {
+            assert_eq!(decode_tokens(&encode_tokens(&tokens)), Some(tokens));
+        }
+        assert_eq!(decode_tokens("1,x"), None);
+        assert_eq!(decode_plan(&encode_plan(&[0, 1, 70000])), Some(vec![0, 1, 70000]));
+        assert_eq!(decode_plan(&[1, 2, 3]), None);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The `lorabeam` command line.
 
+pub mod client;
 pub mod fixture;
+pub mod jobs;
 pub mod model_args;
 pub mod run;
+pub mod submit;

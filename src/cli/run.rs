@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use lorabeam_coordinator::dedup::DedupPlan;
-use lorabeam_coordinator::reference_batching::first_step_contexts;
+use lorabeam_coordinator::plan::{plan_items, FirstStep};
 use lorabeam_coordinator::validation::read_records;
 use lorabeam_coordinator::writer::write_predictions;
 use lorabeam_worker::generation::{Engine, WorkItem};
@@ -48,13 +47,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model.spec()).context("loading the model")?;
     let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
     let records = read_records(&args.data, model.config().vocab_size)?;
-    let contexts: Vec<&[u32]> = records.iter().map(|r| params.truncate_context(&r.context)).collect();
-    let first_steps = if args.exact_first_step {
-        vec![None; contexts.len()]
-    } else {
-        first_step_contexts(&contexts, args.batch_size, params.beam)
-    };
-    let plan = DedupPlan::build(contexts.iter().map(|c| c.to_vec()).zip(first_steps));
+    let first_step = FirstStep { reference_batch_size: args.batch_size, exact: args.exact_first_step };
+    let plan = plan_items(&records, &params, first_step);
     let loaded = started.elapsed();
 
     let progress = indicatif::ProgressBar::new(plan.distinct.len() as u64).with_style(

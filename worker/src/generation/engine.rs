@@ -35,6 +35,22 @@ pub struct WorkItem {
     pub first_step_context: Option<Vec<u32>>,
 }
 
+/// Where a running engine gets its items, so it can be fed while it runs.
+pub trait ItemSource {
+    /// The next item to admit. `idle` is true when nothing is running: the source may wait
+    /// for work, and `None` then ends the run. Otherwise it must answer at once, `None` when
+    /// nothing is ready.
+    fn next_item(&mut self, idle: bool) -> Option<WorkItem>;
+}
+
+struct IterSource<I>(I);
+
+impl<I: Iterator<Item = WorkItem>> ItemSource for IterSource<I> {
+    fn next_item(&mut self, _idle: bool) -> Option<WorkItem> {
+        self.0.next()
+    }
+}
+
 /// Most context tokens prefilled together, bounding the prefill's activation memory.
 const PREFILL_TOKEN_BUDGET: usize = 4096;
 
@@ -64,27 +80,43 @@ impl<'m> Engine<'m> {
         items: impl IntoIterator<Item = WorkItem>,
         mut on_result: impl FnMut(usize, Vec<u32>),
     ) -> Result<EngineStats, ModelError> {
-        let mut pending = items.into_iter().peekable();
+        let mut source = IterSource(items.into_iter());
+        self.run_source(&mut source, |key, predict, _| on_result(key, predict))
+    }
+
+    /// Decodes what `source` hands out until it has nothing more while nothing runs, calling
+    /// `on_result(key, prediction, generated_tokens)` as each item is final.
+    pub fn run_source(
+        &self,
+        source: &mut impl ItemSource,
+        mut on_result: impl FnMut(usize, Vec<u32>, usize),
+    ) -> Result<EngineStats, ModelError> {
+        let mut held: Option<WorkItem> = None;
         let mut running: Vec<Running> = Vec::new();
         let mut stats = EngineStats::default();
         let beams = self.params.beam;
         loop {
             let mut admitted = Vec::new();
             let mut tokens = 0;
-            while let Some(next) = pending.peek() {
+            loop {
+                let idle = running.is_empty() && admitted.is_empty();
+                if held.is_none() {
+                    held = source.next_item(idle);
+                }
+                let Some(next) = held.as_ref() else { break };
                 let rows = (running.len() + admitted.len() + 1) * beams;
-                let fits = rows <= self.max_rows || (running.is_empty() && admitted.is_empty());
+                let fits = rows <= self.max_rows || idle;
                 if !fits || (tokens > 0 && tokens + next.context.len() > PREFILL_TOKEN_BUDGET) {
                     break;
                 }
                 tokens += next.context.len();
-                admitted.extend(pending.next());
+                admitted.extend(held.take());
             }
             if !admitted.is_empty() {
                 running.extend(self.start(admitted, &mut stats)?);
             }
             if running.is_empty() {
-                if pending.peek().is_none() {
+                if held.is_none() {
                     break;
                 }
                 continue;
@@ -94,7 +126,8 @@ impl<'m> Engine<'m> {
                 if !group.search.is_finished() {
                     return true;
                 }
-                on_result(group.key, group.search.prediction(self.params.eval_len));
+                let generated = (group.cache.steps() + 1) * beams;
+                on_result(group.key, group.search.prediction(self.params.eval_len), generated);
                 stats.items += 1;
                 false
             });

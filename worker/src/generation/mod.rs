@@ -7,6 +7,6 @@ mod ngram;
 mod score;
 
 pub use beam_group::{BeamGroup, Choice};
-pub use engine::{Engine, EngineStats, WorkItem};
+pub use engine::{Engine, EngineStats, ItemSource, WorkItem};
 pub use ngram::NgramTable;
 pub use score::ScoreWidth;

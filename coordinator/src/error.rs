@@ -1,0 +1,68 @@
+//! The coordinator's errors, and their one mapping onto gRPC status codes.
+
+use lorabeam_proto::ParamError;
+use tonic::{Code, Status};
+
+use crate::validation::DataError;
+use crate::writer::WriteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("corrupt job state in redis for job {job_id}: {what}")]
+    CorruptState { job_id: String, what: String },
+    #[error("invalid job spec: {0}")]
+    InvalidSpec(String),
+    #[error("invalid decoding parameters: {0}")]
+    InvalidParams(#[from] ParamError),
+    #[error("{0}")]
+    InvalidData(#[from] DataError),
+    #[error("job data is larger than the coordinator's limit of {limit} bytes")]
+    JobTooLarge { limit: usize },
+    #[error("no job {0}")]
+    JobNotFound(String),
+    #[error("job {job_id} is {state}: {action} needs a running job")]
+    JobNotRunning { job_id: String, state: String, action: &'static str },
+    #[error("the request stream failed: {0}")]
+    Stream(Status),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CoordinatorError> for Status {
+    fn from(err: CoordinatorError) -> Self {
+        let code = match &err {
+            CoordinatorError::Redis(_) => Code::Unavailable,
+            CoordinatorError::CorruptState { .. } => Code::DataLoss,
+            CoordinatorError::InvalidSpec(_)
+            | CoordinatorError::InvalidParams(_)
+            | CoordinatorError::InvalidData(_) => Code::InvalidArgument,
+            CoordinatorError::JobTooLarge { .. } => Code::ResourceExhausted,
+            CoordinatorError::JobNotFound(_) => Code::NotFound,
+            CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
+            CoordinatorError::Stream(status) => return status.clone(),
+            CoordinatorError::Write(_) | CoordinatorError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_invalid_argument_and_outages_unavailable() {
+        let status = Status::from(CoordinatorError::InvalidParams(ParamError::BeamZero(0)));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("--beam must be at least 1"));
+        assert_eq!(Status::from(CoordinatorError::JobNotFound("j1".into())).code(), Code::NotFound);
+        let redis = redis::RedisError::from((redis::ErrorKind::Io, "connection refused"));
+        assert_eq!(Status::from(CoordinatorError::Redis(redis)).code(), Code::Unavailable);
+    }
+}

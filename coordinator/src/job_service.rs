@@ -1,0 +1,236 @@
+//! `lorabeam.v1.JobService`: what clients call.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use lorabeam_proto::v1::{
+    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobState, JobStatus, ListJobsRequest, ListJobsResponse,
+    Prediction, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::{CoordinatorError, Result};
+use crate::intake::{new_job_id, plan_job, read_submission, GPT2_LIMITS};
+use crate::server::Coordinator;
+
+/// How often followers re-read Redis even without a local notification.
+const REFRESH: Duration = Duration::from_secs(1);
+/// Records fetched per round of StreamResults.
+const RESULT_WINDOW: usize = 512;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
+
+fn is_final(state: i32) -> bool {
+    !matches!(JobState::try_from(state), Ok(JobState::Running) | Ok(JobState::Unspecified) | Err(_))
+}
+
+impl Coordinator {
+    pub async fn submit(&self, stream: Streaming<SubmitJobRequest>) -> Result<SubmitJobResponse> {
+        let (spec, data) = read_submission(stream, self.intake).await?;
+        if !spec.idempotency_key.is_empty() {
+            if let Some(job_id) = self.store.job_for_key(&spec.idempotency_key).await? {
+                return self.existing(job_id).await;
+            }
+        }
+        let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(GPT2_LIMITS);
+        let intake = self.intake;
+        let job_id = new_job_id();
+        let job = tokio::task::spawn_blocking(move || plan_job(job_id, &spec, &data, model, intake))
+            .await
+            .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
+        if let Some(existing) = self.store.create(&job).await? {
+            return self.existing(existing).await;
+        }
+        tracing::info!(job_id = %job.job_id, records = job.records, shards = job.shards.len(), model_id = %job.spec.model_id, "job queued");
+        Ok(SubmitJobResponse {
+            job_id: job.job_id.clone(),
+            records: job.records as u64,
+            distinct_items: job.shards.iter().map(|s| s.items.len() as u64).sum(),
+            shards: job.shards.len() as u32,
+            existing: false,
+        })
+    }
+
+    async fn existing(&self, job_id: String) -> Result<SubmitJobResponse> {
+        let status = self.status(&job_id).await?;
+        let plan = self.results.plan(&job_id).await?;
+        Ok(SubmitJobResponse {
+            job_id,
+            records: status.records,
+            distinct_items: plan.records_of_item.len() as u64,
+            shards: status.shards,
+            existing: true,
+        })
+    }
+
+    pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
+        let mut status = self.store.status(job_id).await?;
+        status.failed_ids = self.results.failed_records(job_id).await?;
+        Ok(status)
+    }
+
+    /// Streams a job's status on every change until it is final.
+    fn watch(&self, job_id: String) -> BoxStream<JobEvent> {
+        let (tx, rx) = mpsc::channel(16);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut changes = this.events.subscribe(&job_id);
+            let mut last: Option<JobStatus> = None;
+            loop {
+                let status = match this.status(&job_id).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                let done = is_final(status.state);
+                if last.as_ref() != Some(&status) {
+                    last = Some(status.clone());
+                    if tx.send(Ok(JobEvent { status: Some(status) })).await.is_err() {
+                        return;
+                    }
+                }
+                if done {
+                    return;
+                }
+                let _ = tokio::time::timeout(REFRESH, changes.changed()).await;
+                // Coalesce bursts of results into one event.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    /// Streams predictions in id order from `offset`, waiting for each while the job runs.
+    /// Records whose item failed are skipped (they are listed in the job's status).
+    fn stream_results(&self, job_id: String, offset: usize) -> BoxStream<Prediction> {
+        let (tx, rx) = mpsc::channel(RESULT_WINDOW);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.send_results(&job_id, offset, &tx).await {
+                let _ = tx.send(Err(e.into())).await;
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    async fn send_results(
+        &self,
+        job_id: &str,
+        mut next: usize,
+        tx: &mpsc::Sender<std::result::Result<Prediction, Status>>,
+    ) -> Result<()> {
+        let mut changes = self.events.subscribe(job_id);
+        let records = self.results.plan(job_id).await?.item_of_record.len();
+        while next < records {
+            let window = self.results.predictions(job_id, next..(next + RESULT_WINDOW).min(records)).await?;
+            let mut sent = 0;
+            for predict in window.into_iter().map_while(|p| p) {
+                let prediction = Prediction { id: (next + sent) as u64, predict };
+                if tx.send(Ok(prediction)).await.is_err() {
+                    return Ok(());
+                }
+                sent += 1;
+            }
+            next += sent;
+            if sent > 0 || next >= records {
+                continue;
+            }
+            // Record `next` has no prediction: failed, still running, or never coming.
+            let plan = self.results.plan(job_id).await?;
+            let failures = self.results.failures(job_id).await?;
+            if failures.contains_key(&plan.item_of_record[next]) {
+                next += 1;
+                continue;
+            }
+            let status = self.store.status(job_id).await?;
+            if is_final(status.state) {
+                return Err(CoordinatorError::JobNotRunning {
+                    job_id: job_id.into(),
+                    state: parse_state_name(status.state),
+                    action: "waiting for more results",
+                });
+            }
+            let _ = tokio::time::timeout(REFRESH, changes.changed()).await;
+        }
+        Ok(())
+    }
+}
+
+/// `completed_with_failures` for `JOB_STATE_COMPLETED_WITH_FAILURES`.
+fn parse_state_name(state: i32) -> String {
+    JobState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[tonic::async_trait]
+impl JobService for Coordinator {
+    async fn submit_job(
+        &self,
+        request: Request<Streaming<SubmitJobRequest>>,
+    ) -> std::result::Result<Response<SubmitJobResponse>, Status> {
+        Ok(Response::new(self.submit(request.into_inner()).await?))
+    }
+
+    type WatchJobStream = BoxStream<JobEvent>;
+
+    async fn watch_job(
+        &self,
+        request: Request<WatchJobRequest>,
+    ) -> std::result::Result<Response<Self::WatchJobStream>, Status> {
+        let job_id = request.into_inner().job_id;
+        self.store.job_hash(&job_id).await?;
+        Ok(Response::new(self.watch(job_id)))
+    }
+
+    async fn get_job(&self, request: Request<GetJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
+        Ok(Response::new(self.status(&request.into_inner().job_id).await?))
+    }
+
+    async fn list_jobs(
+        &self,
+        _request: Request<ListJobsRequest>,
+    ) -> std::result::Result<Response<ListJobsResponse>, Status> {
+        let mut jobs = Vec::new();
+        for job_id in self.store.job_ids().await.map_err(Status::from)? {
+            match self.store.status(&job_id).await {
+                Ok(status) => jobs.push(status),
+                Err(CoordinatorError::JobNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
+        let job_id = request.into_inner().job_id;
+        if !self.store.cancel(&job_id).await? {
+            let status = self.store.status(&job_id).await?;
+            return Err(CoordinatorError::JobNotRunning {
+                job_id,
+                state: parse_state_name(status.state),
+                action: "cancel",
+            }
+            .into());
+        }
+        tracing::info!(%job_id, "job cancelled");
+        self.events.notify(&job_id);
+        Ok(Response::new(self.status(&job_id).await?))
+    }
+
+    type StreamResultsStream = BoxStream<Prediction>;
+
+    async fn stream_results(
+        &self,
+        request: Request<StreamResultsRequest>,
+    ) -> std::result::Result<Response<Self::StreamResultsStream>, Status> {
+        let request = request.into_inner();
+        self.store.job_hash(&request.job_id).await?;
+        Ok(Response::new(Coordinator::stream_results(self, request.job_id, request.offset as usize)))
+    }
+}

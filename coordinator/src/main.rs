@@ -1,0 +1,86 @@
+//! `lorabeam-coordinator`: accepts jobs over gRPC, queues their shards in Redis, takes the
+//! workers' results and writes each job's ordered JSONL.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use lorabeam_coordinator::intake::IntakeLimits;
+use lorabeam_coordinator::{Coordinator, CoordinatorConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "lorabeam-coordinator", version, about = "lorabeam's coordinator: jobs in, ordered JSONL out")]
+struct Args {
+    /// gRPC address to listen on (port 0 picks a free one; the bound address is logged).
+    #[arg(long, env = "LORABEAM_LISTEN", default_value = "0.0.0.0:50051")]
+    listen: SocketAddr,
+    /// Redis holding the queue and job state, e.g. redis://:password@redis:6379/0.
+    #[arg(long, env = "LORABEAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Folder for the jobs' ordered outputs, `<job id>.jsonl`.
+    #[arg(long, env = "LORABEAM_OUTPUT_DIR", default_value = "lorabeam-output")]
+    output_dir: PathBuf,
+    /// Prefix of every Redis key, so deployments can share a Redis.
+    #[arg(long, env = "LORABEAM_KEY_PREFIX", default_value = "lorabeam")]
+    key_prefix: String,
+    /// Seconds a finished job (state, results, output file) is kept.
+    #[arg(long, env = "LORABEAM_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    retention_secs: u64,
+    /// Distinct contexts per shard when the job does not say.
+    #[arg(long, env = "LORABEAM_SHARD_SIZE", default_value_t = 100)]
+    shard_size: usize,
+    /// Largest job accepted, in bytes of JSONL.
+    #[arg(long, env = "LORABEAM_MAX_JOB_BYTES", default_value_t = 1 << 30)]
+    max_job_bytes: usize,
+    /// Largest gRPC message accepted, in bytes.
+    #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    max_message_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = CoordinatorConfig {
+        redis_url: args.redis_url,
+        key_prefix: args.key_prefix,
+        output_dir: args.output_dir,
+        retention: Duration::from_secs(args.retention_secs),
+        intake: IntakeLimits { max_job_bytes: args.max_job_bytes, default_shard_size: args.shard_size.max(1) },
+        max_message_bytes: args.max_message_bytes,
+    };
+    let coordinator = Coordinator::connect(&config).await.context("connecting to redis")?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    // Tests and scripts read this line to find a port picked with :0.
+    println!("lorabeam-coordinator listening on {bound}");
+    tracing::info!(%bound, output_dir = %config.output_dir.display(), "serving");
+    coordinator.serve(listener, config.max_message_bytes, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

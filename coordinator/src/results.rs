@@ -1,0 +1,228 @@
+//! Results: idempotent intake keyed by (job, item), reading them back in record order, and the
+//! ordered output file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use lorabeam_proto::queue::{decode_plan, decode_tokens, encode_tokens, job_fields as f, job_states};
+
+use crate::error::{CoordinatorError, Result};
+use crate::store::JobStore;
+use crate::writer::write_predictions;
+
+/// Stores a batch of outcomes for one job, each only if its item has none yet, and bumps the
+/// counters for the new ones. A job that is no longer running takes nothing.
+/// KEYS: job hash, results, failed. ARGV: 5 per outcome: kind (r|f), item, value, records, tokens.
+/// Returns {added, items_done, items}, or {-1, 0, 0} when the job is not running.
+const STORE_OUTCOMES: &str = r"
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {-1, 0, 0} end
+local added = 0
+for i = 1, #ARGV, 5 do
+  local item = ARGV[i + 1]
+  if redis.call('HEXISTS', KEYS[2], item) == 0 and redis.call('HEXISTS', KEYS[3], item) == 0 then
+    if ARGV[i] == 'r' then
+      redis.call('HSET', KEYS[2], item, ARGV[i + 2])
+      redis.call('HINCRBY', KEYS[1], 'generated_tokens', ARGV[i + 4])
+    else
+      redis.call('HSET', KEYS[3], item, ARGV[i + 2])
+    end
+    redis.call('HINCRBY', KEYS[1], 'records_done', ARGV[i + 3])
+    redis.call('HINCRBY', KEYS[1], 'items_done', 1)
+    added = added + 1
+  end
+end
+return {added, tonumber(redis.call('HGET', KEYS[1], 'items_done')), tonumber(redis.call('HGET', KEYS[1], 'items'))}
+";
+
+/// One item's outcome as a worker reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Predicted { item: u32, predict: Vec<u32>, generated_tokens: u64 },
+    Failed { item: u32, reason: String },
+}
+
+/// What storing a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The job has ended (cancelled, expired): results are dropped.
+    JobGone,
+    /// `added` outcomes were new; `complete` when every item of the job now has one.
+    Accepted { added: usize, complete: bool },
+}
+
+/// A job's record-to-item plan, read once from Redis and kept while the job is in use.
+#[derive(Debug)]
+pub struct Plan {
+    pub item_of_record: Vec<u32>,
+    pub records_of_item: Vec<u32>,
+}
+
+#[derive(Clone)]
+pub struct Results {
+    store: JobStore,
+    plans: Arc<Mutex<HashMap<String, Arc<Plan>>>>,
+    script: Arc<redis::Script>,
+}
+
+impl Results {
+    pub fn new(store: JobStore) -> Self {
+        Self { store, plans: Arc::default(), script: Arc::new(redis::Script::new(STORE_OUTCOMES)) }
+    }
+
+    pub async fn plan(&self, job_id: &str) -> Result<Arc<Plan>> {
+        if let Some(plan) = self.plans.lock().map_err(|_| poisoned())?.get(job_id) {
+            return Ok(plan.clone());
+        }
+        let bytes: Option<Vec<u8>> =
+            redis::cmd("GET").arg(self.store.keys.plan(job_id)).query_async(&mut self.store.con.clone()).await?;
+        let bytes = bytes.ok_or_else(|| CoordinatorError::JobNotFound(job_id.to_string()))?;
+        let item_of_record = decode_plan(&bytes)
+            .ok_or_else(|| CoordinatorError::CorruptState { job_id: job_id.into(), what: "plan length".into() })?;
+        let items = item_of_record.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
+        let mut records_of_item = vec![0u32; items];
+        for &item in &item_of_record {
+            records_of_item[item as usize] += 1;
+        }
+        let plan = Arc::new(Plan { item_of_record, records_of_item });
+        self.plans.lock().map_err(|_| poisoned())?.insert(job_id.to_string(), plan.clone());
+        Ok(plan)
+    }
+
+    /// Drops a finished job's plan from memory.
+    pub fn forget(&self, job_id: &str) {
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.remove(job_id);
+        }
+    }
+
+    /// Stores outcomes of one job idempotently.
+    pub async fn store(&self, job_id: &str, outcomes: &[Outcome]) -> Result<Stored> {
+        let plan = match self.plan(job_id).await {
+            Ok(plan) => plan,
+            Err(CoordinatorError::JobNotFound(_)) => return Ok(Stored::JobGone),
+            Err(e) => return Err(e),
+        };
+        let keys = &self.store.keys;
+        let mut invocation = self.script.prepare_invoke();
+        invocation.key(keys.job(job_id)).key(keys.results(job_id)).key(keys.failed(job_id));
+        for outcome in outcomes {
+            let item = match outcome {
+                Outcome::Predicted { item, .. } | Outcome::Failed { item, .. } => *item,
+            };
+            let records = plan.records_of_item.get(item as usize).copied().ok_or_else(|| {
+                CoordinatorError::InvalidSpec(format!("job {job_id} has no item {item} (worker sent a bad result)"))
+            })?;
+            match outcome {
+                Outcome::Predicted { predict, generated_tokens, .. } => {
+                    invocation.arg("r").arg(item).arg(encode_tokens(predict)).arg(records).arg(generated_tokens)
+                }
+                Outcome::Failed { reason, .. } => invocation.arg("f").arg(item).arg(reason).arg(records).arg(0),
+            };
+        }
+        let (added, done, items): (i64, u64, u64) = invocation.invoke_async(&mut self.store.con.clone()).await?;
+        if added < 0 {
+            return Ok(Stored::JobGone);
+        }
+        Ok(Stored::Accepted { added: added as usize, complete: done >= items })
+    }
+
+    /// Predictions of `records` (ids into the plan), `None` where none is stored yet.
+    pub async fn predictions(&self, job_id: &str, records: std::ops::Range<usize>) -> Result<Vec<Option<Vec<u32>>>> {
+        let plan = self.plan(job_id).await?;
+        let items: Vec<u32> = plan.item_of_record
+            [records.start.min(plan.item_of_record.len())..records.end.min(plan.item_of_record.len())]
+            .to_vec();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.store.keys.results(job_id))
+            .arg(&items)
+            .query_async(&mut self.store.con.clone())
+            .await?;
+        values.into_iter().map(|v| v.map(|text| self.tokens(job_id, &text)).transpose()).collect()
+    }
+
+    fn tokens(&self, job_id: &str, text: &str) -> Result<Vec<u32>> {
+        decode_tokens(text)
+            .ok_or_else(|| CoordinatorError::CorruptState { job_id: job_id.into(), what: "result".into() })
+    }
+
+    /// Failed items and their reasons.
+    pub async fn failures(&self, job_id: &str) -> Result<HashMap<u32, String>> {
+        Ok(redis::cmd("HGETALL").arg(self.store.keys.failed(job_id)).query_async(&mut self.store.con.clone()).await?)
+    }
+
+    /// Record ids whose item failed, ascending.
+    pub async fn failed_records(&self, job_id: &str) -> Result<Vec<u64>> {
+        let failed = self.failures(job_id).await?;
+        if failed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = self.plan(job_id).await?;
+        Ok(plan
+            .item_of_record
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| failed.contains_key(item))
+            .map(|(record, _)| record as u64)
+            .collect())
+    }
+
+    /// Writes the ordered JSONL of a job whose every item has an outcome, and marks the job
+    /// completed (or completed with failures: failed records are left out of the file and
+    /// listed in the job's status). Safe to run again after a crash.
+    pub async fn finalize(&self, job_id: &str, output_dir: &Path) -> Result<PathBuf> {
+        let plan = self.plan(job_id).await?;
+        let stored: HashMap<u32, String> =
+            redis::cmd("HGETALL").arg(self.store.keys.results(job_id)).query_async(&mut self.store.con.clone()).await?;
+        let failed = self.failures(job_id).await?;
+        let mut predictions: HashMap<u32, Vec<u32>> = HashMap::with_capacity(stored.len());
+        for (item, text) in &stored {
+            predictions.insert(*item, self.tokens(job_id, text)?);
+        }
+        let missing = plan.records_of_item.len() - predictions.len() - failed.len();
+        if missing > 0 {
+            return Err(CoordinatorError::Internal(format!("job {job_id}: {missing} item(s) have no outcome yet")));
+        }
+        let path = output_dir.join(format!("{job_id}.jsonl"));
+        let rows = plan
+            .item_of_record
+            .iter()
+            .enumerate()
+            .filter_map(|(record, item)| predictions.get(item).map(|p| (record, p.as_slice())));
+        let target = path.clone();
+        std::fs::create_dir_all(output_dir)
+            .map_err(|source| crate::writer::WriteError { path: output_dir.to_path_buf(), source })?;
+        write_predictions(&target, rows)?;
+        let (state, error) = if failed.is_empty() {
+            (job_states::COMPLETED, None)
+        } else {
+            let mut reasons: Vec<(&u32, &String)> = failed.iter().collect();
+            reasons.sort();
+            let (item, reason) = reasons[0];
+            (
+                job_states::COMPLETED_WITH_FAILURES,
+                Some(format!("{} item(s) failed; item {item}: {reason}", failed.len())),
+            )
+        };
+        self.store.finish(job_id, state, path.to_str(), error.as_deref()).await?;
+        Ok(path)
+    }
+
+    /// Whether every item of a running job has an outcome (after a restart, finalize those).
+    pub async fn is_complete(&self, job_id: &str) -> Result<bool> {
+        let (done, items): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.store.keys.job(job_id))
+            .arg(f::ITEMS_DONE)
+            .arg(f::ITEMS)
+            .query_async(&mut self.store.con.clone())
+            .await?;
+        Ok(matches!((done, items), (Some(d), Some(i)) if d >= i))
+    }
+}
+
+fn poisoned() -> CoordinatorError {
+    CoordinatorError::Internal("plan cache lock poisoned".into())
+}

@@ -1,0 +1,125 @@
+//! The coordinator process: its shared state, the gRPC server (JobService, WorkerService,
+//! health, reflection) and the maintenance loop.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lorabeam_proto::queue::Keys;
+use lorabeam_proto::v1::{JobServiceServer, WorkerServiceServer, FILE_DESCRIPTOR_SET};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::error::{CoordinatorError, Result};
+use crate::events::JobEvents;
+use crate::intake::IntakeLimits;
+use crate::results::Results;
+use crate::store::JobStore;
+
+/// Everything the coordinator's handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub(crate) store: JobStore,
+    pub(crate) results: Results,
+    pub(crate) events: JobEvents,
+    pub(crate) output_dir: PathBuf,
+    pub(crate) intake: IntakeLimits,
+}
+
+/// How to run a coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub output_dir: PathBuf,
+    pub retention: Duration,
+    pub intake: IntakeLimits,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+}
+
+/// How often running jobs are checked for completion and expired jobs swept.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
+
+impl Coordinator {
+    pub async fn connect(config: &CoordinatorConfig) -> Result<Self> {
+        let store = JobStore::connect(&config.redis_url, Keys::new(&config.key_prefix), config.retention).await?;
+        std::fs::create_dir_all(&config.output_dir)
+            .map_err(|source| crate::writer::WriteError { path: config.output_dir.clone(), source })?;
+        Ok(Self {
+            results: Results::new(store.clone()),
+            store,
+            events: JobEvents::default(),
+            output_dir: config.output_dir.clone(),
+            intake: config.intake,
+        })
+    }
+
+    /// Finalizes running jobs whose every item has an outcome (a coordinator that died while
+    /// writing the output, or a write that failed), and forgets expired jobs and their outputs.
+    pub async fn maintain(&self) -> Result<()> {
+        for job_id in self.store.running_jobs().await? {
+            if self.results.is_complete(&job_id).await? {
+                self.finalize(&job_id).await;
+            }
+        }
+        for job_id in self.store.sweep_expired().await? {
+            let output = self.output_dir.join(format!("{job_id}.jsonl"));
+            match std::fs::remove_file(&output) {
+                Ok(()) => tracing::info!(%job_id, "retention over: output removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(%job_id, error = %e, "could not remove an expired output"),
+            }
+            self.results.forget(&job_id);
+        }
+        self.events.prune();
+        Ok(())
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        max_message_bytes: usize,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<JobServiceServer<Coordinator>>().await;
+        health.set_serving::<WorkerServiceServer<Coordinator>>().await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1().map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+
+        let maintenance = {
+            let this = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = this.maintain().await {
+                        tracing::warn!(error = %e, "maintenance pass failed");
+                    }
+                    tokio::time::sleep(MAINTENANCE_EVERY).await;
+                }
+            })
+        };
+        let jobs = JobServiceServer::new(self.clone())
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        let workers = WorkerServiceServer::new(self)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        let served = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(jobs)
+            .add_service(workers)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await;
+        maintenance.abort();
+        served.map_err(|e| CoordinatorError::Internal(format!("gRPC server: {e}")))
+    }
+}

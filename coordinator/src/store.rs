@@ -1,0 +1,308 @@
+//! Job state in Redis (layout in `lorabeam_proto::queue`): creating a job and its shards in one
+//! transaction, reading status, cancelling, finishing and expiring. Everything a restarted
+//! coordinator needs is here, none of it in memory.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lorabeam_proto::queue::{
+    job_fields as f, job_states, model_fields, stream_fields, Keys, ShardMessage, StoredJobSpec,
+};
+use lorabeam_proto::v1::{JobState, JobStatus};
+use lorabeam_proto::ModelLimits;
+use redis::aio::ConnectionManager;
+
+use crate::error::{CoordinatorError, Result};
+
+/// A job ready to be stored: everything the intake worked out.
+pub struct NewJob {
+    pub job_id: String,
+    pub spec: StoredJobSpec,
+    pub records: usize,
+    pub plan: Vec<u8>,
+    pub shards: Vec<ShardMessage>,
+    /// W3C trace context carried by every shard, so workers join the job's trace.
+    pub traceparent: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct JobStore {
+    pub(crate) con: ConnectionManager,
+    pub(crate) keys: Keys,
+    retention: Duration,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Maps a stored state name onto the API's enum.
+pub fn parse_state(state: &str) -> JobState {
+    match state {
+        job_states::RUNNING => JobState::Running,
+        job_states::COMPLETED => JobState::Completed,
+        job_states::COMPLETED_WITH_FAILURES => JobState::CompletedWithFailures,
+        job_states::FAILED => JobState::Failed,
+        job_states::CANCELLED => JobState::Cancelled,
+        _ => JobState::Unspecified,
+    }
+}
+
+impl JobStore {
+    pub async fn connect(redis_url: &str, keys: Keys, retention: Duration) -> Result<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(usize::MAX)
+            .set_max_delay(Duration::from_secs(2))
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let con = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self { con, keys, retention })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The limits a worker serving `model_id` registered, if one has.
+    pub async fn model_limits(&self, model_id: &str) -> Result<Option<ModelLimits>> {
+        let (vocab, positions): (Option<usize>, Option<usize>) = redis::cmd("HMGET")
+            .arg(self.keys.model(model_id))
+            .arg(model_fields::VOCAB_SIZE)
+            .arg(model_fields::N_POSITIONS)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(vocab.zip(positions).map(|(vocab_size, n_positions)| ModelLimits { vocab_size, n_positions }))
+    }
+
+    /// The job an idempotency key already created, if any.
+    pub async fn job_for_key(&self, idempotency_key: &str) -> Result<Option<String>> {
+        Ok(redis::cmd("GET").arg(self.keys.idempotency(idempotency_key)).query_async(&mut self.con.clone()).await?)
+    }
+
+    /// Stores a job and enqueues its shards atomically. With an idempotency key that another
+    /// job already holds, nothing is written and that job's id is returned instead.
+    pub async fn create(&self, job: &NewJob) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        let key = &job.spec.idempotency_key;
+        if !key.is_empty() {
+            let claimed: bool = redis::cmd("SET")
+                .arg(self.keys.idempotency(key))
+                .arg(&job.job_id)
+                .arg("NX")
+                .query_async::<Option<String>>(&mut con)
+                .await?
+                .is_some();
+            if !claimed {
+                return self.job_for_key(key).await;
+            }
+        }
+        let spec = serde_json::to_string(&job.spec).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        let queue = self.keys.queue(&job.spec.model_id);
+        lorabeam_proto::queue::ensure_group(&mut con, &queue).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.hset_multiple(
+            self.keys.job(&job.job_id),
+            &[
+                (f::SPEC, spec),
+                (f::STATE, job_states::RUNNING.to_string()),
+                (f::RECORDS, job.records.to_string()),
+                (f::ITEMS, job.shards.iter().map(|s| s.items.len()).sum::<usize>().to_string()),
+                (f::SHARDS, job.shards.len().to_string()),
+                (f::RECORDS_DONE, "0".into()),
+                (f::ITEMS_DONE, "0".into()),
+                (f::GENERATED_TOKENS, "0".into()),
+                (f::CREATED_MS, now_ms().to_string()),
+            ],
+        )
+        .ignore();
+        pipe.set(self.keys.plan(&job.job_id), job.plan.as_slice()).ignore();
+        pipe.zadd(self.keys.jobs(), &job.job_id, now_ms()).ignore();
+        for shard in &job.shards {
+            let body = serde_json::to_string(shard).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+            let mut fields = vec![(stream_fields::SHARD, body)];
+            if let Some(tp) = &job.traceparent {
+                fields.push((stream_fields::TRACEPARENT, tp.clone()));
+            }
+            pipe.xadd(&queue, "*", &fields);
+        }
+        let result: redis::RedisResult<Vec<String>> = pipe.query_async(&mut con).await;
+        let entry_ids = match result {
+            Ok(ids) => ids,
+            Err(e) => {
+                if !key.is_empty() {
+                    let _: redis::RedisResult<()> =
+                        redis::cmd("DEL").arg(self.keys.idempotency(key)).query_async(&mut con).await;
+                }
+                return Err(e.into());
+            }
+        };
+        if !entry_ids.is_empty() {
+            let _: () =
+                redis::cmd("RPUSH").arg(self.keys.entries(&job.job_id)).arg(&entry_ids).query_async(&mut con).await?;
+        }
+        Ok(None)
+    }
+
+    /// The job hash, or `JobNotFound`.
+    pub async fn job_hash(&self, job_id: &str) -> Result<HashMap<String, String>> {
+        let hash: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(self.keys.job(job_id)).query_async(&mut self.con.clone()).await?;
+        if hash.is_empty() {
+            return Err(CoordinatorError::JobNotFound(job_id.to_string()));
+        }
+        Ok(hash)
+    }
+
+    pub async fn spec(&self, job_id: &str) -> Result<StoredJobSpec> {
+        let hash = self.job_hash(job_id).await?;
+        parse_spec(job_id, &hash)
+    }
+
+    /// Ids of the jobs still running, oldest first.
+    pub async fn running_jobs(&self) -> Result<Vec<String>> {
+        let mut running = Vec::new();
+        for job_id in self.job_ids().await? {
+            let state: Option<String> =
+                redis::cmd("HGET").arg(self.keys.job(&job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
+            if state.as_deref() == Some(job_states::RUNNING) {
+                running.push(job_id);
+            }
+        }
+        Ok(running)
+    }
+
+    pub async fn job_ids(&self) -> Result<Vec<String>> {
+        Ok(redis::cmd("ZRANGE").arg(self.keys.jobs()).arg(0).arg(-1).query_async(&mut self.con.clone()).await?)
+    }
+
+    /// Cancels a running job: its queued shards are deleted, results that still arrive are
+    /// dropped. Returns false when the job had already ended.
+    pub async fn cancel(&self, job_id: &str) -> Result<bool> {
+        let mut con = self.con.clone();
+        let hash = self.job_hash(job_id).await?;
+        if hash.get(f::STATE).map(String::as_str) != Some(job_states::RUNNING) {
+            return Ok(false);
+        }
+        let spec = parse_spec(job_id, &hash)?;
+        let entries: Vec<String> =
+            redis::cmd("LRANGE").arg(self.keys.entries(job_id)).arg(0).arg(-1).query_async(&mut con).await?;
+        let queue = self.keys.queue(&spec.model_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.hset(self.keys.job(job_id), f::STATE, job_states::CANCELLED).ignore();
+        pipe.hset(self.keys.job(job_id), f::FINISHED_MS, now_ms()).ignore();
+        for chunk in entries.chunks(1000) {
+            pipe.cmd("XDEL").arg(&queue).arg(chunk).ignore();
+        }
+        let _: () = pipe.query_async(&mut con).await?;
+        self.expire(job_id, &spec).await?;
+        Ok(true)
+    }
+
+    /// Marks a job final (completed, with failures, or failed) and starts its retention clock.
+    pub async fn finish(&self, job_id: &str, state: &str, output: Option<&str>, error: Option<&str>) -> Result<()> {
+        let spec = self.spec(job_id).await?;
+        let mut fields = vec![(f::STATE, state.to_string()), (f::FINISHED_MS, now_ms().to_string())];
+        if let Some(output) = output {
+            fields.push((f::OUTPUT, output.to_string()));
+        }
+        if let Some(error) = error {
+            fields.push((f::ERROR, error.to_string()));
+        }
+        let _: () = redis::pipe()
+            .hset_multiple(self.keys.job(job_id), &fields)
+            .del(self.keys.entries(job_id))
+            .query_async(&mut self.con.clone())
+            .await?;
+        self.expire(job_id, &spec).await
+    }
+
+    async fn expire(&self, job_id: &str, spec: &StoredJobSpec) -> Result<()> {
+        let seconds = self.retention.as_secs().max(1) as i64;
+        let mut pipe = redis::pipe();
+        for key in self.keys.all_of_job(job_id) {
+            pipe.expire(key, seconds).ignore();
+        }
+        if !spec.idempotency_key.is_empty() {
+            pipe.expire(self.keys.idempotency(&spec.idempotency_key), seconds).ignore();
+        }
+        let _: () = pipe.query_async(&mut self.con.clone()).await?;
+        Ok(())
+    }
+
+    /// Forgets jobs whose retention ran out; returns their ids so their outputs can go too.
+    pub async fn sweep_expired(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for job_id in self.job_ids().await? {
+            let exists: bool =
+                redis::cmd("EXISTS").arg(self.keys.job(&job_id)).query_async(&mut self.con.clone()).await?;
+            if !exists {
+                let _: () =
+                    redis::cmd("ZREM").arg(self.keys.jobs()).arg(&job_id).query_async(&mut self.con.clone()).await?;
+                gone.push(job_id);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Builds the API's view of a job (failed record ids are filled in by the caller).
+    pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
+        let hash = self.job_hash(job_id).await?;
+        let spec = parse_spec(job_id, &hash)?;
+        let shards_done: u32 =
+            redis::cmd("SCARD").arg(self.keys.shards_done(job_id)).query_async(&mut self.con.clone()).await?;
+        let number = |field: &str| -> u64 { hash.get(field).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        let created = number(f::CREATED_MS) as i64;
+        let finished = number(f::FINISHED_MS) as i64;
+        let elapsed_s = ((if finished > 0 { finished } else { now_ms() }) - created).max(1) as f64 / 1000.0;
+        let state = hash.get(f::STATE).map(|s| parse_state(s)).unwrap_or(JobState::Unspecified);
+        Ok(JobStatus {
+            job_id: job_id.to_string(),
+            model_id: spec.model_id,
+            name: spec.name,
+            state: state as i32,
+            records: number(f::RECORDS),
+            records_done: number(f::RECORDS_DONE),
+            shards: number(f::SHARDS) as u32,
+            shards_done,
+            generated_tokens: number(f::GENERATED_TOKENS),
+            tokens_per_s: number(f::GENERATED_TOKENS) as f64 / elapsed_s,
+            failed_ids: Vec::new(),
+            error: hash.get(f::ERROR).cloned().unwrap_or_default(),
+            created_unix_ms: created,
+            finished_unix_ms: finished,
+            output_path: hash.get(f::OUTPUT).cloned().unwrap_or_default(),
+        })
+    }
+}
+
+pub fn parse_spec(job_id: &str, hash: &HashMap<String, String>) -> Result<StoredJobSpec> {
+    let corrupt = |what: String| CoordinatorError::CorruptState { job_id: job_id.to_string(), what };
+    let text = hash.get(f::SPEC).ok_or_else(|| corrupt("no spec".into()))?;
+    serde_json::from_str(text).map_err(|e| corrupt(format!("spec: {e}")))
+}
+
+/// Adds a shard to the job's done set if the job exists, giving the set the job's remaining
+/// lifetime (a shard may finish after the job did). KEYS: job hash, done set. ARGV: shard id.
+/// Returns the job's state, or false when the job is gone.
+const MARK_SHARD_DONE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('SADD', KEYS[2], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return redis.call('HGET', KEYS[1], 'state')
+";
+
+impl JobStore {
+    /// Records that every item of a shard is stored. Returns whether the job still runs.
+    pub async fn mark_shard_done(&self, job_id: &str, shard_id: &str) -> Result<bool> {
+        let state: Option<String> = redis::Script::new(MARK_SHARD_DONE)
+            .key(self.keys.job(job_id))
+            .key(self.keys.shards_done(job_id))
+            .arg(shard_id)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(state.as_deref() == Some(job_states::RUNNING))
+    }
+}

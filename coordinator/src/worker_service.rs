@@ -1,0 +1,138 @@
+//! `lorabeam.v1.WorkerService`: the long-lived stream each worker reports results on.
+//!
+//! Reports are applied in the order they arrive, in batches of whatever is already buffered,
+//! so one Redis round trip stores many results. A shard is confirmed only after every result
+//! before its `ShardFinished` is stored; the worker acks the shard in Redis only then, so a
+//! coordinator that dies in between loses nothing: the worker resends.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use lorabeam_proto::v1::{Report, ShardConfirmed, WorkerReport, WorkerService};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::Result;
+use crate::results::{Outcome, Stored};
+use crate::server::Coordinator;
+
+/// Most reports applied in one batch.
+const MAX_BATCH: usize = 2048;
+
+type Confirmations = mpsc::Sender<std::result::Result<ShardConfirmed, Status>>;
+
+impl Coordinator {
+    async fn follow_reports(self, mut inbound: Streaming<WorkerReport>, tx: Confirmations) {
+        loop {
+            let mut batch = match inbound.next().await {
+                Some(Ok(report)) => vec![report],
+                Some(Err(status)) => {
+                    tracing::debug!(%status, "worker stream ended");
+                    return;
+                }
+                None => return,
+            };
+            let mut ended = false;
+            while batch.len() < MAX_BATCH {
+                match tokio::time::timeout(Duration::ZERO, inbound.next()).await {
+                    Ok(Some(Ok(report))) => batch.push(report),
+                    Ok(_) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.apply_reports(batch, &tx).await {
+                tracing::warn!(error = %e, "could not apply worker reports; the worker will resend them");
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+            if ended {
+                return;
+            }
+        }
+    }
+
+    async fn apply_reports(&self, batch: Vec<WorkerReport>, tx: &Confirmations) -> Result<()> {
+        // Outcomes of consecutive reports of one job go to Redis together.
+        let mut pending: Option<(String, Vec<Outcome>)> = None;
+        for report in batch.into_iter().filter_map(|r| r.report) {
+            let (job_id, outcome) = match report {
+                Report::Result(r) => (
+                    r.job_id,
+                    Outcome::Predicted { item: r.item, predict: r.predict, generated_tokens: r.generated_tokens },
+                ),
+                Report::Failed(r) => (r.job_id, Outcome::Failed { item: r.item, reason: r.reason }),
+                Report::Finished(finished) => {
+                    if let Some((job_id, outcomes)) = pending.take() {
+                        self.store_outcomes(&job_id, &outcomes).await?;
+                    }
+                    let job_alive = self.store.mark_shard_done(&finished.job_id, &finished.shard_id).await?;
+                    self.events.notify(&finished.job_id);
+                    let confirmed = ShardConfirmed { job_id: finished.job_id, shard_id: finished.shard_id, job_alive };
+                    if tx.send(Ok(confirmed)).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            match &mut pending {
+                Some((current, outcomes)) if *current == job_id => outcomes.push(outcome),
+                _ => {
+                    if let Some((previous, outcomes)) = pending.replace((job_id, vec![outcome])) {
+                        self.store_outcomes(&previous, &outcomes).await?;
+                    }
+                }
+            }
+        }
+        if let Some((job_id, outcomes)) = pending {
+            self.store_outcomes(&job_id, &outcomes).await?;
+        }
+        Ok(())
+    }
+
+    async fn store_outcomes(&self, job_id: &str, outcomes: &[Outcome]) -> Result<()> {
+        match self.results.store(job_id, outcomes).await? {
+            Stored::JobGone => tracing::debug!(%job_id, dropped = outcomes.len(), "results for an ended job"),
+            Stored::Accepted { added, complete } => {
+                if added > 0 && complete {
+                    self.finalize(job_id).await;
+                }
+                self.events.notify(job_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a complete job's output. A failure leaves the job running; the maintenance loop
+    /// tries again.
+    pub async fn finalize(&self, job_id: &str) {
+        match self.results.finalize(job_id, &self.output_dir).await {
+            Ok(path) => {
+                tracing::info!(%job_id, output = %path.display(), "job completed");
+                self.results.forget(job_id);
+            }
+            Err(e) => tracing::error!(%job_id, error = %e, "could not write the job's output; will retry"),
+        }
+        self.events.notify(job_id);
+    }
+}
+
+type ConfirmationStream = Pin<Box<dyn Stream<Item = std::result::Result<ShardConfirmed, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl WorkerService for Coordinator {
+    type ReportStream = ConfirmationStream;
+
+    async fn report(
+        &self,
+        request: Request<Streaming<WorkerReport>>,
+    ) -> std::result::Result<Response<Self::ReportStream>, Status> {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(self.clone().follow_reports(request.into_inner(), tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,95 @@
+//! Talking to a coordinator: the connection every client subcommand shares, and how a job's
+//! status is shown.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus};
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, Args)]
+pub struct CoordinatorArgs {
+    /// The coordinator's gRPC URL.
+    #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    pub coordinator: String,
+}
+
+/// Largest gRPC message the client accepts.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+impl CoordinatorArgs {
+    pub async fn connect(&self) -> anyhow::Result<JobServiceClient<Channel>> {
+        let channel = tonic::transport::Endpoint::from_shared(self.coordinator.clone())
+            .with_context(|| format!("--coordinator {} is not a URL", self.coordinator))?
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", self.coordinator))?;
+        Ok(JobServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
+
+/// Runs a client subcommand on a fresh runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(future)
+}
+
+/// `completed_with_failures` for `JOB_STATE_COMPLETED_WITH_FAILURES`.
+pub fn state_name(state: i32) -> String {
+    JobState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn is_final(state: i32) -> bool {
+    !matches!(JobState::try_from(state), Ok(JobState::Running) | Ok(JobState::Unspecified) | Err(_))
+}
+
+/// One line about a job, as `lorabeam jobs` and `lorabeam watch` print it.
+pub fn status_line(s: &JobStatus) -> String {
+    let mut line = format!(
+        "{}  {:<24} {:<10} {}/{} records  {}/{} shards  {:.0} tokens/s",
+        s.job_id,
+        state_name(s.state),
+        s.model_id,
+        s.records_done,
+        s.records,
+        s.shards_done,
+        s.shards,
+        s.tokens_per_s
+    );
+    if !s.failed_ids.is_empty() {
+        line.push_str(&format!("  {} failed", s.failed_ids.len()));
+    }
+    if !s.error.is_empty() {
+        line.push_str(&format!("  ({})", s.error));
+    }
+    line
+}
+
+/// A final state other than `completed` is an error for scripts (exit status 1).
+pub fn check_final(status: &JobStatus) -> anyhow::Result<()> {
+    match JobState::try_from(status.state) {
+        Ok(JobState::Completed) => Ok(()),
+        Ok(JobState::CompletedWithFailures) => {
+            let ids: Vec<String> = status.failed_ids.iter().take(20).map(u64::to_string).collect();
+            anyhow::bail!(
+                "job {} completed with {} failed record(s), missing from the output (ids: {}{}): {}",
+                status.job_id,
+                status.failed_ids.len(),
+                ids.join(", "),
+                if status.failed_ids.len() > 20 { ", ..." } else { "" },
+                status.error
+            )
+        }
+        _ => anyhow::bail!("job {} ended {}: {}", status.job_id, state_name(status.state), status.error),
+    }
+}

@@ -1,0 +1,118 @@
+//! `lorabeam submit`: sends a test JSONL to a coordinator as a job, and with `--wait` follows
+//! it and writes its ordered predictions.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
+use tokio::io::AsyncReadExt;
+
+use super::client::{block_on, check_final, CoordinatorArgs};
+use super::jobs::{fetch_results, follow};
+use super::model_args::DecodeArgs;
+
+/// Bytes of JSONL per SubmitJob message.
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+    /// The model id to decode with: workers serving it take the job.
+    #[arg(long, env = "LORABEAM_MODEL_ID")]
+    pub model_id: String,
+    /// Test JSONL: one {"context": [ids], "completion": [ids]} per line.
+    #[arg(long, env = "LORABEAM_DATA")]
+    pub data: PathBuf,
+    /// Distinct contexts per shard; 0 uses the coordinator's default.
+    #[arg(long, env = "LORABEAM_SHARD_SIZE", default_value_t = 0)]
+    pub shard_size: u32,
+    /// Resubmitting with the same key returns the first job instead of starting another.
+    #[arg(long, env = "LORABEAM_IDEMPOTENCY_KEY", default_value = "")]
+    pub idempotency_key: String,
+    /// gpt2_beam.py's --batch_size: with beam > 1 it decides the reference's first step.
+    #[arg(long = "batch_size", env = "LORABEAM_BATCH_SIZE", default_value_t = 10)]
+    pub batch_size: u32,
+    /// Pick every line's first token from its own context (see `lorabeam run --help`).
+    #[arg(long = "exact_first_step", env = "LORABEAM_EXACT_FIRST_STEP")]
+    pub exact_first_step: bool,
+    /// Follow the job until it ends (implied by --output).
+    #[arg(long, env = "LORABEAM_WAIT")]
+    pub wait: bool,
+    /// Write the ordered predictions JSONL here when the job completes.
+    #[arg(long, env = "LORABEAM_OUTPUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    block_on(async move {
+        let mut file =
+            tokio::fs::File::open(&args.data).await.with_context(|| format!("cannot read {}", args.data.display()))?;
+        let spec = JobSpec {
+            model_id: args.model_id.clone(),
+            params: Some(v1::DecodeParams::from(&args.decode.params())),
+            shard_size: args.shard_size,
+            idempotency_key: args.idempotency_key.clone(),
+            name: args.data.display().to_string(),
+            reference_batch_size: args.batch_size,
+            exact_first_step: args.exact_first_step,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut client = args.coordinator.connect().await?;
+        let data = args.data.clone();
+        let sender = tokio::spawn(async move {
+            if tx.send(SubmitJobRequest { item: Some(SubmitItem::Spec(spec)) }).await.is_err() {
+                return Ok::<(), std::io::Error>(());
+            }
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+                let read = (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut chunk).await?;
+                if read == 0 {
+                    return Ok(());
+                }
+                let message = SubmitJobRequest { item: Some(SubmitItem::Chunk(RecordChunk { jsonl: chunk })) };
+                if tx.send(message).await.is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        let response = client
+            .submit_job(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map_err(|status| anyhow::anyhow!("{}", status.message()))
+            .with_context(|| format!("the coordinator refused {}", data.display()))?
+            .into_inner();
+        sender.await?.with_context(|| format!("reading {}", data.display()))?;
+        let job_id = response.job_id;
+        eprintln!(
+            "{} job {job_id}: {} records, {} distinct contexts, {} shards",
+            if response.existing { "existing" } else { "submitted" },
+            response.records,
+            response.distinct_items,
+            response.shards
+        );
+        println!("{job_id}");
+        if !(args.wait || args.output.is_some()) {
+            return Ok(());
+        }
+        let progress = indicatif::ProgressBar::new(response.records).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {msg} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let last = follow(&mut client, &job_id, |s| {
+            progress.set_position(s.records_done);
+            progress.set_message(format!("{:.0} tokens/s", s.tokens_per_s));
+        })
+        .await?;
+        progress.finish_and_clear();
+        check_final(&last)?;
+        if let Some(output) = &args.output {
+            let lines = fetch_results(&mut client, &job_id, 0, Some(output)).await?;
+            eprintln!("wrote {lines} predictions to {}", output.display());
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,308 @@
+//! The engine thread: shards come in on a channel and feed one continuous batch across shard
+//! boundaries; results go out as soon as each item is final.
+//!
+//! The batch shares one set of decoding parameters, so a shard with other parameters waits
+//! until the batch drains. An engine error retries each affected item alone, so one poison
+//! record fails by itself instead of taking its batch-mates down.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lorabeam_proto::queue::ShardMessage;
+use lorabeam_proto::{DecodeParams, ModelLimits, ValidDecodeParams};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::generation::{Engine, ItemSource, WorkItem};
+use crate::model::Gpt2;
+
+/// What decodes: the real model, or an instant echo used only to measure the plumbing.
+pub enum Decoder {
+    Model {
+        model: Box<Gpt2>,
+        max_rows: usize,
+    },
+    /// Predicts the first `eval_len` context tokens, padded with 0 like a real prediction.
+    Echo,
+}
+
+impl Decoder {
+    pub fn limits(&self) -> ModelLimits {
+        match self {
+            Decoder::Model { model, .. } => model.config().limits(),
+            Decoder::Echo => ModelLimits { vocab_size: 50257, n_positions: 1024 },
+        }
+    }
+}
+
+/// Into the engine thread.
+pub enum FeedMessage {
+    Shard { seq: u32, shard: ShardMessage },
+    Stop,
+}
+
+/// What the reporter hears, in the order things happened.
+#[derive(Debug)]
+pub enum FeedOutput {
+    /// Sent by the claimer before the shard enters the feed, so the reporter knows a shard
+    /// before any of its results.
+    Claimed {
+        seq: u32,
+        claimed: Box<super::queue::Claimed>,
+    },
+    Predicted {
+        seq: u32,
+        index: usize,
+        predict: Vec<u32>,
+        generated_tokens: u64,
+    },
+    Failed {
+        seq: u32,
+        index: usize,
+        reason: String,
+    },
+    /// The engine stopped for good (the reporter then releases what is left).
+    Stopped,
+}
+
+/// State shared with the claimer and reporter.
+#[derive(Default)]
+pub struct FeedShared {
+    /// Items handed to the engine thread and not yet admitted to the batch.
+    pub waiting_items: AtomicUsize,
+    /// Jobs whose remaining items are skipped (cancelled or gone).
+    pub dropped_jobs: Mutex<HashSet<String>>,
+}
+
+/// A key packs the shard's local sequence number and the item's index in it.
+fn key(seq: u32, index: usize) -> usize {
+    ((seq as usize) << 32) | index
+}
+
+fn unkey(key: usize) -> (u32, usize) {
+    ((key >> 32) as u32, key & 0xffff_ffff)
+}
+
+struct Feed {
+    inbox: Receiver<FeedMessage>,
+    out: UnboundedSender<FeedOutput>,
+    shared: Arc<FeedShared>,
+    limits: ModelLimits,
+    /// Items of the parameters now running.
+    ready: VecDeque<(WorkItem, String)>,
+    params: Option<ValidDecodeParams>,
+    /// Shards with other parameters, waiting for the batch to drain.
+    later: VecDeque<(u32, ShardMessage, ValidDecodeParams)>,
+    stopping: bool,
+}
+
+impl Feed {
+    /// Takes one message in: a shard joins the running parameters' queue, or waits in `later`.
+    fn accept(&mut self, message: FeedMessage) {
+        let (seq, shard) = match message {
+            FeedMessage::Shard { seq, shard } => (seq, shard),
+            FeedMessage::Stop => {
+                self.stopping = true;
+                return;
+            }
+        };
+        match shard.params.validate(self.limits) {
+            Ok(params) => {
+                if self.params.is_none() {
+                    self.params = Some(params.clone());
+                }
+                if self.params.as_ref().is_some_and(|p| same(p, &params)) {
+                    self.enqueue(seq, shard);
+                } else {
+                    self.later.push_back((seq, shard, params));
+                }
+            }
+            Err(e) => {
+                self.shared.waiting_items.fetch_sub(shard.items.len(), Ordering::SeqCst);
+                for index in 0..shard.items.len() {
+                    let reason = format!("decoding parameters do not fit this worker's model: {e}");
+                    let _ = self.out.send(FeedOutput::Failed { seq, index, reason });
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, seq: u32, shard: ShardMessage) {
+        for (index, item) in shard.items.into_iter().enumerate() {
+            let work =
+                WorkItem { key: key(seq, index), context: item.context, first_step_context: item.first_step_context };
+            self.ready.push_back((work, shard.job_id.clone()));
+        }
+    }
+
+    /// With the batch drained, moves on to the next waiting parameters and their shards.
+    fn switch_params(&mut self) {
+        let Some((seq, shard, params)) = self.later.pop_front() else { return };
+        self.params = Some(params);
+        self.enqueue(seq, shard);
+        let mut others = VecDeque::new();
+        while let Some((seq, shard, params)) = self.later.pop_front() {
+            if self.params.as_ref().is_some_and(|p| same(p, &params)) {
+                self.enqueue(seq, shard);
+            } else {
+                others.push_back((seq, shard, params));
+            }
+        }
+        self.later = others;
+    }
+
+    /// Blocks until a message arrives (or a moment passes, to notice a stop).
+    fn wait(&mut self, timeout: Duration) {
+        match self.inbox.recv_timeout(timeout) {
+            Ok(message) => self.accept(message),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+        }
+    }
+
+    fn dropped(&self, job_id: &str) -> bool {
+        self.shared.dropped_jobs.lock().map(|d| d.contains(job_id)).unwrap_or(false)
+    }
+}
+
+fn same(a: &ValidDecodeParams, b: &ValidDecodeParams) -> bool {
+    let (a, b): (&DecodeParams, &DecodeParams) = (a, b);
+    a == b
+}
+
+impl ItemSource for Feed {
+    fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
+        loop {
+            while let Some((item, job_id)) = self.ready.pop_front() {
+                self.shared.waiting_items.fetch_sub(1, Ordering::SeqCst);
+                if !self.dropped(&job_id) {
+                    return Some(item);
+                }
+            }
+            // Shards with other parameters wait for this batch to drain.
+            if !self.later.is_empty() || self.stopping {
+                return None;
+            }
+            if idle {
+                // Nothing runs: wait briefly for the next shard rather than end the run.
+                self.wait(Duration::from_millis(50));
+                if self.ready.is_empty() {
+                    return None;
+                }
+                continue;
+            }
+            match self.inbox.try_recv() {
+                Ok(message) => self.accept(message),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.stopping = true,
+            }
+        }
+    }
+}
+
+/// Runs the engine thread until told to stop.
+pub fn run_feed(
+    decoder: Decoder,
+    inbox: Receiver<FeedMessage>,
+    out: UnboundedSender<FeedOutput>,
+    shared: Arc<FeedShared>,
+) {
+    let limits = decoder.limits();
+    let mut feed = Feed {
+        inbox,
+        out,
+        shared,
+        limits,
+        ready: VecDeque::new(),
+        params: None,
+        later: VecDeque::new(),
+        stopping: false,
+    };
+    // After a stop the batch finishes what it holds; items not yet admitted are left to the
+    // reporter, which releases their shards.
+    while !feed.stopping {
+        if feed.ready.is_empty() {
+            if feed.later.is_empty() {
+                feed.wait(Duration::from_millis(200));
+                continue;
+            }
+            feed.switch_params();
+        }
+        let Some(params) = feed.params.clone() else { continue };
+        match &decoder {
+            Decoder::Echo => echo(&mut feed, &params),
+            Decoder::Model { model, max_rows } => decode(&mut feed, model, params, *max_rows),
+        }
+    }
+    let _ = feed.out.send(FeedOutput::Stopped);
+}
+
+fn echo(feed: &mut Feed, params: &ValidDecodeParams) {
+    while let Some(item) = feed.next_item(false) {
+        let mut predict: Vec<u32> = item.context.iter().copied().take(params.eval_len).collect();
+        predict.resize(params.eval_len, 0);
+        let (seq, index) = unkey(item.key);
+        let _ = feed.out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
+    }
+}
+
+fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: usize) {
+    let engine = Engine::new(model, params, max_rows);
+    let admitted: Arc<Mutex<HashMap<usize, WorkItem>>> = Arc::default();
+    let out = feed.out.clone();
+    let mut source = Tracking { feed, admitted: admitted.clone() };
+    let result = engine.run_source(&mut source, |key, predict, generated| {
+        if let Ok(mut admitted) = admitted.lock() {
+            admitted.remove(&key);
+        }
+        let (seq, index) = unkey(key);
+        let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: generated as u64 });
+    });
+    let Err(error) = result else { return };
+    // Retry each interrupted item alone: only the one that fails by itself is failed.
+    let interrupted: Vec<WorkItem> =
+        admitted.lock().map(|mut a| a.drain().map(|(_, v)| v).collect()).unwrap_or_default();
+    tracing::warn!(%error, items = interrupted.len(), "engine error; retrying the batch's items one by one");
+    for item in interrupted {
+        let (seq, index) = unkey(item.key);
+        let mut done = false;
+        let alone = engine.run(std::iter::once(item), |_, predict| {
+            done = true;
+            let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
+        });
+        if let Err(e) = alone {
+            if !done {
+                let _ = out.send(FeedOutput::Failed { seq, index, reason: format!("engine error: {e}") });
+            }
+        }
+    }
+}
+
+/// Remembers which items are in the batch, to retry them after an engine error.
+struct Tracking<'f> {
+    feed: &'f mut Feed,
+    admitted: Arc<Mutex<HashMap<usize, WorkItem>>>,
+}
+
+impl ItemSource for Tracking<'_> {
+    fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
+        let item = self.feed.next_item(idle)?;
+        if let Ok(mut admitted) = self.admitted.lock() {
+            admitted.insert(item.key, item.clone());
+        }
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(unkey(key(7, 123)), (7, 123));
+        assert_eq!(unkey(key(u32::MAX, 0xffff_ffff)), (u32::MAX, 0xffff_ffff));
+    }
+}

@@ -1,0 +1,157 @@
+//! The fleet worker: claims shards of its model from Redis, keeps the engine's continuous
+//! batch full across shards, streams results to the coordinator, and acks a shard only once
+//! the coordinator confirms it holds every result.
+//!
+//! Three parts run at once: the claimer (an async task), the engine (its own thread, see
+//! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream).
+
+mod feed;
+mod queue;
+mod reporter;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lorabeam_proto::queue::Keys;
+
+pub use feed::Decoder;
+use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
+use queue::ShardQueue;
+use reporter::Reporter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot reach the coordinator: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("coordinator refused the report stream: {0}")]
+    Refused(#[from] tonic::Status),
+    #[error("{0}")]
+    Config(String),
+    #[error("the engine thread stopped unexpectedly")]
+    EngineStopped,
+}
+
+/// How a worker joins the fleet.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    pub redis_url: String,
+    /// The coordinator's gRPC URL, e.g. `http://coordinator:50051`.
+    pub coordinator: String,
+    pub model_id: String,
+    pub key_prefix: String,
+    /// This worker's consumer name in the group (unique per worker).
+    pub consumer: String,
+    /// A shard whose lease is not renewed for this long goes to another worker.
+    pub lease: Duration,
+    /// After SIGTERM: time to finish in-flight shards before releasing them.
+    pub grace: Duration,
+    /// Items queued ahead of the batch before claiming stops.
+    pub prefetch_items: usize,
+    /// Most shards held (claimed, not yet confirmed) at once.
+    pub max_shards: usize,
+    pub max_message_bytes: usize,
+}
+
+/// What the claimer and reporter share.
+#[derive(Clone)]
+pub(crate) struct Fleet {
+    config: Arc<FleetConfig>,
+    queue: ShardQueue,
+    feed: Arc<FeedShared>,
+    inflight_shards: Arc<AtomicUsize>,
+}
+
+/// Runs a worker until `shutdown` resolves and its shards are confirmed or released.
+pub async fn run(
+    config: FleetConfig,
+    decoder: Decoder,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), FleetError> {
+    let keys = Keys::new(&config.key_prefix);
+    let queue =
+        ShardQueue::connect(&config.redis_url, keys, &config.model_id, config.consumer.clone(), config.lease).await?;
+    queue.register_model(&config.model_id, decoder.limits()).await?;
+    let fleet = Fleet { config: Arc::new(config), queue, feed: Arc::default(), inflight_shards: Arc::default() };
+    let (feed_tx, feed_rx) = std::sync::mpsc::channel();
+    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = {
+        let (out_tx, shared) = (out_tx.clone(), fleet.feed.clone());
+        std::thread::Builder::new()
+            .name("lorabeam-engine".into())
+            .spawn(move || run_feed(decoder, feed_rx, out_tx, shared))
+            .map_err(|e| FleetError::Config(format!("cannot start the engine thread: {e}")))?
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let claimer = tokio::spawn(claim_loop(fleet.clone(), feed_tx.clone(), out_tx, stop_rx.clone()));
+    tracing::info!(model_id = %fleet.config.model_id, consumer = %fleet.config.consumer, "worker ready");
+    let reported = Reporter::new(fleet).run(out_rx, stop_rx).await;
+    claimer.abort();
+    let _ = feed_tx.send(FeedMessage::Stop);
+    drop(engine);
+    reported
+}
+
+/// Claims shards while the engine has room, until shutdown.
+async fn claim_loop(
+    fleet: Fleet,
+    feed: std::sync::mpsc::Sender<FeedMessage>,
+    out: tokio::sync::mpsc::UnboundedSender<FeedOutput>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut seq: u32 = 0;
+    let mut failures: u32 = 0;
+    while !*stop.borrow() {
+        let full = fleet.feed.waiting_items.load(Ordering::SeqCst) >= fleet.config.prefetch_items
+            || fleet.inflight_shards.load(Ordering::SeqCst) >= fleet.config.max_shards;
+        if full {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let claimed = match fleet.queue.claim().await {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => continue,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "cannot claim shards; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(failures.min(5)))).await;
+                continue;
+            }
+        };
+        failures = 0;
+        match fleet.queue.job_running(&claimed.shard.job_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(job_id = %claimed.shard.job_id, "skipping a shard of an ended job");
+                if let Err(e) = fleet.queue.ack(std::slice::from_ref(&claimed.entry_id)).await {
+                    tracing::warn!(error = %e, "could not ack a shard of an ended job");
+                }
+                continue;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check the job's state; running the shard anyway"),
+        }
+        seq = seq.wrapping_add(1);
+        let shard = claimed.shard.clone();
+        fleet.feed.waiting_items.fetch_add(shard.items.len(), Ordering::SeqCst);
+        fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(
+            job_id = %shard.job_id,
+            shard_id = %shard.shard_id,
+            items = shard.items.len(),
+            traceparent = claimed.traceparent.as_deref().unwrap_or(""),
+            "claimed"
+        );
+        if out.send(FeedOutput::Claimed { seq, claimed: Box::new(claimed) }).is_err()
+            || feed.send(FeedMessage::Shard { seq, shard }).is_err()
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The worker's side of the Redis shard queue: claiming shards (expired leases first), renewing
+//! leases, acking confirmed shards and releasing unfinished ones.
+
+use std::time::Duration;
+
+use lorabeam_proto::queue::{
+    ensure_group, job_fields, job_states, model_fields, stream_fields, Keys, ShardMessage, WORKER_GROUP,
+};
+use lorabeam_proto::ModelLimits;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+
+use super::FleetError;
+
+/// How long one blocking read waits for new shards before the claimer looks around again.
+const BLOCK: Duration = Duration::from_millis(1000);
+
+/// Renews a lease only while this consumer still holds it: a lease that expired and went to
+/// another worker stays there. KEYS: stream. ARGV: group, consumer, entry id.
+const RENEW: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+";
+
+/// A shard this worker holds, with the stream entry that is its lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub entry_id: String,
+    pub shard: ShardMessage,
+    pub traceparent: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ShardQueue {
+    /// For short commands.
+    con: ConnectionManager,
+    /// For blocking reads, which would hold up every other command on a shared connection.
+    blocking: ConnectionManager,
+    keys: Keys,
+    queue: String,
+    consumer: String,
+    lease: Duration,
+}
+
+async fn manager(client: &redis::Client, response_timeout: Duration) -> Result<ConnectionManager, FleetError> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(usize::MAX)
+        .set_max_delay(Duration::from_secs(2))
+        .set_response_timeout(Some(response_timeout));
+    Ok(ConnectionManager::new_with_config(client.clone(), config).await?)
+}
+
+impl ShardQueue {
+    pub async fn connect(
+        redis_url: &str,
+        keys: Keys,
+        model_id: &str,
+        consumer: String,
+        lease: Duration,
+    ) -> Result<Self, FleetError> {
+        let client = redis::Client::open(redis_url)?;
+        let mut con = manager(&client, Duration::from_secs(10)).await?;
+        let blocking = manager(&client, BLOCK + Duration::from_secs(10)).await?;
+        let queue = keys.queue(model_id);
+        ensure_group(&mut con, &queue).await?;
+        Ok(Self { con, blocking, keys, queue, consumer, lease })
+    }
+
+    /// Publishes the served model's limits so the coordinator checks jobs against them.
+    pub async fn register_model(&self, model_id: &str, limits: ModelLimits) -> Result<(), FleetError> {
+        let _: () = redis::cmd("HSET")
+            .arg(self.keys.model(model_id))
+            .arg(model_fields::VOCAB_SIZE)
+            .arg(limits.vocab_size)
+            .arg(model_fields::N_POSITIONS)
+            .arg(limits.n_positions)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Claims one shard: one whose lease expired, else a new one (waiting up to a second).
+    /// Entries that cannot be read are acked away and reported, never retried forever.
+    pub async fn claim(&self) -> Result<Option<Claimed>, FleetError> {
+        let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&self.queue)
+            .arg(WORKER_GROUP)
+            .arg(&self.consumer)
+            .arg(self.lease.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.con.clone())
+            .await?;
+        if !reclaimed.deleted_ids.is_empty() {
+            // Entries deleted by a cancel while pending: nothing to do but forget them.
+            self.ack(&reclaimed.deleted_ids).await?;
+        }
+        if let Some(entry) = reclaimed.claimed.into_iter().next() {
+            tracing::info!(entry = %entry.id, "reclaimed a shard whose lease expired");
+            return self.parse(entry).await;
+        }
+        let read: StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(WORKER_GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.queue)
+            .arg(">")
+            .query_async(&mut self.blocking.clone())
+            .await?;
+        match read.keys.into_iter().flat_map(|k| k.ids).next() {
+            Some(entry) => self.parse(entry).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn parse(&self, entry: StreamId) -> Result<Option<Claimed>, FleetError> {
+        let body: Option<String> = entry.get(stream_fields::SHARD);
+        let parsed = body.as_deref().map(serde_json::from_str::<ShardMessage>);
+        match parsed {
+            Some(Ok(shard)) => {
+                Ok(Some(Claimed { traceparent: entry.get(stream_fields::TRACEPARENT), entry_id: entry.id, shard }))
+            }
+            Some(Err(e)) => {
+                tracing::error!(entry = %entry.id, error = %e, "dropping a stream entry that is not a shard");
+                self.ack(&[entry.id]).await?;
+                Ok(None)
+            }
+            None => {
+                tracing::error!(entry = %entry.id, "dropping a stream entry without a shard field");
+                self.ack(&[entry.id]).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Renews the leases this worker still holds; returns how many it had lost.
+    pub async fn renew(&self, entry_ids: &[String]) -> Result<usize, FleetError> {
+        let script = redis::Script::new(RENEW);
+        let mut lost = 0;
+        for id in entry_ids {
+            let held: i64 = script
+                .key(&self.queue)
+                .arg(WORKER_GROUP)
+                .arg(&self.consumer)
+                .arg(id)
+                .invoke_async(&mut self.con.clone())
+                .await?;
+            if held == 0 {
+                lost += 1;
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Acks finished shards and deletes their entries, so the stream holds only work to do.
+    pub async fn ack(&self, entry_ids: &[String]) -> Result<(), FleetError> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let _: () = redis::pipe()
+            .cmd("XACK")
+            .arg(&self.queue)
+            .arg(WORKER_GROUP)
+            .arg(entry_ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.queue)
+            .arg(entry_ids)
+            .ignore()
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Hands unfinished shards back: their leases are marked expired, so the next worker's
+    /// claim takes them at once.
+    pub async fn release(&self, entry_ids: &[String]) -> Result<(), FleetError> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let _: () = redis::cmd("XCLAIM")
+            .arg(&self.queue)
+            .arg(WORKER_GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(entry_ids)
+            .arg("IDLE")
+            .arg(self.lease.as_millis() as u64 + 1000)
+            .arg("JUSTID")
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a job still runs (a cancelled or expired job's items are skipped).
+    pub async fn job_running(&self, job_id: &str) -> Result<bool, FleetError> {
+        let state: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.job(job_id))
+            .arg(job_fields::STATE)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(state.as_deref() == Some(job_states::RUNNING))
+    }
+}

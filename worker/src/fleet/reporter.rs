@@ -1,0 +1,284 @@
+//! The reporter: streams each result to the coordinator as soon as it is final, acks a shard in
+//! Redis once the coordinator confirms it, renews leases, and resends everything unconfirmed
+//! after a reconnect.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lorabeam_proto::v1::{
+    ItemFailed, ItemResult, Report, ShardConfirmed, ShardFinished, WorkerReport, WorkerServiceClient,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+use super::feed::FeedOutput;
+use super::queue::Claimed;
+use super::{Fleet, FleetError};
+
+/// A claimed shard until the coordinator confirms it.
+struct InFlight {
+    entry_id: String,
+    job_id: String,
+    shard_id: String,
+    items: Vec<u32>,
+    outcomes: Vec<Option<Report>>,
+    remaining: usize,
+}
+
+impl InFlight {
+    fn new(claimed: Claimed) -> Self {
+        let items: Vec<u32> = claimed.shard.items.iter().map(|i| i.item).collect();
+        Self {
+            entry_id: claimed.entry_id,
+            job_id: claimed.shard.job_id,
+            shard_id: claimed.shard.shard_id,
+            outcomes: vec![None; items.len()],
+            remaining: items.len(),
+            items,
+        }
+    }
+
+    fn finished(&self) -> Report {
+        Report::Finished(ShardFinished { job_id: self.job_id.clone(), shard_id: self.shard_id.clone() })
+    }
+
+    /// Everything to send for this shard after a reconnect.
+    fn replay(&self) -> impl Iterator<Item = Report> + '_ {
+        let done = (self.remaining == 0).then(|| self.finished());
+        self.outcomes.iter().flatten().cloned().chain(done)
+    }
+}
+
+/// The stream to the coordinator, while it is up.
+struct Link {
+    reports: mpsc::Sender<WorkerReport>,
+    confirmations: Streaming<ShardConfirmed>,
+}
+
+async fn open_link(fleet: &Fleet) -> Result<Link, FleetError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(fleet.config.coordinator.clone())
+        .map_err(|e| FleetError::Config(format!("--coordinator {}: {e}", fleet.config.coordinator)))?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    let channel = endpoint.connect().await?;
+    let (reports, rx) = mpsc::channel(4096);
+    let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(fleet.config.max_message_bytes);
+    let confirmations = client.report(ReceiverStream::new(rx)).await?.into_inner();
+    Ok(Link { reports, confirmations })
+}
+
+async fn next_confirmation(link: &mut Option<Link>) -> Result<Option<ShardConfirmed>, tonic::Status> {
+    match link {
+        Some(link) => link.confirmations.message().await,
+        None => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(None)
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub struct Reporter {
+    fleet: Fleet,
+    inflight: BTreeMap<u32, InFlight>,
+    link: Option<Link>,
+    failures: u32,
+}
+
+impl Reporter {
+    pub fn new(fleet: Fleet) -> Self {
+        Self { fleet, inflight: BTreeMap::new(), link: None, failures: 0 }
+    }
+
+    /// Runs until `shutdown` fires and every shard is confirmed or released, or until the
+    /// grace period after it runs out.
+    pub async fn run(
+        mut self,
+        mut outputs: mpsc::UnboundedReceiver<FeedOutput>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), FleetError> {
+        let mut renew = tokio::time::interval(self.fleet.config.lease / 3);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if self.link.is_none() {
+                self.reconnect().await;
+            }
+            if deadline.is_some() && self.inflight.is_empty() {
+                tracing::info!("every shard is confirmed; worker stopping");
+                return Ok(());
+            }
+            tokio::select! {
+                output = outputs.recv() => match output {
+                    Some(output) => self.on_output(output).await,
+                    None => return Err(FleetError::EngineStopped),
+                },
+                confirmation = next_confirmation(&mut self.link) => match confirmation {
+                    Ok(Some(confirmed)) => self.on_confirmed(confirmed).await?,
+                    Ok(None) if self.link.is_none() => {}
+                    Ok(None) => self.lose_link("the coordinator closed the stream"),
+                    Err(status) => self.lose_link(&status.to_string()),
+                },
+                _ = renew.tick() => self.renew().await,
+                _ = shutdown.changed(), if deadline.is_none() => {
+                    let grace = self.fleet.config.grace;
+                    tracing::info!(shards = self.inflight.len(), grace_s = grace.as_secs(), "stopping: finishing in-flight shards");
+                    deadline = Some(tokio::time::Instant::now() + grace);
+                }
+                _ = sleep_until(deadline) => {
+                    let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
+                    tracing::warn!(shards = entries.len(), "grace period over: releasing unfinished shards");
+                    self.fleet.queue.release(&entries).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn reconnect(&mut self) {
+        if self.failures > 0 {
+            let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(6))).min(Duration::from_secs(5));
+            tokio::time::sleep(delay).await;
+        }
+        match open_link(&self.fleet).await {
+            Ok(link) => {
+                if self.failures > 0 {
+                    tracing::info!("reconnected to the coordinator");
+                }
+                self.failures = 0;
+                self.link = Some(link);
+                let replay: Vec<Report> = self.inflight.values().flat_map(InFlight::replay).collect();
+                for report in replay {
+                    self.send(report).await;
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 || self.failures % 20 == 0 {
+                    tracing::warn!(error = %e, attempts = self.failures, "cannot reach the coordinator; retrying");
+                }
+            }
+        }
+    }
+
+    fn lose_link(&mut self, why: &str) {
+        tracing::warn!(%why, "lost the coordinator stream; will resend unconfirmed results");
+        self.link = None;
+        self.failures = self.failures.max(1);
+    }
+
+    async fn send(&mut self, report: Report) {
+        let Some(link) = &self.link else { return };
+        if link.reports.send(WorkerReport { report: Some(report) }).await.is_err() {
+            self.lose_link("the report stream closed");
+        }
+    }
+
+    async fn on_output(&mut self, output: FeedOutput) {
+        let (seq, index, report) = match output {
+            FeedOutput::Claimed { seq, claimed } => {
+                self.inflight.insert(seq, InFlight::new(*claimed));
+                return;
+            }
+            FeedOutput::Stopped => return,
+            FeedOutput::Predicted { seq, index, predict, generated_tokens } => {
+                let Some(shard) = self.inflight.get(&seq) else { return };
+                let Some(&item) = shard.items.get(index) else { return };
+                let result = ItemResult {
+                    job_id: shard.job_id.clone(),
+                    shard_id: shard.shard_id.clone(),
+                    item,
+                    predict,
+                    generated_tokens,
+                };
+                (seq, index, Report::Result(result))
+            }
+            FeedOutput::Failed { seq, index, reason } => {
+                let Some(shard) = self.inflight.get(&seq) else { return };
+                let Some(&item) = shard.items.get(index) else { return };
+                tracing::warn!(job_id = %shard.job_id, item, %reason, "item failed");
+                let failed =
+                    ItemFailed { job_id: shard.job_id.clone(), shard_id: shard.shard_id.clone(), item, reason };
+                (seq, index, Report::Failed(failed))
+            }
+        };
+        let Some(shard) = self.inflight.get_mut(&seq) else { return };
+        if shard.outcomes[index].is_some() {
+            return;
+        }
+        shard.outcomes[index] = Some(report.clone());
+        shard.remaining -= 1;
+        let finished = (shard.remaining == 0).then(|| shard.finished());
+        self.send(report).await;
+        if let Some(finished) = finished {
+            self.send(finished).await;
+        }
+    }
+
+    async fn on_confirmed(&mut self, confirmed: ShardConfirmed) -> Result<(), FleetError> {
+        let Some((&seq, shard)) =
+            self.inflight.iter().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id)
+        else {
+            return Ok(());
+        };
+        if shard.remaining > 0 {
+            return Ok(());
+        }
+        self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).await?;
+        self.inflight.remove(&seq);
+        self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
+        if !confirmed.job_alive {
+            self.drop_job(&confirmed.job_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a job that ended (cancelled, completed, expired): its queued items are skipped
+    /// and its shards acked.
+    async fn drop_job(&mut self, job_id: &str) -> Result<(), FleetError> {
+        if let Ok(mut dropped) = self.fleet.feed.dropped_jobs.lock() {
+            dropped.insert(job_id.to_string());
+        }
+        let seqs: Vec<u32> = self.inflight.iter().filter(|(_, s)| s.job_id == job_id).map(|(&q, _)| q).collect();
+        let entries: Vec<String> =
+            seqs.iter().filter_map(|q| self.inflight.get(q)).map(|s| s.entry_id.clone()).collect();
+        self.fleet.queue.ack(&entries).await?;
+        for seq in seqs {
+            self.inflight.remove(&seq);
+            self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Renews every lease and drops jobs that ended meanwhile. Redis trouble is logged and
+    /// retried on the next tick: a lease lost meanwhile only means a shard may run twice.
+    async fn renew(&mut self) {
+        let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
+        match self.fleet.queue.renew(&entries).await {
+            Ok(0) => {}
+            Ok(lost) => tracing::warn!(lost, "leases expired before renewal; those shards may run twice"),
+            Err(e) => tracing::warn!(error = %e, "could not renew leases"),
+        }
+        let jobs: HashSet<String> = self.inflight.values().map(|s| s.job_id.clone()).collect();
+        for job_id in jobs {
+            match self.fleet.queue.job_running(&job_id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(%job_id, "job ended; dropping its shards");
+                    if let Err(e) = self.drop_job(&job_id).await {
+                        tracing::warn!(error = %e, "could not drop an ended job's shards");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not check a job's state"),
+            }
+        }
+    }
+}

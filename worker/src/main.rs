@@ -1,0 +1,108 @@
+//! `lorabeam-worker`: holds one LoRA GPT-2 model and decodes the shards queued for its model id.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use lorabeam_worker::fleet::{self, Decoder, FleetConfig};
+use lorabeam_worker::{load_model, ModelArgs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineKind {
+    /// The model, decoding with beam search.
+    Model,
+    /// No model: predicts each context's first eval_len tokens at once. Only for measuring the
+    /// queue, gRPC and output path without the model's cost.
+    Echo,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "lorabeam-worker", version, about = "lorabeam's worker: decodes queued shards of one model")]
+struct Args {
+    /// Redis holding the queue, e.g. redis://:password@redis:6379/0.
+    #[arg(long, env = "LORABEAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// The coordinator's gRPC URL.
+    #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    coordinator: String,
+    /// The model id this worker serves: jobs name it to reach it.
+    #[arg(long, env = "LORABEAM_MODEL_ID")]
+    model_id: String,
+    /// Prefix of every Redis key (as the coordinator's).
+    #[arg(long, env = "LORABEAM_KEY_PREFIX", default_value = "lorabeam")]
+    key_prefix: String,
+    /// This worker's name in the consumer group; defaults to host name and process id.
+    #[arg(long, env = "LORABEAM_WORKER_NAME")]
+    worker_name: Option<String>,
+    /// Seconds a shard's lease lasts without renewal before another worker takes it over.
+    #[arg(long, env = "LORABEAM_LEASE_SECS", default_value_t = 60)]
+    lease_secs: u64,
+    /// Seconds after SIGTERM to finish in-flight shards before releasing them.
+    #[arg(long, env = "LORABEAM_GRACE_SECS", default_value_t = 120)]
+    grace_secs: u64,
+    /// Beam rows decoded together (the continuous batch's budget).
+    #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS", default_value_t = 100)]
+    max_rows: usize,
+    /// Most shards held at once (claimed and not yet confirmed by the coordinator).
+    #[arg(long, env = "LORABEAM_MAX_SHARDS", default_value_t = 16)]
+    max_shards: usize,
+    /// Largest gRPC message accepted, in bytes.
+    #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    max_message_bytes: usize,
+    /// What decodes: the model, or `echo` to measure the plumbing alone.
+    #[arg(long, env = "LORABEAM_ENGINE", value_enum, default_value_t = EngineKind::Model)]
+    engine: EngineKind,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "worker".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let decoder = match args.engine {
+        EngineKind::Echo => Decoder::Echo,
+        EngineKind::Model => {
+            let spec = args.model.spec();
+            let model = tokio::task::spawn_blocking(move || load_model(&spec)).await?.context("loading the model")?;
+            Decoder::Model { model: Box::new(model), max_rows: args.max_rows.max(1) }
+        }
+    };
+    let config = FleetConfig {
+        redis_url: args.redis_url,
+        coordinator: args.coordinator,
+        model_id: args.model_id,
+        key_prefix: args.key_prefix,
+        consumer: args.worker_name.unwrap_or_else(consumer_name),
+        lease: Duration::from_secs(args.lease_secs.max(1)),
+        grace: Duration::from_secs(args.grace_secs),
+        prefetch_items: args.max_rows.max(1),
+        max_shards: args.max_shards.max(1),
+        max_message_bytes: args.max_message_bytes,
+    };
+    fleet::run(config, decoder, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

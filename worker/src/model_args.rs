@@ -1,0 +1,54 @@
+//! The model flags of every command that loads a model (`lorabeam run`, `lorabeam-worker`):
+//! gpt2_beam.py's names and defaults, plus lorabeam's own.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::model::{CheckpointPaths, LoraConfig, ModelCard, Precision};
+use crate::ModelSpec;
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Checkpoint to decode: gpt2_ft.py's (full or LoRA-only), or a pretrained GPT-2.
+    #[arg(long = "init_checkpoint", env = "LORABEAM_INIT_CHECKPOINT")]
+    pub init_checkpoint: Option<PathBuf>,
+    /// Pretrained base under a LoRA-only checkpoint: `pytorch_model.bin` or `model.safetensors`.
+    #[arg(long = "base_checkpoint", env = "LORABEAM_BASE_CHECKPOINT")]
+    pub base_checkpoint: Option<PathBuf>,
+    /// Model shape: gpt2.sm, gpt2.md or gpt2.lg (ignored when --model_config is given).
+    #[arg(long = "model_card", env = "LORABEAM_MODEL_CARD", default_value = "gpt2.sm")]
+    pub model_card: ModelCard,
+    /// HF-style GPT-2 `config.json` giving the model shape.
+    #[arg(long = "model_config", env = "LORABEAM_MODEL_CONFIG")]
+    pub model_config: Option<PathBuf>,
+    /// LoRA rank r; 0 decodes the base model.
+    #[arg(long = "lora_dim", env = "LORABEAM_LORA_DIM", default_value_t = 0)]
+    pub lora_dim: usize,
+    /// LoRA alpha; the update is scaled by lora_alpha / lora_dim.
+    #[arg(long = "lora_alpha", env = "LORABEAM_LORA_ALPHA", default_value_t = 128.0)]
+    pub lora_alpha: f64,
+    /// Precision of the model: f32, f64, bf16 or f16 (half types score beams in f32).
+    #[arg(long, env = "LORABEAM_DTYPE", default_value = "f32")]
+    pub dtype: Precision,
+    /// Device: cpu, cuda, cuda:N, or auto (CUDA when available).
+    #[arg(long, env = "LORABEAM_DEVICE", default_value = "auto")]
+    pub device: String,
+    /// CPU threads for libtorch's intra-op parallelism; 0 keeps libtorch's default.
+    #[arg(long, env = "LORABEAM_THREADS", default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl ModelArgs {
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            checkpoints: CheckpointPaths { init: self.init_checkpoint.clone(), base: self.base_checkpoint.clone() },
+            model_card: self.model_card,
+            model_config: self.model_config.clone(),
+            lora: LoraConfig { rank: self.lora_dim, alpha: self.lora_alpha },
+            precision: self.dtype,
+            device: self.device.clone(),
+            threads: self.threads,
+        }
+    }
+}
