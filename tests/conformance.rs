@@ -5,35 +5,6 @@ mod support;
 
 use support::*;
 
-/// Each public golden and the flags it was made with (from the conformance README).
-const GOLDENS: &[(&str, &str, f64)] = &[
-    (
-        "readme-f64",
-        "--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628 \
-         --eval_len 64 --seq_len 256 --batch_size 1 --dtype f64",
-        1.0,
-    ),
-    (
-        "readme-f32",
-        "--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628 \
-         --eval_len 64 --seq_len 256 --batch_size 1 --dtype f32",
-        0.99,
-    ),
-    (
-        "knobs-f64",
-        "--beam 4 --length_penalty 1.0 --no_repeat_ngram_size 3 --repetition_penalty 1.3 --min_length 8 \
-         --eval_len 40 --seq_len 256 --batch_size 3 --dtype f64",
-        1.0,
-    ),
-    ("greedy-f64", "--beam 1 --no_repeat_ngram_size 0 --eval_len 32 --seq_len 256 --batch_size 4 --dtype f64", 1.0),
-    (
-        "truncate-f64",
-        "--beam 5 --length_penalty 0.6 --no_repeat_ngram_size 4 --eos_token_id 628 --eval_len 32 --seq_len 64 \
-         --batch_size 2 --dtype f64",
-        1.0,
-    ),
-];
-
 fn check_golden(name: &str, flags: &str, min_rate: f64, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = conformance_dir().join("data/e2e_test_public.jsonl");
@@ -47,11 +18,6 @@ fn check_golden(name: &str, flags: &str, min_rate: f64, extra: &[&str]) -> Strin
     let verdict = compare(&golden, &predictions, min_rate);
     eprintln!("{name} {extra:?}: {verdict}");
     verdict
-}
-
-fn golden(name: &str) -> (&'static str, f64) {
-    let (_, flags, rate) = GOLDENS.iter().find(|(n, _, _)| *n == name).expect("known golden");
-    (flags, *rate)
 }
 
 #[test]

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod cluster;
+
 /// `../shared/conformance` beside the repository, or `$LORABEAM_CONFORMANCE_DIR`.
 pub fn conformance_dir() -> PathBuf {
     let dir = std::env::var_os("LORABEAM_CONFORMANCE_DIR")
@@ -73,4 +75,54 @@ pub fn head(src: &Path, n: usize, dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, out).expect("write data");
     path
+}
+
+/// Each public golden and the flags it was made with (from the conformance README).
+pub const GOLDENS: &[(&str, &str, f64)] = &[
+    (
+        "readme-f64",
+        "--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628 \
+         --eval_len 64 --seq_len 256 --batch_size 1 --dtype f64",
+        1.0,
+    ),
+    (
+        "readme-f32",
+        "--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628 \
+         --eval_len 64 --seq_len 256 --batch_size 1 --dtype f32",
+        0.99,
+    ),
+    (
+        "knobs-f64",
+        "--beam 4 --length_penalty 1.0 --no_repeat_ngram_size 3 --repetition_penalty 1.3 --min_length 8 \
+         --eval_len 40 --seq_len 256 --batch_size 3 --dtype f64",
+        1.0,
+    ),
+    ("greedy-f64", "--beam 1 --no_repeat_ngram_size 0 --eval_len 32 --seq_len 256 --batch_size 4 --dtype f64", 1.0),
+    (
+        "truncate-f64",
+        "--beam 5 --length_penalty 0.6 --no_repeat_ngram_size 4 --eos_token_id 628 --eval_len 32 --seq_len 64 \
+         --batch_size 2 --dtype f64",
+        1.0,
+    ),
+];
+
+/// A golden's flags and the share of lines that must match it.
+pub fn golden(name: &str) -> (&'static str, f64) {
+    let (_, flags, rate) = GOLDENS.iter().find(|(n, _, _)| *n == name).expect("known golden");
+    (flags, *rate)
+}
+
+/// A golden's decoding flags without `--dtype` (which a fleet sets on its workers).
+pub fn decode_flags(name: &str) -> Vec<String> {
+    let (flags, _) = golden(name);
+    let mut out = Vec::new();
+    let mut words = flags.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "--dtype" {
+            words.next();
+        } else {
+            out.push(word.to_string());
+        }
+    }
+    out
 }

@@ -1,0 +1,264 @@
+//! The fleet end to end, with real processes on loopback: `redis-server`, `lorabeam-coordinator`
+//! on 127.0.0.1:0, `lorabeam-worker`s holding the tiny fixture, and the `lorabeam` client.
+//! Outputs are checked against the reference's goldens with `compare.py --require-order`, which
+//! also fails on a missing or duplicated id.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus, Prediction, StreamResultsRequest};
+use support::cluster::{wait_until, worker, Coordinator, Redis};
+use support::*;
+
+/// The tests share two cores: one at a time keeps lease timings meaningful.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const LONG: Duration = Duration::from_secs(240);
+
+fn data() -> PathBuf {
+    conformance_dir().join("data/e2e_test_public.jsonl")
+}
+
+/// `lorabeam submit` with a golden's decoding flags; `extra` adds flags (e.g. `--wait`).
+fn submit(coordinator: &Coordinator, data: &Path, golden_name: &str, extra: &[&str]) -> Output {
+    let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", "tiny", "--data"]);
+    args.push(data.to_str().expect("utf-8").into());
+    args.extend(decode_flags(golden_name));
+    args.extend(strings(extra));
+    lorabeam(&args)
+}
+
+/// Submits without waiting; returns the job id it printed.
+fn submit_detached(coordinator: &Coordinator, data: &Path, golden_name: &str, extra: &[&str]) -> String {
+    let out = submit(coordinator, data, golden_name, extra);
+    assert!(out.status.success(), "submit failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A gRPC client on its own runtime, for what the CLI does not show.
+struct Client {
+    runtime: tokio::runtime::Runtime,
+    url: String,
+}
+
+impl Client {
+    fn new(coordinator: &Coordinator) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        Self { runtime, url: coordinator.url() }
+    }
+
+    fn status(&self, job_id: &str) -> Option<JobStatus> {
+        self.runtime.block_on(async {
+            let mut client = JobServiceClient::connect(self.url.clone()).await.ok()?;
+            let request = lorabeam_proto::v1::GetJobRequest { job_id: job_id.into() };
+            Some(client.get_job(request).await.ok()?.into_inner())
+        })
+    }
+
+    fn records_done(&self, job_id: &str) -> u64 {
+        self.status(job_id).map(|s| s.records_done).unwrap_or(0)
+    }
+
+    fn wait_state(&self, job_id: &str, state: JobState) -> JobStatus {
+        let mut last = None;
+        wait_until(&format!("{job_id} to be {state:?}"), LONG, || {
+            last = self.status(job_id);
+            last.as_ref().is_some_and(|s| s.state == state as i32)
+        });
+        last.expect("status")
+    }
+
+    /// Reads predictions from `offset`, at most `take` of them, then disconnects.
+    fn results(&self, job_id: &str, offset: u64, take: usize) -> Vec<Prediction> {
+        self.runtime.block_on(async {
+            let mut client = JobServiceClient::connect(self.url.clone()).await.expect("connect");
+            let request = StreamResultsRequest { job_id: job_id.into(), offset };
+            let mut stream = client.stream_results(request).await.expect("stream").into_inner();
+            let mut out = Vec::new();
+            while out.len() < take {
+                match stream.message().await.expect("message") {
+                    Some(prediction) => out.push(prediction),
+                    None => break,
+                }
+            }
+            out
+        })
+    }
+}
+
+/// `lorabeam results ID --output FILE`, compared with a golden.
+fn check_results(coordinator: &Coordinator, job_id: &str, golden: &Path, dir: &Path) -> String {
+    let output = dir.join(format!("{job_id}.jsonl"));
+    let args = strings(&["results", job_id, "--coordinator", &coordinator.url(), "--output"]);
+    let out = lorabeam(&[args, vec![output.to_str().expect("utf-8").into()]].concat());
+    assert!(out.status.success(), "results failed: {}", String::from_utf8_lossy(&out.stderr));
+    compare(golden, &output, 1.0)
+}
+
+fn golden_file(name: &str) -> PathBuf {
+    conformance_dir().join(format!("golden/{name}.jsonl"))
+}
+
+#[test]
+fn three_workers_reproduce_the_golden() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let _workers: Vec<_> =
+        ["a", "b", "c"].iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", &[])).collect();
+    let output = dir.path().join("knobs.jsonl");
+    let out = submit(
+        &coordinator,
+        &data(),
+        "knobs-f64",
+        &["--shard-size", "8", "--wait", "--output", output.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "submit failed: {}\n{}", String::from_utf8_lossy(&out.stderr), coordinator.stderr());
+    let verdict = compare(&golden_file("knobs-f64"), &output, 1.0);
+    eprintln!("3 workers, knobs-f64: {verdict}");
+    let served = coordinator.output_dir.read_dir().expect("outputs").count();
+    assert_eq!(served, 1, "the coordinator wrote the job's output under --output-dir");
+}
+
+#[test]
+fn a_worker_killed_mid_shard_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let lease = ["--lease-secs", "2"];
+    let mut doomed = worker(&redis, &coordinator.url(), dir.path(), "doomed", "tiny", &lease);
+    let _survivor = worker(&redis, &coordinator.url(), dir.path(), "survivor", "tiny", &lease);
+    let client = Client::new(&coordinator);
+    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
+    wait_until("the doomed worker to hold a shard after some results", LONG, || {
+        let pending = redis.cli(&["XPENDING", "lorabeam:queue:tiny", "workers", "-", "+", "10", "doomed"]);
+        client.records_done(&job_id) >= 16 && !pending.is_empty()
+    });
+    doomed.kill();
+    let status = client.wait_state(&job_id, JobState::Completed);
+    assert_eq!(status.records_done, 126);
+    let verdict = check_results(&coordinator, &job_id, &golden_file("greedy-f64"), dir.path());
+    eprintln!("kill -9 mid-shard: {verdict}");
+}
+
+#[test]
+fn a_restarted_coordinator_carries_on() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let mut coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let _workers: Vec<_> =
+        ["a", "b"].iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", &[])).collect();
+    let client = Client::new(&coordinator);
+    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
+    wait_until("some results", LONG, || client.records_done(&job_id) >= 16);
+    let port = coordinator.port;
+    coordinator.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let coordinator = Coordinator::start(&redis, dir.path(), Some(port), &[]);
+    client.wait_state(&job_id, JobState::Completed);
+    let verdict = check_results(&coordinator, &job_id, &golden_file("greedy-f64"), dir.path());
+    eprintln!("coordinator restart: {verdict}");
+}
+
+#[test]
+fn two_jobs_with_different_parameters_run_at_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let _workers: Vec<_> =
+        ["a", "b"].iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", &[])).collect();
+    // The first 48 lines keep truncate-f64's reference batches (batch_size 2) whole.
+    let lines = 48;
+    let short = head(&data(), lines, dir.path(), "first48.jsonl");
+    let golden_short = head(&golden_file("truncate-f64"), lines, dir.path(), "truncate-first48.jsonl");
+    let client = Client::new(&coordinator);
+    let greedy = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "6"]);
+    let truncate = submit_detached(&coordinator, &short, "truncate-f64", &["--shard-size", "6"]);
+    client.wait_state(&greedy, JobState::Completed);
+    client.wait_state(&truncate, JobState::Completed);
+    eprintln!("greedy: {}", check_results(&coordinator, &greedy, &golden_file("greedy-f64"), dir.path()));
+    eprintln!("truncate: {}", check_results(&coordinator, &truncate, &golden_short, dir.path()));
+}
+
+#[test]
+fn cancel_removes_the_remaining_shards() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let _worker = worker(&redis, &coordinator.url(), dir.path(), "a", "tiny", &[]);
+    let client = Client::new(&coordinator);
+    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "2"]);
+    wait_until("some results", LONG, || client.records_done(&job_id) >= 4);
+    let out = lorabeam(&strings(&["cancel", &job_id, "--coordinator", &coordinator.url()]));
+    assert!(out.status.success(), "cancel failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cancelled"));
+    let status = client.status(&job_id).expect("status");
+    assert_eq!(status.state, JobState::Cancelled as i32);
+    assert!(status.records_done < 126);
+    assert_eq!(redis.cli(&["XLEN", "lorabeam:queue:tiny"]), "0", "no shard of the job is left queued");
+    let again = lorabeam(&strings(&["cancel", &job_id, "--coordinator", &coordinator.url()]));
+    assert!(!again.status.success(), "cancelling twice is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is cancelled"));
+    // The worker is free for the next job, and the cancelled job never gets an output file.
+    let one = head(&data(), 4, dir.path(), "four.jsonl");
+    let next = submit_detached(&coordinator, &one, "greedy-f64", &[]);
+    client.wait_state(&next, JobState::Completed);
+    assert!(!coordinator.output_dir.join(format!("{job_id}.jsonl")).exists());
+}
+
+#[test]
+fn bad_input_gets_line_errors_and_queues_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let bad = dir.path().join("bad.jsonl");
+    let text = "{\"context\": [1, 2]}\n{\"context\": [1, -2]}\nnot json\n{\"context\": [99999]}\n{\"context\": [3]}\n";
+    std::fs::write(&bad, text).expect("write");
+    let out = submit(&coordinator, &bad, "greedy-f64", &["--wait"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for expected in ["has 3 bad line(s)", "bad.jsonl:2: field `context`", "bad.jsonl:3: not JSON", "bad.jsonl:4:"] {
+        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+    }
+    let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", "tiny", "--beam", "0"]);
+    args.extend(strings(&["--data", data().to_str().expect("utf-8")]));
+    let out = lorabeam(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--beam must be at least 1"), "{stderr}");
+    assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
+}
+
+#[test]
+fn results_resume_from_an_offset_while_the_job_runs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let _worker = worker(&redis, &coordinator.url(), dir.path(), "a", "tiny", &[]);
+    let client = Client::new(&coordinator);
+    let key = ["--idempotency-key", "resume-test", "--shard-size", "4"];
+    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &key);
+    assert_eq!(submit_detached(&coordinator, &data(), "greedy-f64", &key), job_id, "same key, same job");
+    let first = client.results(&job_id, 0, 10);
+    let running = client.status(&job_id).expect("status");
+    assert_eq!(first.len(), 10);
+    let rest = client.results(&job_id, 10, usize::MAX);
+    assert_eq!(running.state, JobState::Running as i32, "the first part was read while the job ran");
+    let mut text = String::new();
+    for p in first.iter().chain(&rest) {
+        lorabeam_coordinator::writer::format_prediction(&mut text, p.id as usize, &p.predict);
+    }
+    let output = dir.path().join("resumed.jsonl");
+    std::fs::write(&output, text).expect("write");
+    eprintln!("resumed stream: {}", compare(&golden_file("greedy-f64"), &output, 1.0));
+}

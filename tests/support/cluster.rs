@@ -1,0 +1,187 @@
+//! Real processes for the fleet tests: a `redis-server` on a free loopback port, the
+//! coordinator on `127.0.0.1:0`, and workers. Every process is killed when its guard drops.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use super::{fixture, tiny_model_args};
+
+/// The workspace's other binaries, built once per test run (a no-op when up to date).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let dir = Path::new(env!("CARGO_BIN_EXE_lorabeam")).parent().expect("target dir").to_path_buf();
+    BUILD.call_once(|| {
+        let release = dir.ends_with("release");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args(["build", "--bins", "-p", "lorabeam-coordinator", "-p", "lorabeam-worker"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("cargo runs");
+        assert!(status.success(), "building lorabeam-coordinator and lorabeam-worker failed");
+    });
+    dir.join(name)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Waits for `check` to hold, polling; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed (SIGKILL) on drop, with its stderr kept in a file for diagnosis.
+pub struct Process {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Process {
+    fn spawn(mut command: Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("log file");
+        command.stderr(file);
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Self { child: Some(child), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for a clean exit; returns whether it exited 0.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Redis {
+    pub port: u16,
+    process: Process,
+}
+
+impl Redis {
+    /// A throwaway `redis-server` in `dir`, AOF on (so it can be restarted without loss).
+    pub fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--dir", dir.to_str().expect("utf-8")])
+            .stdout(Stdio::null());
+        let process = Process::spawn(command, dir.join("redis.log"));
+        let redis = Self { port, process };
+        wait_until("redis-server to answer", Duration::from_secs(20), || redis.cli(&["PING"]) == "PONG");
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// One `redis-cli` command; its output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+}
+
+pub struct Coordinator {
+    pub port: u16,
+    pub output_dir: PathBuf,
+    process: Process,
+}
+
+impl Coordinator {
+    /// Starts a coordinator; `port` None binds `127.0.0.1:0` and reads the port it printed.
+    pub fn start(redis: &Redis, dir: &Path, port: Option<u16>, extra: &[&str]) -> Self {
+        let output_dir = dir.join("outputs");
+        let listen = format!("127.0.0.1:{}", port.unwrap_or(0));
+        let mut command = Command::new(binary("lorabeam-coordinator"));
+        command
+            .args(["--listen", &listen, "--redis-url", &redis.url()])
+            .args(["--output-dir", output_dir.to_str().expect("utf-8")])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped());
+        let log = dir.join(format!("coordinator-{}.log", free_port()));
+        let mut process = Process::spawn(command, log);
+        let stdout = process.child.as_mut().and_then(|c| c.stdout.take()).expect("stdout");
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+        let port = port.unwrap_or_else(|| panic!("coordinator did not start: {line}\n{}", process.stderr()));
+        Self { port, output_dir, process }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    pub fn stderr(&self) -> String {
+        self.process.stderr()
+    }
+}
+
+/// A worker for model id `model_id`: the tiny fixture (f64, one thread) or the echo engine.
+pub fn worker(redis: &Redis, coordinator_url: &str, dir: &Path, name: &str, model_id: &str, extra: &[&str]) -> Process {
+    let mut command = Command::new(binary("lorabeam-worker"));
+    command
+        .args(["--redis-url", &redis.url(), "--coordinator", coordinator_url, "--model-id", model_id])
+        .args(["--worker-name", name, "--device", "cpu", "--threads", "1", "--dtype", "f64"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null());
+    if !extra.contains(&"echo") {
+        command.arg("--init_checkpoint").arg(fixture("lora_full.pt")).args(tiny_model_args());
+    }
+    command.args(extra);
+    Process::spawn(command, dir.join(format!("worker-{name}.log")))
+}
