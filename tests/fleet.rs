@@ -133,7 +133,7 @@ fn a_worker_killed_mid_shard_loses_and_duplicates_nothing() {
     let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
     let lease = ["--lease-secs", "2"];
     let mut doomed = worker(&redis, &coordinator.url(), dir.path(), "doomed", "tiny", &lease);
-    let _survivor = worker(&redis, &coordinator.url(), dir.path(), "survivor", "tiny", &lease);
+    let survivor = worker(&redis, &coordinator.url(), dir.path(), "survivor", "tiny", &lease);
     let client = Client::new(&coordinator);
     let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
     wait_until("the doomed worker to hold a shard after some results", LONG, || {
@@ -145,6 +145,7 @@ fn a_worker_killed_mid_shard_loses_and_duplicates_nothing() {
     assert_eq!(status.records_done, 126);
     let verdict = check_results(&coordinator, &job_id, &golden_file("greedy-f64"), dir.path());
     eprintln!("kill -9 mid-shard: {verdict}");
+    assert!(survivor.stderr().contains("reclaimed a shard whose lease expired"), "the dead worker's shard moved");
 }
 
 #[test]

@@ -169,6 +169,10 @@ impl Coordinator {
     pub fn stderr(&self) -> String {
         self.process.stderr()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
 }
 
 /// A worker for model id `model_id`: the tiny fixture (f64, one thread) or the echo engine.

@@ -162,7 +162,7 @@ impl Reporter {
             }
             Err(e) => {
                 self.failures += 1;
-                if self.failures == 1 || self.failures % 20 == 0 {
+                if self.failures == 1 || self.failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, attempts = self.failures, "cannot reach the coordinator; retrying");
                 }
             }
