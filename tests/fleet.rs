@@ -7,11 +7,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus, Prediction, StreamResultsRequest};
-use support::cluster::{wait_until, worker, Coordinator, Redis};
+use support::cluster::{wait_until, worker, Coordinator, Process, Redis};
 use support::*;
 
 /// The tests share two cores: one at a time keeps lease timings meaningful.
@@ -99,105 +99,97 @@ fn check_results(coordinator: &Coordinator, job_id: &str, golden: &Path, dir: &P
     compare(golden, &output, 1.0)
 }
 
+/// One test's fleet: Redis, a coordinator, workers serving "tiny", and a gRPC client. Holds
+/// the serial lock until everything is stopped.
+struct Setup {
+    workers: Vec<Process>,
+    client: Client,
+    coordinator: Coordinator,
+    redis: Redis,
+    dir: tempfile::TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+fn setup(workers: &[&str], worker_flags: &[&str]) -> Setup {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let workers =
+        workers.iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", worker_flags)).collect();
+    let client = Client::new(&coordinator);
+    Setup { workers, client, coordinator, redis, dir, _serial: serial }
+}
+
 fn golden_file(name: &str) -> PathBuf {
     conformance_dir().join(format!("golden/{name}.jsonl"))
 }
 
 #[test]
 fn three_workers_reproduce_the_golden() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _workers: Vec<_> =
-        ["a", "b", "c"].iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", &[])).collect();
-    let output = dir.path().join("knobs.jsonl");
-    let out = submit(
-        &coordinator,
-        &data(),
-        "knobs-f64",
-        &["--shard-size", "8", "--wait", "--output", output.to_str().expect("utf-8")],
-    );
-    assert!(out.status.success(), "submit failed: {}\n{}", String::from_utf8_lossy(&out.stderr), coordinator.stderr());
+    let fleet = setup(&["a", "b", "c"], &[]);
+    let output = fleet.dir.path().join("knobs.jsonl");
+    let flags = ["--shard-size", "8", "--wait", "--output", output.to_str().expect("utf-8")];
+    let out = submit(&fleet.coordinator, &data(), "knobs-f64", &flags);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "submit failed: {stderr}\n{}", fleet.coordinator.stderr());
     let verdict = compare(&golden_file("knobs-f64"), &output, 1.0);
     eprintln!("3 workers, knobs-f64: {verdict}");
-    let served = coordinator.output_dir.read_dir().expect("outputs").count();
+    let served = fleet.coordinator.output_dir.read_dir().expect("outputs").count();
     assert_eq!(served, 1, "the coordinator wrote the job's output under --output-dir");
 }
 
 #[test]
 fn a_worker_killed_mid_shard_loses_and_duplicates_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let lease = ["--lease-secs", "2"];
-    let mut doomed = worker(&redis, &coordinator.url(), dir.path(), "doomed", "tiny", &lease);
-    let survivor = worker(&redis, &coordinator.url(), dir.path(), "survivor", "tiny", &lease);
-    let client = Client::new(&coordinator);
-    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
+    let mut fleet = setup(&["doomed", "survivor"], &["--lease-secs", "2"]);
+    let job_id = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
     wait_until("the doomed worker to hold a shard after some results", LONG, || {
-        let pending = redis.cli(&["XPENDING", "lorabeam:queue:tiny", "workers", "-", "+", "10", "doomed"]);
-        client.records_done(&job_id) >= 16 && !pending.is_empty()
+        let pending = fleet.redis.cli(&["XPENDING", "lorabeam:queue:tiny", "workers", "-", "+", "10", "doomed"]);
+        fleet.client.records_done(&job_id) >= 16 && !pending.is_empty()
     });
-    doomed.kill();
-    let status = client.wait_state(&job_id, JobState::Completed);
+    fleet.workers[0].kill();
+    let status = fleet.client.wait_state(&job_id, JobState::Completed);
     assert_eq!(status.records_done, 126);
-    let verdict = check_results(&coordinator, &job_id, &golden_file("greedy-f64"), dir.path());
+    let verdict = check_results(&fleet.coordinator, &job_id, &golden_file("greedy-f64"), fleet.dir.path());
     eprintln!("kill -9 mid-shard: {verdict}");
-    assert!(survivor.stderr().contains("reclaimed a shard whose lease expired"), "the dead worker's shard moved");
+    let survivor = fleet.workers[1].stderr();
+    assert!(survivor.contains("reclaimed a shard whose lease expired"), "the dead worker's shard moved");
 }
 
 #[test]
 fn a_restarted_coordinator_carries_on() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let mut coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _workers: Vec<_> =
-        ["a", "b"].iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", &[])).collect();
-    let client = Client::new(&coordinator);
-    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
-    wait_until("some results", LONG, || client.records_done(&job_id) >= 16);
-    let port = coordinator.port;
-    coordinator.kill();
+    let mut fleet = setup(&["a", "b"], &[]);
+    let job_id = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
+    wait_until("some results", LONG, || fleet.client.records_done(&job_id) >= 16);
+    let port = fleet.coordinator.port;
+    fleet.coordinator.kill();
     std::thread::sleep(Duration::from_secs(2));
-    let coordinator = Coordinator::start(&redis, dir.path(), Some(port), &[]);
-    client.wait_state(&job_id, JobState::Completed);
-    let verdict = check_results(&coordinator, &job_id, &golden_file("greedy-f64"), dir.path());
+    fleet.coordinator = Coordinator::start(&fleet.redis, fleet.dir.path(), Some(port), &[]);
+    fleet.client.wait_state(&job_id, JobState::Completed);
+    let verdict = check_results(&fleet.coordinator, &job_id, &golden_file("greedy-f64"), fleet.dir.path());
     eprintln!("coordinator restart: {verdict}");
 }
 
 #[test]
 fn two_jobs_with_different_parameters_run_at_once() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _workers: Vec<_> =
-        ["a", "b"].iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", &[])).collect();
+    let fleet = setup(&["a", "b"], &[]);
+    let dir = fleet.dir.path();
     // The first 48 lines keep truncate-f64's reference batches (batch_size 2) whole.
-    let lines = 48;
-    let short = head(&data(), lines, dir.path(), "first48.jsonl");
-    let golden_short = head(&golden_file("truncate-f64"), lines, dir.path(), "truncate-first48.jsonl");
-    let client = Client::new(&coordinator);
-    let greedy = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "6"]);
-    let truncate = submit_detached(&coordinator, &short, "truncate-f64", &["--shard-size", "6"]);
-    client.wait_state(&greedy, JobState::Completed);
-    client.wait_state(&truncate, JobState::Completed);
-    eprintln!("greedy: {}", check_results(&coordinator, &greedy, &golden_file("greedy-f64"), dir.path()));
-    eprintln!("truncate: {}", check_results(&coordinator, &truncate, &golden_short, dir.path()));
+    let short = head(&data(), 48, dir, "first48.jsonl");
+    let golden_short = head(&golden_file("truncate-f64"), 48, dir, "truncate-first48.jsonl");
+    let greedy = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &["--shard-size", "6"]);
+    let truncate = submit_detached(&fleet.coordinator, &short, "truncate-f64", &["--shard-size", "6"]);
+    fleet.client.wait_state(&greedy, JobState::Completed);
+    fleet.client.wait_state(&truncate, JobState::Completed);
+    eprintln!("greedy: {}", check_results(&fleet.coordinator, &greedy, &golden_file("greedy-f64"), dir));
+    eprintln!("truncate: {}", check_results(&fleet.coordinator, &truncate, &golden_short, dir));
 }
 
 #[test]
 fn cancel_removes_the_remaining_shards() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _worker = worker(&redis, &coordinator.url(), dir.path(), "a", "tiny", &[]);
-    let client = Client::new(&coordinator);
-    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &["--shard-size", "2"]);
+    let fleet = setup(&["a"], &[]);
+    let (coordinator, client) = (&fleet.coordinator, &fleet.client);
+    let job_id = submit_detached(coordinator, &data(), "greedy-f64", &["--shard-size", "2"]);
     wait_until("some results", LONG, || client.records_done(&job_id) >= 4);
     let out = lorabeam(&strings(&["cancel", &job_id, "--coordinator", &coordinator.url()]));
     assert!(out.status.success(), "cancel failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -205,61 +197,53 @@ fn cancel_removes_the_remaining_shards() {
     let status = client.status(&job_id).expect("status");
     assert_eq!(status.state, JobState::Cancelled as i32);
     assert!(status.records_done < 126);
-    assert_eq!(redis.cli(&["XLEN", "lorabeam:queue:tiny"]), "0", "no shard of the job is left queued");
+    assert_eq!(fleet.redis.cli(&["XLEN", "lorabeam:queue:tiny"]), "0", "no shard of the job is left queued");
     let again = lorabeam(&strings(&["cancel", &job_id, "--coordinator", &coordinator.url()]));
     assert!(!again.status.success(), "cancelling twice is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("is cancelled"));
     // The worker is free for the next job, and the cancelled job never gets an output file.
-    let one = head(&data(), 4, dir.path(), "four.jsonl");
-    let next = submit_detached(&coordinator, &one, "greedy-f64", &[]);
+    let four = head(&data(), 4, fleet.dir.path(), "four.jsonl");
+    let next = submit_detached(coordinator, &four, "greedy-f64", &[]);
     client.wait_state(&next, JobState::Completed);
     assert!(!coordinator.output_dir.join(format!("{job_id}.jsonl")).exists());
 }
 
 #[test]
 fn bad_input_gets_line_errors_and_queues_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let bad = dir.path().join("bad.jsonl");
+    let fleet = setup(&[], &[]);
+    let bad = fleet.dir.path().join("bad.jsonl");
     let text = "{\"context\": [1, 2]}\n{\"context\": [1, -2]}\nnot json\n{\"context\": [99999]}\n{\"context\": [3]}\n";
     std::fs::write(&bad, text).expect("write");
-    let out = submit(&coordinator, &bad, "greedy-f64", &["--wait"]);
+    let out = submit(&fleet.coordinator, &bad, "greedy-f64", &["--wait"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for expected in ["has 3 bad line(s)", "bad.jsonl:2: field `context`", "bad.jsonl:3: not JSON", "bad.jsonl:4:"] {
         assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
     }
-    let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", "tiny", "--beam", "0"]);
+    let mut args = strings(&["submit", "--coordinator", &fleet.coordinator.url(), "--model-id", "tiny", "--beam", "0"]);
     args.extend(strings(&["--data", data().to_str().expect("utf-8")]));
     let out = lorabeam(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--beam must be at least 1"), "{stderr}");
-    assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
+    assert_eq!(fleet.redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
 }
 
 #[test]
 fn results_resume_from_an_offset_while_the_job_runs() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _worker = worker(&redis, &coordinator.url(), dir.path(), "a", "tiny", &[]);
-    let client = Client::new(&coordinator);
+    let fleet = setup(&["a"], &[]);
     let key = ["--idempotency-key", "resume-test", "--shard-size", "4"];
-    let job_id = submit_detached(&coordinator, &data(), "greedy-f64", &key);
-    assert_eq!(submit_detached(&coordinator, &data(), "greedy-f64", &key), job_id, "same key, same job");
-    let first = client.results(&job_id, 0, 10);
-    let running = client.status(&job_id).expect("status");
+    let job_id = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &key);
+    assert_eq!(submit_detached(&fleet.coordinator, &data(), "greedy-f64", &key), job_id, "same key, same job");
+    let first = fleet.client.results(&job_id, 0, 10);
+    let running = fleet.client.status(&job_id).expect("status");
     assert_eq!(first.len(), 10);
-    let rest = client.results(&job_id, 10, usize::MAX);
+    let rest = fleet.client.results(&job_id, 10, usize::MAX);
     assert_eq!(running.state, JobState::Running as i32, "the first part was read while the job ran");
     let mut text = String::new();
     for p in first.iter().chain(&rest) {
         lorabeam_coordinator::writer::format_prediction(&mut text, p.id as usize, &p.predict);
     }
-    let output = dir.path().join("resumed.jsonl");
+    let output = fleet.dir.path().join("resumed.jsonl");
     std::fs::write(&output, text).expect("write");
     eprintln!("resumed stream: {}", compare(&golden_file("greedy-f64"), &output, 1.0));
 }
