@@ -11,29 +11,6 @@ use crate::error::{CoordinatorError, Result};
 use crate::store::JobStore;
 use crate::writer::write_predictions;
 
-/// Stores a batch of outcomes for one job, each only if its item has none yet, and bumps the
-/// counters for the new ones. A job that is no longer running takes nothing.
-/// KEYS: job hash, results, failed. ARGV: 5 per outcome: kind (r|f), item, value, records, tokens.
-/// Returns {added, items_done, items}, or {-1, 0, 0} when the job is not running.
-const STORE_OUTCOMES: &str = r"
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {-1, 0, 0} end
-local added = 0
-for i = 1, #ARGV, 5 do
-  local item = ARGV[i + 1]
-  if redis.call('HEXISTS', KEYS[2], item) == 0 and redis.call('HEXISTS', KEYS[3], item) == 0 then
-    if ARGV[i] == 'r' then
-      redis.call('HSET', KEYS[2], item, ARGV[i + 2])
-      redis.call('HINCRBY', KEYS[1], 'generated_tokens', ARGV[i + 4])
-    else
-      redis.call('HSET', KEYS[3], item, ARGV[i + 2])
-    end
-    redis.call('HINCRBY', KEYS[1], 'records_done', ARGV[i + 3])
-    redis.call('HINCRBY', KEYS[1], 'items_done', 1)
-    added = added + 1
-  end
-end
-return {added, tonumber(redis.call('HGET', KEYS[1], 'items_done')), tonumber(redis.call('HGET', KEYS[1], 'items'))}
-";
 
 /// One item's outcome as a worker reported it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +44,7 @@ pub struct Results {
 
 impl Results {
     pub fn new(store: JobStore) -> Self {
-        Self { store, plans: Arc::default(), script: Arc::new(redis::Script::new(STORE_OUTCOMES)) }
+        Self { store, plans: Arc::default(), script: Arc::new(redis::Script::new(lorabeam_proto::queue_scripts::STORE_OUTCOMES)) }
     }
 
     pub async fn plan(&self, job_id: &str) -> Result<Arc<Plan>> {

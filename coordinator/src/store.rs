@@ -283,21 +283,11 @@ pub fn parse_spec(job_id: &str, hash: &HashMap<String, String>) -> Result<Stored
     serde_json::from_str(text).map_err(|e| corrupt(format!("spec: {e}")))
 }
 
-/// Adds a shard to the job's done set if the job exists, giving the set the job's remaining
-/// lifetime (a shard may finish after the job did). KEYS: job hash, done set. ARGV: shard id.
-/// Returns the job's state, or false when the job is gone.
-const MARK_SHARD_DONE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('SADD', KEYS[2], ARGV[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return redis.call('HGET', KEYS[1], 'state')
-";
 
 impl JobStore {
     /// Records that every item of a shard is stored. Returns whether the job still runs.
     pub async fn mark_shard_done(&self, job_id: &str, shard_id: &str) -> Result<bool> {
-        let state: Option<String> = redis::Script::new(MARK_SHARD_DONE)
+        let state: Option<String> = redis::Script::new(lorabeam_proto::queue_scripts::MARK_SHARD_DONE)
             .key(self.keys.job(job_id))
             .key(self.keys.shards_done(job_id))
             .arg(shard_id)

@@ -2,12 +2,14 @@
 //!
 //! - [`v1`]: the gRPC API, package `lorabeam.v1` (`JobService` for clients, `WorkerService`
 //!   for workers), generated from `proto/lorabeam/v1/lorabeam.proto`;
-//! - [`queue`]: the Redis key layout, stream fields and shard message;
+//! - [`queue`]: the Redis key layout, stream fields and shard message, and [`queue_scripts`],
+//!   its Lua scripts;
 //! - [`DecodeParams`]: decoding parameters and the validation rules every entry point applies.
 
 mod decode_params;
 mod error;
 pub mod queue;
+pub mod queue_scripts;
 
 pub use decode_params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
 pub use error::ParamError;

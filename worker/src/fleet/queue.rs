@@ -15,14 +15,6 @@ use super::FleetError;
 /// How long one blocking read waits for new shards before the claimer looks around again.
 const BLOCK: Duration = Duration::from_millis(1000);
 
-/// Renews a lease only while this consumer still holds it: a lease that expired and went to
-/// another worker stays there. KEYS: stream. ARGV: group, consumer, entry id.
-const RENEW: &str = r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
-return 1
-";
 
 /// A shard this worker holds, with the stream entry that is its lease.
 #[derive(Debug, Clone)]
@@ -143,7 +135,7 @@ impl ShardQueue {
 
     /// Renews the leases this worker still holds; returns how many it had lost.
     pub async fn renew(&self, entry_ids: &[String]) -> Result<usize, FleetError> {
-        let script = redis::Script::new(RENEW);
+        let script = redis::Script::new(lorabeam_proto::queue_scripts::RENEW_LEASE);
         let mut lost = 0;
         for id in entry_ids {
             let held: i64 = script
