@@ -32,8 +32,29 @@ pub enum CoordinatorError {
     Internal(String),
 }
 
+impl CoordinatorError {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoordinatorError::Redis(_) => "redis",
+            CoordinatorError::CorruptState { .. } => "corrupt_state",
+            CoordinatorError::InvalidSpec(_) => "invalid_spec",
+            CoordinatorError::InvalidParams(_) => "invalid_params",
+            CoordinatorError::InvalidData(_) => "invalid_data",
+            CoordinatorError::JobTooLarge { .. } => "job_too_large",
+            CoordinatorError::JobNotFound(_) => "job_not_found",
+            CoordinatorError::JobNotRunning { .. } => "job_not_running",
+            CoordinatorError::Stream(_) => "stream",
+            CoordinatorError::Write(_) => "write",
+            CoordinatorError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Every error a caller sees passes here, so this is also where errors are counted.
 impl From<CoordinatorError> for Status {
     fn from(err: CoordinatorError) -> Self {
+        crate::metrics::METRICS.errors.with_label_values(&[err.kind()]).inc();
         let code = match &err {
             CoordinatorError::Redis(_) => Code::Unavailable,
             CoordinatorError::CorruptState { .. } => Code::DataLoss,

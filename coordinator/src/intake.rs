@@ -102,7 +102,8 @@ pub fn plan_job(
         records: records.len(),
         plan: encode_plan(&plan.index_of_record),
         shards,
-        traceparent: None,
+        job_traceparent: None,
+        shard_traceparents: Vec::new(),
     })
 }
 

@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use lorabeam_proto::telemetry::{parent_from_metadata, traceparent};
 use lorabeam_proto::v1::{
     CancelJobRequest, GetJobRequest, JobEvent, JobService, JobState, JobStatus, ListJobsRequest, ListJobsResponse,
     Prediction, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::{field::Empty, info_span, Instrument, Span};
 
 use crate::error::{CoordinatorError, Result};
 use crate::intake::{new_job_id, plan_job, read_submission, GPT2_LIMITS};
@@ -38,12 +40,26 @@ impl Coordinator {
         let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(GPT2_LIMITS);
         let intake = self.intake;
         let job_id = new_job_id();
-        let job = tokio::task::spawn_blocking(move || plan_job(job_id, &spec, &data, model, intake))
+        let mut job = tokio::task::spawn_blocking(move || plan_job(job_id, &spec, &data, model, intake))
             .await
             .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
+        let span = Span::current();
+        span.record("job_id", job.job_id.as_str());
+        span.record("records", job.records);
+        span.record("shards", job.shards.len());
+        job.job_traceparent = traceparent(&span);
+        job.shard_traceparents = job
+            .shards
+            .iter()
+            .map(|shard| {
+                let items = shard.items.len();
+                traceparent(&info_span!("enqueue_shard", job_id = %job.job_id, shard_id = %shard.shard_id, items))
+            })
+            .collect();
         if let Some(existing) = self.store.create(&job).await? {
             return self.existing(existing).await;
         }
+        crate::metrics::METRICS.jobs_submitted.inc();
         tracing::info!(job_id = %job.job_id, records = job.records, shards = job.shards.len(), model_id = %job.spec.model_id, "job queued");
         Ok(SubmitJobResponse {
             job_id: job.job_id.clone(),
@@ -174,7 +190,9 @@ impl JobService for Coordinator {
         &self,
         request: Request<Streaming<SubmitJobRequest>>,
     ) -> std::result::Result<Response<SubmitJobResponse>, Status> {
-        Ok(Response::new(self.submit(request.into_inner()).await?))
+        let span = info_span!("SubmitJob", job_id = Empty, records = Empty, shards = Empty);
+        parent_from_metadata(&span, request.metadata());
+        Ok(Response::new(self.submit(request.into_inner()).instrument(span).await?))
     }
 
     type WatchJobStream = BoxStream<JobEvent>;
@@ -183,32 +201,57 @@ impl JobService for Coordinator {
         &self,
         request: Request<WatchJobRequest>,
     ) -> std::result::Result<Response<Self::WatchJobStream>, Status> {
+        let span = rpc_span("WatchJob", &request);
         let job_id = request.into_inner().job_id;
-        self.store.job_hash(&job_id).await?;
+        self.store.job_hash(&job_id).instrument(span).await?;
         Ok(Response::new(self.watch(job_id)))
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
-        Ok(Response::new(self.status(&request.into_inner().job_id).await?))
+        let span = rpc_span("GetJob", &request);
+        Ok(Response::new(self.status(&request.into_inner().job_id).instrument(span).await?))
     }
 
     async fn list_jobs(
         &self,
-        _request: Request<ListJobsRequest>,
+        request: Request<ListJobsRequest>,
     ) -> std::result::Result<Response<ListJobsResponse>, Status> {
-        let mut jobs = Vec::new();
-        for job_id in self.store.job_ids().await.map_err(Status::from)? {
-            match self.store.status(&job_id).await {
-                Ok(status) => jobs.push(status),
-                Err(CoordinatorError::JobNotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+        let span = rpc_span("ListJobs", &request);
+        let jobs = async {
+            let mut jobs = Vec::new();
+            for job_id in self.store.job_ids().await? {
+                match self.store.status(&job_id).await {
+                    Ok(status) => jobs.push(status),
+                    Err(CoordinatorError::JobNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Ok(Response::new(ListJobsResponse { jobs }))
+            Ok(jobs)
+        };
+        Ok(Response::new(ListJobsResponse { jobs: jobs.instrument(span).await? }))
     }
 
     async fn cancel_job(&self, request: Request<CancelJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
+        let span = rpc_span("CancelJob", &request);
         let job_id = request.into_inner().job_id;
+        self.cancel(job_id).instrument(span).await
+    }
+
+    type StreamResultsStream = BoxStream<Prediction>;
+
+    async fn stream_results(
+        &self,
+        request: Request<StreamResultsRequest>,
+    ) -> std::result::Result<Response<Self::StreamResultsStream>, Status> {
+        let span = rpc_span("StreamResults", &request);
+        let request = request.into_inner();
+        self.store.job_hash(&request.job_id).instrument(span).await?;
+        Ok(Response::new(Coordinator::stream_results(self, request.job_id, request.offset as usize)))
+    }
+}
+
+impl Coordinator {
+    async fn cancel(&self, job_id: String) -> std::result::Result<Response<JobStatus>, Status> {
         if !self.store.cancel(&job_id).await? {
             let status = self.store.status(&job_id).await?;
             return Err(CoordinatorError::JobNotRunning {
@@ -222,15 +265,11 @@ impl JobService for Coordinator {
         self.events.notify(&job_id);
         Ok(Response::new(self.status(&job_id).await?))
     }
+}
 
-    type StreamResultsStream = BoxStream<Prediction>;
-
-    async fn stream_results(
-        &self,
-        request: Request<StreamResultsRequest>,
-    ) -> std::result::Result<Response<Self::StreamResultsStream>, Status> {
-        let request = request.into_inner();
-        self.store.job_hash(&request.job_id).await?;
-        Ok(Response::new(Coordinator::stream_results(self, request.job_id, request.offset as usize)))
-    }
+/// A span for one client call, continuing the trace the client sent.
+fn rpc_span<T>(name: &'static str, request: &Request<T>) -> Span {
+    let span = info_span!("rpc", otel.name = name);
+    parent_from_metadata(&span, request.metadata());
+    span
 }

@@ -10,6 +10,7 @@ pub mod error;
 mod events;
 pub mod intake;
 mod job_service;
+pub mod metrics;
 pub mod plan;
 pub mod reference_batching;
 pub mod results;

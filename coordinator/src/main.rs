@@ -37,15 +37,15 @@ struct Args {
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
     max_message_bytes: usize,
+    /// HTTP address for Prometheus `/metrics` and `/healthz`.
+    #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    let _telemetry = lorabeam_proto::telemetry::init("lorabeam-coordinator", "info")?;
     let config = CoordinatorConfig {
         redis_url: args.redis_url,
         key_prefix: args.key_prefix,
@@ -58,8 +58,18 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr()?;
-    // Tests and scripts read this line to find a port picked with :0.
+    let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_listen))?;
+    let metrics_bound = metrics.local_addr()?;
+    // Tests and scripts read these lines to find ports picked with :0.
     println!("lorabeam-coordinator listening on {bound}");
+    println!("lorabeam-coordinator metrics on {metrics_bound}");
+    tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(
+        metrics,
+        lorabeam_coordinator::metrics::METRICS.registry.clone(),
+        Some(coordinator.metrics_refresh()),
+    ));
     tracing::info!(%bound, output_dir = %config.output_dir.display(), "serving");
     coordinator.serve(listener, config.max_message_bytes, shutdown_signal()).await?;
     Ok(())

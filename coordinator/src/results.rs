@@ -11,7 +11,6 @@ use crate::error::{CoordinatorError, Result};
 use crate::store::JobStore;
 use crate::writer::write_predictions;
 
-
 /// One item's outcome as a worker reported it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -44,7 +43,11 @@ pub struct Results {
 
 impl Results {
     pub fn new(store: JobStore) -> Self {
-        Self { store, plans: Arc::default(), script: Arc::new(redis::Script::new(lorabeam_proto::queue_scripts::STORE_OUTCOMES)) }
+        Self {
+            store,
+            plans: Arc::default(),
+            script: Arc::new(redis::Script::new(lorabeam_proto::queue_scripts::STORE_OUTCOMES)),
+        }
     }
 
     pub async fn plan(&self, job_id: &str) -> Result<Arc<Plan>> {
@@ -97,10 +100,13 @@ impl Results {
                 Outcome::Failed { reason, .. } => invocation.arg("f").arg(item).arg(reason).arg(records).arg(0),
             };
         }
-        let (added, done, items): (i64, u64, u64) = invocation.invoke_async(&mut self.store.con.clone()).await?;
+        let (added, done, items, records, tokens): (i64, u64, u64, u64, u64) =
+            invocation.invoke_async(&mut self.store.con.clone()).await?;
         if added < 0 {
             return Ok(Stored::JobGone);
         }
+        crate::metrics::METRICS.records_done.inc_by(records);
+        crate::metrics::METRICS.generated_tokens.inc_by(tokens);
         Ok(Stored::Accepted { added: added as usize, complete: done >= items })
     }
 

@@ -76,6 +76,19 @@ impl Coordinator {
         Ok(())
     }
 
+    /// What a metrics scrape runs first: reading queue and job gauges from Redis.
+    pub fn metrics_refresh(&self) -> lorabeam_proto::metrics_http::Refresh {
+        let store = self.store.clone();
+        std::sync::Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                if let Err(e) = crate::metrics::refresh(&store).await {
+                    tracing::warn!(error = %e, "could not read queue metrics from redis");
+                }
+            })
+        })
+    }
+
     /// Serves gRPC on `listener` until `shutdown` resolves.
     pub async fn serve(
         self,

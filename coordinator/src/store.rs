@@ -21,8 +21,10 @@ pub struct NewJob {
     pub records: usize,
     pub plan: Vec<u8>,
     pub shards: Vec<ShardMessage>,
-    /// W3C trace context carried by every shard, so workers join the job's trace.
-    pub traceparent: Option<String>,
+    /// W3C trace context of the SubmitJob span, for the job's completion.
+    pub job_traceparent: Option<String>,
+    /// Per shard, the context of its enqueue span, so workers join the job's trace.
+    pub shard_traceparents: Vec<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -118,10 +120,13 @@ impl JobStore {
         .ignore();
         pipe.set(self.keys.plan(&job.job_id), job.plan.as_slice()).ignore();
         pipe.zadd(self.keys.jobs(), &job.job_id, now_ms()).ignore();
-        for shard in &job.shards {
+        if let Some(tp) = &job.job_traceparent {
+            pipe.hset(self.keys.job(&job.job_id), f::TRACEPARENT, tp).ignore();
+        }
+        for (k, shard) in job.shards.iter().enumerate() {
             let body = serde_json::to_string(shard).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
             let mut fields = vec![(stream_fields::SHARD, body)];
-            if let Some(tp) = &job.traceparent {
+            if let Some(Some(tp)) = job.shard_traceparents.get(k) {
                 fields.push((stream_fields::TRACEPARENT, tp.clone()));
             }
             pipe.xadd(&queue, "*", &fields);
@@ -152,6 +157,16 @@ impl JobStore {
             return Err(CoordinatorError::JobNotFound(job_id.to_string()));
         }
         Ok(hash)
+    }
+
+    /// The W3C context of the job's SubmitJob span ("" when tracing was off).
+    pub async fn job_traceparent(&self, job_id: &str) -> Result<String> {
+        let tp: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.job(job_id))
+            .arg(f::TRACEPARENT)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(tp.unwrap_or_default())
     }
 
     pub async fn spec(&self, job_id: &str) -> Result<StoredJobSpec> {
@@ -282,7 +297,6 @@ pub fn parse_spec(job_id: &str, hash: &HashMap<String, String>) -> Result<Stored
     let text = hash.get(f::SPEC).ok_or_else(|| corrupt("no spec".into()))?;
     serde_json::from_str(text).map_err(|e| corrupt(format!("spec: {e}")))
 }
-
 
 impl JobStore {
     /// Records that every item of a shard is stored. Returns whether the job still runs.

@@ -8,11 +8,14 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use lorabeam_proto::v1::{Report, ShardConfirmed, WorkerReport, WorkerService};
+use lorabeam_proto::v1::{Report, ShardConfirmed, ShardFinished, WorkerReport, WorkerService};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
+
+use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
+use tracing::{info_span, Instrument};
 
 use crate::error::Result;
 use crate::results::{Outcome, Stored};
@@ -58,45 +61,63 @@ impl Coordinator {
 
     async fn apply_reports(&self, batch: Vec<WorkerReport>, tx: &Confirmations) -> Result<()> {
         // Outcomes of consecutive reports of one job go to Redis together.
-        let mut pending: Option<(String, Vec<Outcome>)> = None;
+        let mut pending: Option<Pending> = None;
         for report in batch.into_iter().filter_map(|r| r.report) {
-            let (job_id, outcome) = match report {
+            let (job_id, outcome, tp) = match report {
                 Report::Result(r) => (
                     r.job_id,
                     Outcome::Predicted { item: r.item, predict: r.predict, generated_tokens: r.generated_tokens },
+                    r.traceparent,
                 ),
-                Report::Failed(r) => (r.job_id, Outcome::Failed { item: r.item, reason: r.reason }),
+                Report::Failed(r) => (r.job_id, Outcome::Failed { item: r.item, reason: r.reason }, r.traceparent),
                 Report::Finished(finished) => {
-                    if let Some((job_id, outcomes)) = pending.take() {
-                        self.store_outcomes(&job_id, &outcomes).await?;
+                    if let Some(batch) = pending.take() {
+                        self.store_outcomes(batch).await?;
                     }
-                    let job_alive = self.store.mark_shard_done(&finished.job_id, &finished.shard_id).await?;
-                    self.events.notify(&finished.job_id);
-                    let confirmed = ShardConfirmed { job_id: finished.job_id, shard_id: finished.shard_id, job_alive };
-                    if tx.send(Ok(confirmed)).await.is_err() {
+                    if tx.send(Ok(self.confirm(finished).await?)).await.is_err() {
                         return Ok(());
                     }
                     continue;
                 }
             };
             match &mut pending {
-                Some((current, outcomes)) if *current == job_id => outcomes.push(outcome),
+                Some(batch) if batch.job_id == job_id => batch.outcomes.push(outcome),
                 _ => {
-                    if let Some((previous, outcomes)) = pending.replace((job_id, vec![outcome])) {
-                        self.store_outcomes(&previous, &outcomes).await?;
+                    let next = Pending { job_id, outcomes: vec![outcome], traceparent: tp };
+                    if let Some(previous) = pending.replace(next) {
+                        self.store_outcomes(previous).await?;
                     }
                 }
             }
         }
-        if let Some((job_id, outcomes)) = pending {
-            self.store_outcomes(&job_id, &outcomes).await?;
+        if let Some(batch) = pending {
+            self.store_outcomes(batch).await?;
         }
         Ok(())
     }
 
-    async fn store_outcomes(&self, job_id: &str, outcomes: &[Outcome]) -> Result<()> {
-        match self.results.store(job_id, outcomes).await? {
-            Stored::JobGone => tracing::debug!(%job_id, dropped = outcomes.len(), "results for an ended job"),
+    /// Every result before a ShardFinished is stored: mark the shard done and confirm it.
+    async fn confirm(&self, finished: ShardFinished) -> Result<ShardConfirmed> {
+        let span = info_span!("confirm_shard", job_id = %finished.job_id, shard_id = %finished.shard_id);
+        parent_from_traceparent(&span, &finished.traceparent);
+        let job_alive =
+            self.store.mark_shard_done(&finished.job_id, &finished.shard_id).instrument(span.clone()).await?;
+        crate::metrics::METRICS.shards_done.inc();
+        self.events.notify(&finished.job_id);
+        Ok(ShardConfirmed {
+            job_id: finished.job_id,
+            shard_id: finished.shard_id,
+            job_alive,
+            traceparent: traceparent(&span).unwrap_or_default(),
+        })
+    }
+
+    async fn store_outcomes(&self, batch: Pending) -> Result<()> {
+        let span = info_span!("store_results", job_id = %batch.job_id, results = batch.outcomes.len());
+        parent_from_traceparent(&span, &batch.traceparent);
+        let job_id = batch.job_id.as_str();
+        match self.results.store(job_id, &batch.outcomes).instrument(span).await? {
+            Stored::JobGone => tracing::debug!(%job_id, dropped = batch.outcomes.len(), "results for an ended job"),
             Stored::Accepted { added, complete } => {
                 if added > 0 && complete {
                     self.finalize(job_id).await;
@@ -110,7 +131,11 @@ impl Coordinator {
     /// Writes a complete job's output. A failure leaves the job running; the maintenance loop
     /// tries again.
     pub async fn finalize(&self, job_id: &str) {
-        match self.results.finalize(job_id, &self.output_dir).await {
+        let span = info_span!("complete_job", job_id);
+        if let Ok(tp) = self.store.job_traceparent(job_id).await {
+            parent_from_traceparent(&span, &tp);
+        }
+        match self.results.finalize(job_id, &self.output_dir).instrument(span).await {
             Ok(path) => {
                 tracing::info!(%job_id, output = %path.display(), "job completed");
                 self.results.forget(job_id);
@@ -119,6 +144,14 @@ impl Coordinator {
         }
         self.events.notify(job_id);
     }
+}
+
+/// Consecutive outcomes of one job, stored in one Redis call.
+struct Pending {
+    job_id: String,
+    outcomes: Vec<Outcome>,
+    /// The context of the first report: its shard-run span on the worker.
+    traceparent: String,
 }
 
 type ConfirmationStream = Pin<Box<dyn Stream<Item = std::result::Result<ShardConfirmed, Status>> + Send>>;

@@ -4,12 +4,16 @@
 //!   for workers), generated from `proto/lorabeam/v1/lorabeam.proto`;
 //! - [`queue`]: the Redis key layout, stream fields and shard message, and [`queue_scripts`],
 //!   its Lua scripts;
-//! - [`DecodeParams`]: decoding parameters and the validation rules every entry point applies.
+//! - [`DecodeParams`]: decoding parameters and the validation rules every entry point applies;
+//! - [`telemetry`] and [`metrics_http`]: the logging, tracing and metrics entry points every
+//!   binary shares, and the W3C trace context every call and shard carries.
 
 mod decode_params;
 mod error;
+pub mod metrics_http;
 pub mod queue;
 pub mod queue_scripts;
+pub mod telemetry;
 
 pub use decode_params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
 pub use error::ParamError;

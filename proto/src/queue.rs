@@ -46,6 +46,8 @@ pub mod job_fields {
     pub const FINISHED_MS: &str = "finished_ms";
     /// Path of the finished output file.
     pub const OUTPUT: &str = "output";
+    /// W3C trace context of the SubmitJob span: the job's completion joins its trace.
+    pub const TRACEPARENT: &str = "traceparent";
 }
 
 /// Fields of the model hash.

@@ -3,25 +3,29 @@
 /// Stores a batch of outcomes for one job, each only if its item has none yet, and bumps the
 /// counters for the new ones. A job that is no longer running takes nothing.
 /// KEYS: job hash, results, failed. ARGV: 5 per outcome: kind (r|f), item, value, records, tokens.
-/// Returns {added, items_done, items}, or {-1, 0, 0} when the job is not running.
+/// Returns {added, items_done, items, records_added, tokens_added}, or {-1, 0, 0, 0, 0} when the
+/// job is not running.
 pub const STORE_OUTCOMES: &str = r"
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {-1, 0, 0} end
-local added = 0
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {-1, 0, 0, 0, 0} end
+local added, records, tokens = 0, 0, 0
 for i = 1, #ARGV, 5 do
   local item = ARGV[i + 1]
   if redis.call('HEXISTS', KEYS[2], item) == 0 and redis.call('HEXISTS', KEYS[3], item) == 0 then
     if ARGV[i] == 'r' then
       redis.call('HSET', KEYS[2], item, ARGV[i + 2])
       redis.call('HINCRBY', KEYS[1], 'generated_tokens', ARGV[i + 4])
+      tokens = tokens + tonumber(ARGV[i + 4])
     else
       redis.call('HSET', KEYS[3], item, ARGV[i + 2])
     end
     redis.call('HINCRBY', KEYS[1], 'records_done', ARGV[i + 3])
+    records = records + tonumber(ARGV[i + 3])
     redis.call('HINCRBY', KEYS[1], 'items_done', 1)
     added = added + 1
   end
 end
-return {added, tonumber(redis.call('HGET', KEYS[1], 'items_done')), tonumber(redis.call('HGET', KEYS[1], 'items'))}
+local done = tonumber(redis.call('HGET', KEYS[1], 'items_done'))
+return {added, done, tonumber(redis.call('HGET', KEYS[1], 'items')), records, tokens}
 ";
 
 /// Adds a shard to the job's done set if the job exists, giving the set the job's remaining

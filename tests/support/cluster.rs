@@ -132,6 +132,7 @@ impl Redis {
 
 pub struct Coordinator {
     pub port: u16,
+    pub metrics_port: u16,
     pub output_dir: PathBuf,
     process: Process,
 }
@@ -139,23 +140,33 @@ pub struct Coordinator {
 impl Coordinator {
     /// Starts a coordinator; `port` None binds `127.0.0.1:0` and reads the port it printed.
     pub fn start(redis: &Redis, dir: &Path, port: Option<u16>, extra: &[&str]) -> Self {
+        Self::start_with_env(redis, dir, port, extra, &[])
+    }
+
+    pub fn start_with_env(redis: &Redis, dir: &Path, port: Option<u16>, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let output_dir = dir.join("outputs");
         let listen = format!("127.0.0.1:{}", port.unwrap_or(0));
         let mut command = Command::new(binary("lorabeam-coordinator"));
         command
             .args(["--listen", &listen, "--redis-url", &redis.url()])
-            .args(["--output-dir", output_dir.to_str().expect("utf-8")])
+            .args(["--output-dir", output_dir.to_str().expect("utf-8"), "--metrics-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped());
         let log = dir.join(format!("coordinator-{}.log", free_port()));
         let mut process = Process::spawn(command, log);
         let stdout = process.child.as_mut().and_then(|c| c.stdout.take()).expect("stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-        let port = port.unwrap_or_else(|| panic!("coordinator did not start: {line}\n{}", process.stderr()));
-        Self { port, output_dir, process }
+        // It prints its gRPC then its metrics address; read both before the pipe closes.
+        let mut reader = BufReader::new(stdout);
+        let mut ports = [0u16; 2];
+        for port in &mut ports {
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let parsed = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+            *port = parsed.unwrap_or_else(|| panic!("coordinator did not start: {line}\n{}", process.stderr()));
+        }
+        Self { port: ports[0], metrics_port: ports[1], output_dir, process }
     }
 
     pub fn url(&self) -> String {
@@ -173,16 +184,59 @@ impl Coordinator {
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// SIGTERM, waiting for a clean exit (which flushes its traces).
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        self.process.terminate(timeout)
+    }
+}
+
+/// `GET path` over plain HTTP/1.1; the body.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
 /// A worker for model id `model_id`: the tiny fixture (f64, one thread) or the echo engine.
 pub fn worker(redis: &Redis, coordinator_url: &str, dir: &Path, name: &str, model_id: &str, extra: &[&str]) -> Process {
+    worker_with_env(redis, coordinator_url, dir, name, model_id, extra, &[])
+}
+
+/// The port of a worker's `/metrics`, from the line it prints at start.
+pub fn worker_metrics_port(dir: &Path, name: &str) -> u16 {
+    let path = dir.join(format!("worker-{name}.out"));
+    let mut port = None;
+    wait_until("the worker's metrics address", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        port = text.lines().next().and_then(|l| l.trim().rsplit(':').next()).and_then(|p| p.parse().ok());
+        port.is_some()
+    });
+    port.unwrap_or(0)
+}
+
+pub fn worker_with_env(
+    redis: &Redis,
+    coordinator_url: &str,
+    dir: &Path,
+    name: &str,
+    model_id: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Process {
+    let stdout = std::fs::File::create(dir.join(format!("worker-{name}.out"))).expect("stdout file");
     let mut command = Command::new(binary("lorabeam-worker"));
     command
         .args(["--redis-url", &redis.url(), "--coordinator", coordinator_url, "--model-id", model_id])
         .args(["--worker-name", name, "--device", "cpu", "--threads", "1", "--dtype", "f64"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null());
+        .envs(env.iter().copied())
+        .stdout(stdout);
     if !extra.contains(&"echo") {
         command.arg("--init_checkpoint").arg(fixture("lora_full.pt")).args(tiny_model_args());
     }

@@ -49,6 +49,9 @@ struct Args {
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
     max_message_bytes: usize,
+    /// HTTP address for Prometheus `/metrics` and `/healthz`.
+    #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
+    metrics_listen: std::net::SocketAddr,
     /// What decodes: the model, or `echo` to measure the plumbing alone.
     #[arg(long, env = "LORABEAM_ENGINE", value_enum, default_value_t = EngineKind::Model)]
     engine: EngineKind,
@@ -63,11 +66,14 @@ fn consumer_name() -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    let _telemetry = lorabeam_proto::telemetry::init("lorabeam-worker", "info")?;
+    let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_listen))?;
+    println!("lorabeam-worker metrics on {}", metrics.local_addr()?);
+    let registry = lorabeam_worker::fleet::metrics::METRICS.registry.clone();
+    tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(metrics, registry, None));
     let decoder = match args.engine {
         EngineKind::Echo => Decoder::Echo,
         EngineKind::Model => {

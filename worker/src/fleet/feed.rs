@@ -15,7 +15,10 @@ use lorabeam_proto::queue::ShardMessage;
 use lorabeam_proto::{DecodeParams, ModelLimits, ValidDecodeParams};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::generation::{Engine, ItemSource, WorkItem};
+use tracing::{field::Empty, info_span, Span};
+
+use super::metrics::METRICS;
+use crate::generation::{Engine, EngineStats, ItemSource, WorkItem};
 use crate::model::Gpt2;
 
 /// What decodes: the real model, or an instant echo used only to measure the plumbing.
@@ -39,7 +42,12 @@ impl Decoder {
 
 /// Into the engine thread.
 pub enum FeedMessage {
-    Shard { seq: u32, shard: ShardMessage },
+    /// A shard and its run span, under which its decode batches are traced.
+    Shard {
+        seq: u32,
+        shard: ShardMessage,
+        span: Span,
+    },
     Stop,
 }
 
@@ -51,6 +59,7 @@ pub enum FeedOutput {
     Claimed {
         seq: u32,
         claimed: Box<super::queue::Claimed>,
+        span: Span,
     },
     Predicted {
         seq: u32,
@@ -90,19 +99,19 @@ struct Feed {
     out: UnboundedSender<FeedOutput>,
     shared: Arc<FeedShared>,
     limits: ModelLimits,
-    /// Items of the parameters now running.
-    ready: VecDeque<(WorkItem, String)>,
+    /// Items of the parameters now running, with their job and shard span.
+    ready: VecDeque<(WorkItem, String, Span)>,
     params: Option<ValidDecodeParams>,
     /// Shards with other parameters, waiting for the batch to drain.
-    later: VecDeque<(u32, ShardMessage, ValidDecodeParams)>,
+    later: VecDeque<(u32, ShardMessage, ValidDecodeParams, Span)>,
     stopping: bool,
 }
 
 impl Feed {
     /// Takes one message in: a shard joins the running parameters' queue, or waits in `later`.
     fn accept(&mut self, message: FeedMessage) {
-        let (seq, shard) = match message {
-            FeedMessage::Shard { seq, shard } => (seq, shard),
+        let (seq, shard, span) = match message {
+            FeedMessage::Shard { seq, shard, span } => (seq, shard, span),
             FeedMessage::Stop => {
                 self.stopping = true;
                 return;
@@ -114,9 +123,9 @@ impl Feed {
                     self.params = Some(params.clone());
                 }
                 if self.params.as_ref().is_some_and(|p| same(p, &params)) {
-                    self.enqueue(seq, shard);
+                    self.enqueue(seq, shard, span);
                 } else {
-                    self.later.push_back((seq, shard, params));
+                    self.later.push_back((seq, shard, params, span));
                 }
             }
             Err(e) => {
@@ -129,25 +138,25 @@ impl Feed {
         }
     }
 
-    fn enqueue(&mut self, seq: u32, shard: ShardMessage) {
+    fn enqueue(&mut self, seq: u32, shard: ShardMessage, span: Span) {
         for (index, item) in shard.items.into_iter().enumerate() {
             let work =
                 WorkItem { key: key(seq, index), context: item.context, first_step_context: item.first_step_context };
-            self.ready.push_back((work, shard.job_id.clone()));
+            self.ready.push_back((work, shard.job_id.clone(), span.clone()));
         }
     }
 
     /// With the batch drained, moves on to the next waiting parameters and their shards.
     fn switch_params(&mut self) {
-        let Some((seq, shard, params)) = self.later.pop_front() else { return };
+        let Some((seq, shard, params, span)) = self.later.pop_front() else { return };
         self.params = Some(params);
-        self.enqueue(seq, shard);
+        self.enqueue(seq, shard, span);
         let mut others = VecDeque::new();
-        while let Some((seq, shard, params)) = self.later.pop_front() {
+        while let Some((seq, shard, params, span)) = self.later.pop_front() {
             if self.params.as_ref().is_some_and(|p| same(p, &params)) {
-                self.enqueue(seq, shard);
+                self.enqueue(seq, shard, span);
             } else {
-                others.push_back((seq, shard, params));
+                others.push_back((seq, shard, params, span));
             }
         }
         self.later = others;
@@ -175,7 +184,7 @@ fn same(a: &ValidDecodeParams, b: &ValidDecodeParams) -> bool {
 impl ItemSource for Feed {
     fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
         loop {
-            while let Some((item, job_id)) = self.ready.pop_front() {
+            while let Some((item, job_id, _)) = self.ready.pop_front() {
                 self.shared.waiting_items.fetch_sub(1, Ordering::SeqCst);
                 if !self.dropped(&job_id) {
                     return Some(item);
@@ -231,25 +240,41 @@ pub fn run_feed(
             feed.switch_params();
         }
         let Some(params) = feed.params.clone() else { continue };
-        match &decoder {
+        // A batch mixes shards; it is traced under the shard that opened it.
+        let parent = feed.ready.front().map(|(_, _, span)| span.clone()).unwrap_or_else(Span::none);
+        let span =
+            info_span!(parent: &parent, "decode_batch", rows = Empty, steps = Empty, tokens = Empty, items = Empty);
+        let _entered = span.enter();
+        let stats = match &decoder {
             Decoder::Echo => echo(&mut feed, &params),
             Decoder::Model { model, max_rows } => decode(&mut feed, model, params, *max_rows),
-        }
+        };
+        span.record("rows", stats.peak_rows);
+        span.record("steps", stats.decode_steps);
+        span.record("tokens", stats.generated_tokens);
+        span.record("items", stats.items);
     }
     let _ = feed.out.send(FeedOutput::Stopped);
 }
 
-fn echo(feed: &mut Feed, params: &ValidDecodeParams) {
+fn echo(feed: &mut Feed, params: &ValidDecodeParams) -> EngineStats {
+    let mut stats = EngineStats::default();
     while let Some(item) = feed.next_item(false) {
         let mut predict: Vec<u32> = item.context.iter().copied().take(params.eval_len).collect();
         predict.resize(params.eval_len, 0);
         let (seq, index) = unkey(item.key);
         let _ = feed.out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
+        stats.items += 1;
     }
+    stats
 }
 
-fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: usize) {
-    let engine = Engine::new(model, params, max_rows);
+fn observe_step(duration: Duration, _rows: usize) {
+    METRICS.decode_step_seconds.observe(duration.as_secs_f64());
+}
+
+fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: usize) -> EngineStats {
+    let engine = Engine::new(model, params, max_rows).with_step_observer(&observe_step);
     let admitted: Arc<Mutex<HashMap<usize, WorkItem>>> = Arc::default();
     let out = feed.out.clone();
     let mut source = Tracking { feed, admitted: admitted.clone() };
@@ -260,7 +285,11 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: us
         let (seq, index) = unkey(key);
         let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: generated as u64 });
     });
-    let Err(error) = result else { return };
+    let error = match result {
+        Ok(stats) => return stats,
+        Err(error) => error,
+    };
+    METRICS.errors.with_label_values(&["engine"]).inc();
     // Retry each interrupted item alone: only the one that fails by itself is failed.
     let interrupted: Vec<WorkItem> =
         admitted.lock().map(|mut a| a.drain().map(|(_, v)| v).collect()).unwrap_or_default();
@@ -278,6 +307,7 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: us
             }
         }
     }
+    EngineStats::default()
 }
 
 /// Remembers which items are in the batch, to retry them after an engine error.

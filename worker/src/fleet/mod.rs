@@ -6,6 +6,7 @@
 //! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream).
 
 mod feed;
+pub mod metrics;
 mod queue;
 mod reporter;
 
@@ -15,9 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lorabeam_proto::queue::Keys;
+use lorabeam_proto::telemetry::parent_from_traceparent;
+use tracing::{info_span, Instrument};
 
 pub use feed::Decoder;
 use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
+use metrics::METRICS;
 use queue::ShardQueue;
 use reporter::Reporter;
 
@@ -95,7 +99,12 @@ pub async fn run(
     let reported = Reporter::new(fleet).run(out_rx, stop_rx).await;
     claimer.abort();
     let _ = feed_tx.send(FeedMessage::Stop);
-    drop(engine);
+    // Let the engine thread leave its batch, so its spans close before the exporter flushes.
+    // Work it still holds was released or confirmed already; do not wait on a long step.
+    let joined = tokio::task::spawn_blocking(move || engine.join());
+    if tokio::time::timeout(Duration::from_secs(2), joined).await.is_err() {
+        tracing::warn!("the engine thread is still busy; exiting without it");
+    }
     reported
 }
 
@@ -120,16 +129,26 @@ async fn claim_loop(
             Ok(None) => continue,
             Err(e) => {
                 failures += 1;
+                METRICS.errors.with_label_values(&["redis"]).inc();
                 tracing::warn!(error = %e, "cannot claim shards; retrying");
                 tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(failures.min(5)))).await;
                 continue;
             }
         };
         failures = 0;
-        match fleet.queue.job_running(&claimed.shard.job_id).await {
+        let (job_id, shard_id, items) =
+            (claimed.shard.job_id.clone(), claimed.shard.shard_id.clone(), claimed.shard.items.len());
+        let tp = claimed.traceparent.clone().unwrap_or_default();
+        let claim_span = info_span!("claim_shard", %job_id, %shard_id, items, reclaimed = claimed.reclaimed);
+        parent_from_traceparent(&claim_span, &tp);
+        METRICS.shards_claimed.inc();
+        if claimed.reclaimed {
+            METRICS.lease_reclaims.inc();
+        }
+        match fleet.queue.job_running(&job_id).instrument(claim_span.clone()).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(job_id = %claimed.shard.job_id, "skipping a shard of an ended job");
+                tracing::info!(%job_id, "skipping a shard of an ended job");
                 if let Err(e) = fleet.queue.ack(std::slice::from_ref(&claimed.entry_id)).await {
                     tracing::warn!(error = %e, "could not ack a shard of an ended job");
                 }
@@ -137,20 +156,16 @@ async fn claim_loop(
             }
             Err(e) => tracing::warn!(error = %e, "could not check the job's state; running the shard anyway"),
         }
+        drop(claim_span);
+        let run_span = info_span!("run_shard", %job_id, %shard_id, items);
+        parent_from_traceparent(&run_span, &tp);
         seq = seq.wrapping_add(1);
         let shard = claimed.shard.clone();
-        fleet.feed.waiting_items.fetch_add(shard.items.len(), Ordering::SeqCst);
+        fleet.feed.waiting_items.fetch_add(items, Ordering::SeqCst);
         fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
-        tracing::debug!(
-            job_id = %shard.job_id,
-            shard_id = %shard.shard_id,
-            items = shard.items.len(),
-            traceparent = claimed.traceparent.as_deref().unwrap_or(""),
-            "claimed"
-        );
-        if out.send(FeedOutput::Claimed { seq, claimed: Box::new(claimed) }).is_err()
-            || feed.send(FeedMessage::Shard { seq, shard }).is_err()
-        {
+        tracing::debug!(%job_id, %shard_id, items, "claimed");
+        let claimed = FeedOutput::Claimed { seq, claimed: Box::new(claimed), span: run_span.clone() };
+        if out.send(claimed).is_err() || feed.send(FeedMessage::Shard { seq, shard, span: run_span }).is_err() {
             return;
         }
     }

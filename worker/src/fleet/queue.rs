@@ -15,13 +15,14 @@ use super::FleetError;
 /// How long one blocking read waits for new shards before the claimer looks around again.
 const BLOCK: Duration = Duration::from_millis(1000);
 
-
 /// A shard this worker holds, with the stream entry that is its lease.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub entry_id: String,
     pub shard: ShardMessage,
     pub traceparent: Option<String>,
+    /// Taken over from a worker whose lease expired.
+    pub reclaimed: bool,
 }
 
 #[derive(Clone)]
@@ -92,7 +93,7 @@ impl ShardQueue {
         }
         if let Some(entry) = reclaimed.claimed.into_iter().next() {
             tracing::info!(entry = %entry.id, "reclaimed a shard whose lease expired");
-            return self.parse(entry).await;
+            return Ok(self.parse(entry).await?.map(|c| Claimed { reclaimed: true, ..c }));
         }
         let read: StreamReadReply = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -118,7 +119,8 @@ impl ShardQueue {
         let parsed = body.as_deref().map(serde_json::from_str::<ShardMessage>);
         match parsed {
             Some(Ok(shard)) => {
-                Ok(Some(Claimed { traceparent: entry.get(stream_fields::TRACEPARENT), entry_id: entry.id, shard }))
+                let traceparent = entry.get(stream_fields::TRACEPARENT);
+                Ok(Some(Claimed { traceparent, entry_id: entry.id, shard, reclaimed: false }))
             }
             Some(Err(e)) => {
                 tracing::error!(entry = %entry.id, error = %e, "dropping a stream entry that is not a shard");

@@ -13,7 +13,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
+use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
+use tracing::{info_span, Instrument, Span};
+
 use super::feed::FeedOutput;
+use super::metrics::METRICS;
 use super::queue::Claimed;
 use super::{Fleet, FleetError};
 
@@ -25,10 +29,14 @@ struct InFlight {
     items: Vec<u32>,
     outcomes: Vec<Option<Report>>,
     remaining: usize,
+    /// The shard-run span: it ends when the shard is confirmed and this is dropped.
+    _span: Span,
+    /// Its W3C context, sent with every report of the shard.
+    traceparent: String,
 }
 
 impl InFlight {
-    fn new(claimed: Claimed) -> Self {
+    fn new(claimed: Claimed, span: Span) -> Self {
         let items: Vec<u32> = claimed.shard.items.iter().map(|i| i.item).collect();
         Self {
             entry_id: claimed.entry_id,
@@ -37,11 +45,17 @@ impl InFlight {
             outcomes: vec![None; items.len()],
             remaining: items.len(),
             items,
+            traceparent: traceparent(&span).unwrap_or_default(),
+            _span: span,
         }
     }
 
     fn finished(&self) -> Report {
-        Report::Finished(ShardFinished { job_id: self.job_id.clone(), shard_id: self.shard_id.clone() })
+        Report::Finished(ShardFinished {
+            job_id: self.job_id.clone(),
+            shard_id: self.shard_id.clone(),
+            traceparent: self.traceparent.clone(),
+        })
     }
 
     /// Everything to send for this shard after a reconnect.
@@ -170,6 +184,7 @@ impl Reporter {
     }
 
     fn lose_link(&mut self, why: &str) {
+        METRICS.errors.with_label_values(&["coordinator_link"]).inc();
         tracing::warn!(%why, "lost the coordinator stream; will resend unconfirmed results");
         self.link = None;
         self.failures = self.failures.max(1);
@@ -184,20 +199,24 @@ impl Reporter {
 
     async fn on_output(&mut self, output: FeedOutput) {
         let (seq, index, report) = match output {
-            FeedOutput::Claimed { seq, claimed } => {
-                self.inflight.insert(seq, InFlight::new(*claimed));
+            FeedOutput::Claimed { seq, claimed, span } => {
+                self.inflight.insert(seq, InFlight::new(*claimed, span));
+                METRICS.shards_in_flight.set(self.inflight.len() as i64);
                 return;
             }
             FeedOutput::Stopped => return,
             FeedOutput::Predicted { seq, index, predict, generated_tokens } => {
                 let Some(shard) = self.inflight.get(&seq) else { return };
                 let Some(&item) = shard.items.get(index) else { return };
+                METRICS.records_done.inc();
+                METRICS.generated_tokens.inc_by(generated_tokens);
                 let result = ItemResult {
                     job_id: shard.job_id.clone(),
                     shard_id: shard.shard_id.clone(),
                     item,
                     predict,
                     generated_tokens,
+                    traceparent: shard.traceparent.clone(),
                 };
                 (seq, index, Report::Result(result))
             }
@@ -205,8 +224,14 @@ impl Reporter {
                 let Some(shard) = self.inflight.get(&seq) else { return };
                 let Some(&item) = shard.items.get(index) else { return };
                 tracing::warn!(job_id = %shard.job_id, item, %reason, "item failed");
-                let failed =
-                    ItemFailed { job_id: shard.job_id.clone(), shard_id: shard.shard_id.clone(), item, reason };
+                METRICS.records_failed.inc();
+                let failed = ItemFailed {
+                    job_id: shard.job_id.clone(),
+                    shard_id: shard.shard_id.clone(),
+                    item,
+                    reason,
+                    traceparent: shard.traceparent.clone(),
+                };
                 (seq, index, Report::Failed(failed))
             }
         };
@@ -232,9 +257,13 @@ impl Reporter {
         if shard.remaining > 0 {
             return Ok(());
         }
-        self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).await?;
+        let span = info_span!("ack_shard", job_id = %shard.job_id, shard_id = %shard.shard_id);
+        parent_from_traceparent(&span, &confirmed.traceparent);
+        self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span).await?;
         self.inflight.remove(&seq);
         self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
+        METRICS.shards_done.inc();
+        METRICS.shards_in_flight.set(self.inflight.len() as i64);
         if !confirmed.job_alive {
             self.drop_job(&confirmed.job_id).await?;
         }
@@ -255,17 +284,22 @@ impl Reporter {
             self.inflight.remove(&seq);
             self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
         }
+        METRICS.shards_in_flight.set(self.inflight.len() as i64);
         Ok(())
     }
 
     /// Renews every lease and drops jobs that ended meanwhile. Redis trouble is logged and
     /// retried on the next tick: a lease lost meanwhile only means a shard may run twice.
     async fn renew(&mut self) {
+        METRICS.items_waiting.set(self.fleet.feed.waiting_items.load(Ordering::SeqCst) as i64);
         let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
         match self.fleet.queue.renew(&entries).await {
             Ok(0) => {}
             Ok(lost) => tracing::warn!(lost, "leases expired before renewal; those shards may run twice"),
-            Err(e) => tracing::warn!(error = %e, "could not renew leases"),
+            Err(e) => {
+                METRICS.errors.with_label_values(&["redis"]).inc();
+                tracing::warn!(error = %e, "could not renew leases");
+            }
         }
         let jobs: HashSet<String> = self.inflight.values().map(|s| s.job_id.clone()).collect();
         for job_id in jobs {

@@ -22,6 +22,8 @@ pub struct EngineStats {
     pub generated_tokens: usize,
     /// Model FLOPs spent (weights, LM head and attention), by the standard 2×MAC count.
     pub flops: f64,
+    /// Most beam rows decoded together in one step.
+    pub peak_rows: usize,
 }
 
 /// An item to decode: a caller-chosen key and its (already truncated) context.
@@ -54,11 +56,15 @@ impl<I: Iterator<Item = WorkItem>> ItemSource for IterSource<I> {
 /// Most context tokens prefilled together, bounding the prefill's activation memory.
 const PREFILL_TOKEN_BUDGET: usize = 4096;
 
+/// Called after every decode step with its duration and beam rows (for latency metrics).
+pub type StepObserver<'m> = &'m (dyn Fn(std::time::Duration, usize) + Sync);
+
 pub struct Engine<'m> {
     model: &'m Gpt2,
     params: ValidDecodeParams,
     max_rows: usize,
     width: ScoreWidth,
+    on_step: Option<StepObserver<'m>>,
 }
 
 struct Running {
@@ -71,7 +77,12 @@ impl<'m> Engine<'m> {
     /// `max_rows` caps the beam rows decoded together (at least one group always runs).
     pub fn new(model: &'m Gpt2, params: ValidDecodeParams, max_rows: usize) -> Self {
         let width = ScoreWidth::from_kind(model.precision().score_kind());
-        Self { model, params, max_rows, width }
+        Self { model, params, max_rows, width, on_step: None }
+    }
+
+    pub fn with_step_observer(mut self, observer: StepObserver<'m>) -> Self {
+        self.on_step = Some(observer);
+        self
     }
 
     /// Decodes every item, calling `on_result(key, prediction)` as each one is final.
@@ -121,7 +132,13 @@ impl<'m> Engine<'m> {
                 }
                 continue;
             }
+            let rows = running.len() * beams;
+            stats.peak_rows = stats.peak_rows.max(rows);
+            let started = std::time::Instant::now();
             self.step(&mut running, &mut stats)?;
+            if let Some(observe) = self.on_step {
+                observe(started.elapsed(), rows);
+            }
             running.retain_mut(|group| {
                 if !group.search.is_finished() {
                     return true;
