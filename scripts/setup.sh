@@ -2,13 +2,14 @@
 # Idempotent set-up for a fresh Debian 12 machine, fast when already done:
 #   1. the Debian packages the build and the tests need;
 #   2. a venv with torch==2.11.0 (libtorch for tch 0.24) in a per-user cache;
-#   3. the release binaries, which find libtorch through their RPATH.
+#   3. the release binaries (lorabeam, lorabeam-coordinator, lorabeam-worker); those that
+#      load models find libtorch through their RPATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 missing=()
-for pkg in g++ pkg-config redis-server protobuf-compiler; do
+for pkg in g++ pkg-config redis-server protobuf-compiler npm; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
@@ -34,4 +35,4 @@ if ! torch_ok; then
   torch_ok
 fi
 
-cargo build --release --locked --bins
+cargo build --release --locked --workspace --bins

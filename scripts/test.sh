@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test: unit, integration (conformance against ../shared/conformance, checkpoint
-# layouts, loader and input errors), with real libtorch. Installs what it needs first.
+# layouts, loader and input errors, the fleet with real redis-server and processes on
+# loopback, traces and metrics), with real libtorch; then the Helm chart's lint, render and
+# schema validation. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,6 +11,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --release --locked --workspace "$@" 2>&1 | tee "$log" || status=$?
+helm_status=0
+scripts/check-helm.sh 2>&1 | tail -n 9 || helm_status=$?
+if ((helm_status)); then
+  echo "test result: FAILED. 0 passed; 1 failed; (helm chart checks)" >>"$log"
+  status=$helm_status
+else
+  echo "test result: ok. 1 passed; 0 failed; (helm chart checks)" >>"$log"
+fi
 # One closing line for the whole run: cargo prints one per test binary, the last often a
 # doc-test run with nothing in it.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
