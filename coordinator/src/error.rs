@@ -18,8 +18,8 @@ pub enum CoordinatorError {
     InvalidParams(#[from] ParamError),
     #[error("{0}")]
     InvalidData(#[from] DataError),
-    #[error("job data is larger than the coordinator's limit of {limit} bytes")]
-    JobTooLarge { limit: usize },
+    #[error("limit: {detail}")]
+    LimitExceeded { limit: &'static str, detail: String },
     #[error("no job {0}")]
     JobNotFound(String),
     #[error("job {job_id} is {state}: {action} needs a running job")]
@@ -41,7 +41,7 @@ impl CoordinatorError {
             CoordinatorError::InvalidSpec(_) => "invalid_spec",
             CoordinatorError::InvalidParams(_) => "invalid_params",
             CoordinatorError::InvalidData(_) => "invalid_data",
-            CoordinatorError::JobTooLarge { .. } => "job_too_large",
+            CoordinatorError::LimitExceeded { .. } => "limit",
             CoordinatorError::JobNotFound(_) => "job_not_found",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
             CoordinatorError::Stream(_) => "stream",
@@ -55,13 +55,26 @@ impl CoordinatorError {
 impl From<CoordinatorError> for Status {
     fn from(err: CoordinatorError) -> Self {
         crate::metrics::METRICS.errors.with_label_values(&[err.kind()]).inc();
+        if let CoordinatorError::LimitExceeded { limit, .. } = &err {
+            crate::metrics::METRICS.limit_rejections.with_label_values(&[limit]).inc();
+        }
+        if let CoordinatorError::InvalidData(crate::validation::DataError::BadLines { errors, .. }) = &err {
+            for e in errors {
+                let limit = match e.fault {
+                    crate::validation::LineFault::LineTooLong { .. } => "line_bytes",
+                    crate::validation::LineFault::ContextTooLong { .. } => "context_tokens",
+                    _ => continue,
+                };
+                crate::metrics::METRICS.limit_rejections.with_label_values(&[limit]).inc();
+            }
+        }
         let code = match &err {
             CoordinatorError::Redis(_) => Code::Unavailable,
             CoordinatorError::CorruptState { .. } => Code::DataLoss,
             CoordinatorError::InvalidSpec(_)
             | CoordinatorError::InvalidParams(_)
             | CoordinatorError::InvalidData(_) => Code::InvalidArgument,
-            CoordinatorError::JobTooLarge { .. } => Code::ResourceExhausted,
+            CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) => Code::NotFound,
             CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
             CoordinatorError::Stream(status) => return status.clone(),

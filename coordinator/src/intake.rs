@@ -11,16 +11,39 @@ use tokio_stream::{Stream, StreamExt};
 use crate::error::{CoordinatorError, Result};
 use crate::plan::{plan_items, shard_items, FirstStep};
 use crate::store::NewJob;
-use crate::validation::parse_records;
+use crate::validation::{parse_records, RecordLimits};
 
 /// GPT-2's limits, used for models no worker has registered yet (every GPT-2 size shares them).
 pub const GPT2_LIMITS: ModelLimits = ModelLimits { vocab_size: 50257, n_positions: 1024 };
 
-/// Intake settings.
+/// Intake settings: the service's limits, each refused with its own error.
 #[derive(Debug, Clone, Copy)]
 pub struct IntakeLimits {
     pub max_job_bytes: usize,
     pub default_shard_size: usize,
+    pub max_lines: usize,
+    pub max_line_bytes: usize,
+    pub max_context_tokens: usize,
+    pub max_eval_len: usize,
+    pub max_beam: usize,
+    /// Running jobs one client (peer address) may have at once.
+    pub max_running_jobs_per_client: usize,
+}
+
+impl IntakeLimits {
+    /// Generous defaults: they stop accidents, not users.
+    pub fn with_defaults(default_shard_size: usize) -> Self {
+        Self {
+            max_job_bytes: 1 << 30,
+            default_shard_size,
+            max_lines: 10_000_000,
+            max_line_bytes: 1 << 20,
+            max_context_tokens: 100_000,
+            max_eval_len: 1024,
+            max_beam: 64,
+            max_running_jobs_per_client: 16,
+        }
+    }
 }
 
 /// Reads a SubmitJob stream: the spec first, then the records in chunks.
@@ -39,7 +62,13 @@ pub async fn read_submission(
         match message.map_err(CoordinatorError::Stream)?.item {
             Some(SubmitItem::Chunk(chunk)) => {
                 if data.len() + chunk.jsonl.len() > limits.max_job_bytes {
-                    return Err(CoordinatorError::JobTooLarge { limit: limits.max_job_bytes });
+                    return Err(CoordinatorError::LimitExceeded {
+                        limit: "job_bytes",
+                        detail: format!(
+                            "the job's data is over this coordinator's limit of {} bytes",
+                            limits.max_job_bytes
+                        ),
+                    });
                 }
                 data.extend_from_slice(&chunk.jsonl);
             }
@@ -80,9 +109,30 @@ pub fn plan_job(
     limits: IntakeLimits,
 ) -> Result<NewJob> {
     let params: DecodeParams = spec.params.as_ref().map(DecodeParams::from).unwrap_or_default();
+    if params.eval_len > limits.max_eval_len {
+        return Err(CoordinatorError::LimitExceeded {
+            limit: "eval_len",
+            detail: format!(
+                "--eval_len {} is over this coordinator's limit of {}",
+                params.eval_len, limits.max_eval_len
+            ),
+        });
+    }
+    if params.beam > limits.max_beam {
+        return Err(CoordinatorError::LimitExceeded {
+            limit: "beam",
+            detail: format!("--beam {} is over this coordinator's limit of {}", params.beam, limits.max_beam),
+        });
+    }
     let params = params.validate(model)?;
     let name = if spec.name.is_empty() { "<submitted data>" } else { spec.name.as_str() };
-    let records = parse_records(Path::new(name), data, model.vocab_size)?;
+    let record_limits = RecordLimits {
+        vocab_size: model.vocab_size,
+        max_lines: limits.max_lines,
+        max_line_bytes: limits.max_line_bytes,
+        max_context_tokens: limits.max_context_tokens,
+    };
+    let records = parse_records(Path::new(name), data, record_limits)?;
     let first_step =
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
@@ -102,6 +152,7 @@ pub fn plan_job(
         records: records.len(),
         plan: encode_plan(&plan.index_of_record),
         shards,
+        client: String::new(),
         job_traceparent: None,
         shard_traceparents: Vec::new(),
     })
@@ -126,7 +177,9 @@ mod tests {
         }
     }
 
-    const LIMITS: IntakeLimits = IntakeLimits { max_job_bytes: 1 << 20, default_shard_size: 2 };
+    fn limits() -> IntakeLimits {
+        IntakeLimits::with_defaults(2)
+    }
 
     #[test]
     fn model_ids_stay_plain() {
@@ -139,7 +192,7 @@ mod tests {
     #[test]
     fn a_job_is_planned_into_shards_of_distinct_items() {
         let data = b"{\"context\": [1, 2]}\n{\"context\": [1, 2]}\n{\"context\": [3]}\n{\"context\": [4]}\n";
-        let job = plan_job("job-x".into(), &spec("m"), data, GPT2_LIMITS, LIMITS).expect("valid");
+        let job = plan_job("job-x".into(), &spec("m"), data, GPT2_LIMITS, limits()).expect("valid");
         assert_eq!((job.records, job.shards.len()), (4, 2), "3 distinct items in shards of 2");
         assert_eq!(job.shards[0].items.len(), 2);
     }
@@ -147,11 +200,11 @@ mod tests {
     #[test]
     fn bad_lines_and_bad_params_are_refused() {
         let data = b"{\"context\": [1]}\n{\"context\": [99999]}\n";
-        let err = plan_job("j".into(), &spec("m"), data, GPT2_LIMITS, LIMITS).err().expect("bad line");
+        let err = plan_job("j".into(), &spec("m"), data, GPT2_LIMITS, limits()).err().expect("bad line");
         assert!(err.to_string().contains("<submitted data>:2: field `context`"), "{err}");
         let mut beam0 = spec("m");
         beam0.params.as_mut().expect("params").beam = 0;
-        let err = plan_job("j".into(), &beam0, b"{\"context\": [1]}\n", GPT2_LIMITS, LIMITS).err().expect("beam 0");
+        let err = plan_job("j".into(), &beam0, b"{\"context\": [1]}\n", GPT2_LIMITS, limits()).err().expect("beam 0");
         assert!(matches!(err, CoordinatorError::InvalidParams(_)));
     }
 }

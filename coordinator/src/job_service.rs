@@ -30,7 +30,14 @@ fn is_final(state: i32) -> bool {
 }
 
 impl Coordinator {
-    pub async fn submit(&self, stream: Streaming<SubmitJobRequest>) -> Result<SubmitJobResponse> {
+    pub async fn submit(&self, stream: Streaming<SubmitJobRequest>, client: String) -> Result<SubmitJobResponse> {
+        let running = self.store.running_jobs_of(&client).await?;
+        if running >= self.intake.max_running_jobs_per_client {
+            return Err(CoordinatorError::LimitExceeded {
+                limit: "running_jobs_per_client",
+                detail: format!("{client} already has {running} running job(s), this coordinator's limit per client"),
+            });
+        }
         let (spec, data) = read_submission(stream, self.intake).await?;
         if !spec.idempotency_key.is_empty() {
             if let Some(job_id) = self.store.job_for_key(&spec.idempotency_key).await? {
@@ -48,6 +55,7 @@ impl Coordinator {
         span.record("records", job.records);
         span.record("shards", job.shards.len());
         job.job_traceparent = traceparent(&span);
+        job.client = client;
         job.shard_traceparents = job
             .shards
             .iter()
@@ -192,7 +200,8 @@ impl JobService for Coordinator {
     ) -> std::result::Result<Response<SubmitJobResponse>, Status> {
         let span = info_span!("SubmitJob", job_id = Empty, records = Empty, shards = Empty);
         parent_from_metadata(&span, request.metadata());
-        Ok(Response::new(self.submit(request.into_inner()).instrument(span).await?))
+        let client = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+        Ok(Response::new(self.submit(request.into_inner(), client).instrument(span).await?))
     }
 
     type WatchJobStream = BoxStream<JobEvent>;

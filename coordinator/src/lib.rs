@@ -5,6 +5,7 @@
 //! - [`writer`] writes the ordered predictions JSONL atomically;
 //! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]).
 
+pub mod auth;
 pub mod dedup;
 pub mod error;
 mod events;
@@ -21,4 +22,4 @@ mod worker_service;
 pub mod writer;
 
 pub use error::CoordinatorError;
-pub use server::{Coordinator, CoordinatorConfig};
+pub use server::{Coordinator, CoordinatorConfig, ServeOptions, ServerTls};

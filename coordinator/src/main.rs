@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use lorabeam_coordinator::auth::Tokens;
 use lorabeam_coordinator::intake::IntakeLimits;
-use lorabeam_coordinator::{Coordinator, CoordinatorConfig};
+use lorabeam_coordinator::{Coordinator, CoordinatorConfig, ServeOptions, ServerTls};
 
 #[derive(Debug, Parser)]
 #[command(name = "lorabeam-coordinator", version, about = "lorabeam's coordinator: jobs in, ordered JSONL out")]
@@ -34,9 +35,51 @@ struct Args {
     /// Largest job accepted, in bytes of JSONL.
     #[arg(long, env = "LORABEAM_MAX_JOB_BYTES", default_value_t = 1 << 30)]
     max_job_bytes: usize,
+    /// Most lines in one job.
+    #[arg(long, env = "LORABEAM_MAX_LINES", default_value_t = 10_000_000)]
+    max_lines: usize,
+    /// Longest line accepted, in bytes.
+    #[arg(long, env = "LORABEAM_MAX_LINE_BYTES", default_value_t = 1 << 20)]
+    max_line_bytes: usize,
+    /// Most context tokens on one line (before truncation to seq_len - eval_len).
+    #[arg(long, env = "LORABEAM_MAX_CONTEXT_TOKENS", default_value_t = 100_000)]
+    max_context_tokens: usize,
+    /// Largest eval_len a job may ask for.
+    #[arg(long, env = "LORABEAM_MAX_EVAL_LEN", default_value_t = 1024)]
+    max_eval_len: usize,
+    /// Largest beam a job may ask for.
+    #[arg(long, env = "LORABEAM_MAX_BEAM", default_value_t = 64)]
+    max_beam: usize,
+    /// Running jobs one client (peer address) may have at once.
+    #[arg(long, env = "LORABEAM_MAX_JOBS_PER_CLIENT", default_value_t = 16)]
+    max_jobs_per_client: usize,
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
     max_message_bytes: usize,
+    /// File holding the clients' bearer token (with --worker-token-file, turns authentication on).
+    #[arg(long, env = "LORABEAM_CLIENT_TOKEN_FILE")]
+    client_token_file: Option<PathBuf>,
+    /// The clients' bearer token itself, when not in a file.
+    #[arg(long, env = "LORABEAM_CLIENT_TOKEN", hide_env_values = true)]
+    client_token: Option<String>,
+    /// File holding the workers' bearer token.
+    #[arg(long, env = "LORABEAM_WORKER_TOKEN_FILE")]
+    worker_token_file: Option<PathBuf>,
+    /// The workers' bearer token itself, when not in a file.
+    #[arg(long, env = "LORABEAM_WORKER_TOKEN", hide_env_values = true)]
+    worker_token: Option<String>,
+    /// PEM certificate (chain) to serve gRPC over TLS.
+    #[arg(long, env = "LORABEAM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LORABEAM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to (mutual TLS).
+    #[arg(long, env = "LORABEAM_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// PEM CA to trust for a `rediss://` Redis signed by a private CA.
+    #[arg(long, env = "LORABEAM_REDIS_CA")]
+    redis_ca: Option<PathBuf>,
     /// HTTP address for Prometheus `/metrics` and `/healthz`.
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: SocketAddr,
@@ -51,9 +94,33 @@ async fn main() -> anyhow::Result<()> {
         key_prefix: args.key_prefix,
         output_dir: args.output_dir,
         retention: Duration::from_secs(args.retention_secs),
-        intake: IntakeLimits { max_job_bytes: args.max_job_bytes, default_shard_size: args.shard_size.max(1) },
-        max_message_bytes: args.max_message_bytes,
+        intake: IntakeLimits {
+            max_job_bytes: args.max_job_bytes,
+            default_shard_size: args.shard_size.max(1),
+            max_lines: args.max_lines,
+            max_line_bytes: args.max_line_bytes,
+            max_context_tokens: args.max_context_tokens,
+            max_eval_len: args.max_eval_len,
+            max_beam: args.max_beam,
+            max_running_jobs_per_client: args.max_jobs_per_client,
+        },
+        redis_ca: args.redis_ca.clone(),
     };
+    let secret = |file: &Option<PathBuf>, value: &Option<String>| {
+        lorabeam_proto::connect::read_secret(file.as_deref(), value.as_deref())
+    };
+    let tokens = Tokens::new(
+        secret(&args.client_token_file, &args.client_token)?,
+        secret(&args.worker_token_file, &args.worker_token)?,
+    )
+    .map_err(|e| anyhow::anyhow!("authentication: {e}"))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(ServerTls { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() })
+        }
+        _ => None,
+    };
+    let options = ServeOptions { max_message_bytes: args.max_message_bytes, tokens, tls };
     let coordinator = Coordinator::connect(&config).await.context("connecting to redis")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -71,7 +138,13 @@ async fn main() -> anyhow::Result<()> {
         Some(coordinator.metrics_refresh()),
     ));
     tracing::info!(%bound, output_dir = %config.output_dir.display(), "serving");
-    coordinator.serve(listener, config.max_message_bytes, shutdown_signal()).await?;
+    tracing::info!(
+        auth = options.tokens.enabled(),
+        tls = options.tls.is_some(),
+        mtls = args.tls_client_ca.is_some(),
+        "security"
+    );
+    coordinator.serve(listener, options, shutdown_signal()).await?;
     Ok(())
 }
 

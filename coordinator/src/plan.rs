@@ -66,7 +66,7 @@ mod tests {
     use lorabeam_proto::{DecodeParams, ModelLimits};
 
     fn params(beam: usize) -> ValidDecodeParams {
-        let limits = ModelLimits { vocab_size: 100, n_positions: 16 };
+        let limits = ModelLimits { vocab_size: 50257, n_positions: 16 };
         DecodeParams { beam, eval_len: 4, seq_len: 7, ..Default::default() }.validate(limits).expect("valid")
     }
 

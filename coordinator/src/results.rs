@@ -179,6 +179,9 @@ impl Results {
         std::fs::create_dir_all(output_dir)
             .map_err(|source| crate::writer::WriteError { path: output_dir.to_path_buf(), source })?;
         write_predictions(&target, rows)?;
+        if !failed.is_empty() {
+            write_failures(&output_dir.join(format!("{job_id}.failures.jsonl")), &plan, &failed)?;
+        }
         let (state, error) = if failed.is_empty() {
             (job_states::COMPLETED, None)
         } else {
@@ -204,6 +207,24 @@ impl Results {
             .await?;
         Ok(matches!((done, items), (Some(d), Some(i)) if d >= i))
     }
+}
+
+/// Next to a job's output, the records missing from it: `{"id": N, "error": "..."}` per line.
+fn write_failures(path: &Path, plan: &Plan, failed: &HashMap<u32, String>) -> Result<()> {
+    let mut text = String::new();
+    for (record, item) in plan.item_of_record.iter().enumerate() {
+        if let Some(reason) = failed.get(item) {
+            let line = serde_json::json!({ "id": record, "error": reason });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+    }
+    let fail = |source| crate::writer::WriteError { path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 fn poisoned() -> CoordinatorError {

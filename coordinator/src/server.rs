@@ -9,7 +9,10 @@ use lorabeam_proto::queue::Keys;
 use lorabeam_proto::v1::{JobServiceServer, WorkerServiceServer, FILE_DESCRIPTOR_SET};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::auth::{Role, Tokens};
 use crate::error::{CoordinatorError, Result};
 use crate::events::JobEvents;
 use crate::intake::IntakeLimits;
@@ -34,8 +37,29 @@ pub struct CoordinatorConfig {
     pub output_dir: PathBuf,
     pub retention: Duration,
     pub intake: IntakeLimits,
-    /// Largest gRPC message accepted, in bytes.
+    /// A CA for `rediss://` URLs signed by a private CA.
+    pub redis_ca: Option<PathBuf>,
+}
+
+/// TLS for the gRPC port: the server's certificate and key, and a CA that client certificates
+/// must chain to (mTLS) when given.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How the gRPC port is served.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
     pub max_message_bytes: usize,
+    pub tokens: Tokens,
+    pub tls: Option<ServerTls>,
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| CoordinatorError::Internal(format!("cannot read {}: {e}", path.display())))
 }
 
 /// How often running jobs are checked for completion and expired jobs swept.
@@ -43,7 +67,9 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
 
 impl Coordinator {
     pub async fn connect(config: &CoordinatorConfig) -> Result<Self> {
-        let store = JobStore::connect(&config.redis_url, Keys::new(&config.key_prefix), config.retention).await?;
+        let client = lorabeam_proto::connect::redis_client(&config.redis_url, config.redis_ca.as_deref())
+            .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        let store = JobStore::connect(client, Keys::new(&config.key_prefix), config.retention).await?;
         std::fs::create_dir_all(&config.output_dir)
             .map_err(|source| crate::writer::WriteError { path: config.output_dir.clone(), source })?;
         Ok(Self {
@@ -93,9 +119,10 @@ impl Coordinator {
     pub async fn serve(
         self,
         listener: TcpListener,
-        max_message_bytes: usize,
+        options: ServeOptions,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
+        let max_message_bytes = options.max_message_bytes;
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<JobServiceServer<Coordinator>>().await;
         health.set_serving::<WorkerServiceServer<Coordinator>>().await;
@@ -121,10 +148,21 @@ impl Coordinator {
         let jobs = JobServiceServer::new(self.clone())
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
+        let jobs = InterceptedService::new(jobs, options.tokens.interceptor(Role::Client));
         let workers = WorkerServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
-        let served = tonic::transport::Server::builder()
+        let workers = InterceptedService::new(workers, options.tokens.interceptor(Role::Worker));
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &options.tls {
+            lorabeam_proto::connect::install_crypto_provider();
+            let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+            if let Some(ca) = &tls.client_ca {
+                config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+            }
+            builder = builder.tls_config(config).map_err(|e| CoordinatorError::Internal(format!("TLS: {e}")))?;
+        }
+        let served = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -21,6 +21,8 @@ pub struct NewJob {
     pub records: usize,
     pub plan: Vec<u8>,
     pub shards: Vec<ShardMessage>,
+    /// Who submitted it (peer address), for the per-client limit of running jobs.
+    pub client: String,
     /// W3C trace context of the SubmitJob span, for the job's completion.
     pub job_traceparent: Option<String>,
     /// Per shard, the context of its enqueue span, so workers join the job's trace.
@@ -51,8 +53,7 @@ pub fn parse_state(state: &str) -> JobState {
 }
 
 impl JobStore {
-    pub async fn connect(redis_url: &str, keys: Keys, retention: Duration) -> Result<Self> {
-        let client = redis::Client::open(redis_url)?;
+    pub async fn connect(client: redis::Client, keys: Keys, retention: Duration) -> Result<Self> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_number_of_retries(usize::MAX)
             .set_max_delay(Duration::from_secs(2))
@@ -120,6 +121,7 @@ impl JobStore {
         .ignore();
         pipe.set(self.keys.plan(&job.job_id), job.plan.as_slice()).ignore();
         pipe.zadd(self.keys.jobs(), &job.job_id, now_ms()).ignore();
+        pipe.hset(self.keys.job(&job.job_id), f::CLIENT, &job.client).ignore();
         if let Some(tp) = &job.job_traceparent {
             pipe.hset(self.keys.job(&job.job_id), f::TRACEPARENT, tp).ignore();
         }
@@ -172,6 +174,20 @@ impl JobStore {
     pub async fn spec(&self, job_id: &str) -> Result<StoredJobSpec> {
         let hash = self.job_hash(job_id).await?;
         parse_spec(job_id, &hash)
+    }
+
+    /// How many jobs `client` has running.
+    pub async fn running_jobs_of(&self, client: &str) -> Result<usize> {
+        let mut count = 0;
+        for job_id in self.running_jobs().await? {
+            let owner: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.job(&job_id))
+                .arg(f::CLIENT)
+                .query_async(&mut self.con.clone())
+                .await?;
+            count += usize::from(owner.as_deref() == Some(client));
+        }
+        Ok(count)
     }
 
     /// Ids of the jobs still running, oldest first.

@@ -32,6 +32,26 @@ pub enum LineFault {
     OutOfVocab { field: &'static str, index: usize, id: u64, vocab: usize },
     #[error("field `context` is empty: there is nothing to condition on")]
     EmptyContext,
+    #[error("line is {bytes} bytes, over the limit of {limit}")]
+    LineTooLong { bytes: usize, limit: usize },
+    #[error("field `context` has {tokens} tokens, over the limit of {limit}")]
+    ContextTooLong { tokens: usize, limit: usize },
+}
+
+/// What a line may hold: the model's vocabulary, and size limits a service sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    pub vocab_size: usize,
+    pub max_lines: usize,
+    pub max_line_bytes: usize,
+    pub max_context_tokens: usize,
+}
+
+impl RecordLimits {
+    /// Only the vocabulary: what `lorabeam run` checks.
+    pub fn vocab(vocab_size: usize) -> Self {
+        Self { vocab_size, max_lines: usize::MAX, max_line_bytes: usize::MAX, max_context_tokens: usize::MAX }
+    }
 }
 
 /// A fault with its place: `file:line`.
@@ -50,6 +70,8 @@ pub enum DataError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no records")]
     NoRecords { path: PathBuf },
+    #[error("{path} has more than {limit} lines")]
+    TooManyLines { path: PathBuf, limit: usize },
     #[error("{}", BadLines(.path, .errors, *.total))]
     BadLines { path: PathBuf, errors: Vec<LineError>, total: usize },
 }
@@ -106,7 +128,7 @@ pub fn parse_line(bytes: &[u8], vocab: usize) -> Result<Vec<u32>, LineFault> {
 }
 
 /// Checks every line of `bytes` (a whole JSONL file named `path`).
-pub fn parse_records(path: &Path, bytes: &[u8], vocab: usize) -> Result<Vec<Record>, DataError> {
+pub fn parse_records(path: &Path, bytes: &[u8], limits: RecordLimits) -> Result<Vec<Record>, DataError> {
     let mut records = Vec::new();
     let mut errors = Vec::new();
     let mut total = 0;
@@ -114,9 +136,22 @@ pub fn parse_records(path: &Path, bytes: &[u8], vocab: usize) -> Result<Vec<Reco
     if body.is_empty() {
         return Err(DataError::NoRecords { path: path.to_path_buf() });
     }
+    if body.split(|&b| b == b'\n').nth(limits.max_lines).is_some() {
+        return Err(DataError::TooManyLines { path: path.to_path_buf(), limit: limits.max_lines });
+    }
     for (id, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match parse_line(line, vocab) {
+        let checked = if line.len() > limits.max_line_bytes {
+            Err(LineFault::LineTooLong { bytes: line.len(), limit: limits.max_line_bytes })
+        } else {
+            parse_line(line, limits.vocab_size).and_then(|context| match context.len() {
+                tokens if tokens > limits.max_context_tokens => {
+                    Err(LineFault::ContextTooLong { tokens, limit: limits.max_context_tokens })
+                }
+                _ => Ok(context),
+            })
+        };
+        match checked {
             Ok(context) => records.push(Record { id, context }),
             Err(fault) => {
                 total += 1;
@@ -135,7 +170,7 @@ pub fn parse_records(path: &Path, bytes: &[u8], vocab: usize) -> Result<Vec<Reco
 /// Reads and checks a JSONL file.
 pub fn read_records(path: &Path, vocab: usize) -> Result<Vec<Record>, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    parse_records(path, &bytes, vocab)
+    parse_records(path, &bytes, RecordLimits::vocab(vocab))
 }
 
 #[cfg(test)]

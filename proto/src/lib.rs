@@ -8,6 +8,7 @@
 //! - [`telemetry`] and [`metrics_http`]: the logging, tracing and metrics entry points every
 //!   binary shares, and the W3C trace context every call and shard carries.
 
+pub mod connect;
 mod decode_params;
 mod error;
 pub mod metrics_http;

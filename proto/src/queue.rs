@@ -46,6 +46,8 @@ pub mod job_fields {
     pub const FINISHED_MS: &str = "finished_ms";
     /// Path of the finished output file.
     pub const OUTPUT: &str = "output";
+    /// Who submitted the job (peer address), for per-client limits.
+    pub const CLIENT: &str = "client";
     /// W3C trace context of the SubmitJob span: the job's completion joins its trace.
     pub const TRACEPARENT: &str = "traceparent";
 }

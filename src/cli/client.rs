@@ -3,30 +3,49 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use clap::Args;
+use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
 use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Args)]
 pub struct CoordinatorArgs {
-    /// The coordinator's gRPC URL.
+    /// The coordinator's gRPC URL (`https://` for TLS).
     #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
     pub coordinator: String,
+    /// File holding the client bearer token, when the coordinator requires one.
+    #[arg(long, env = "LORABEAM_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The client bearer token itself, when not in a file.
+    #[arg(long, env = "LORABEAM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA to trust for an `https://` coordinator.
+    #[arg(long, env = "LORABEAM_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    #[arg(long, env = "LORABEAM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LORABEAM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
+
+/// A JobService client that sends the bearer token on every call.
+pub type Client = JobServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Largest gRPC message the client accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 impl CoordinatorArgs {
-    pub async fn connect(&self) -> anyhow::Result<JobServiceClient<Channel>> {
-        let channel = tonic::transport::Endpoint::from_shared(self.coordinator.clone())
-            .with_context(|| format!("--coordinator {} is not a URL", self.coordinator))?
-            .connect_timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .with_context(|| format!("cannot reach the coordinator at {}", self.coordinator))?;
-        Ok(JobServiceClient::new(channel)
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let tls = ClientTls { ca: self.tls_ca.clone(), cert: self.tls_cert.clone(), key: self.tls_key.clone() };
+        let channel = lorabeam_proto::connect::channel(&self.coordinator, &tls, Duration::from_secs(10)).await?;
+        let token = BearerToken::new(read_secret(self.token_file.as_deref(), self.token.as_deref())?)?;
+        Ok(JobServiceClient::with_interceptor(channel, token)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }

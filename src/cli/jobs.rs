@@ -5,13 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use lorabeam_coordinator::writer::{format_prediction, PredictionFile};
-use lorabeam_proto::v1::{
-    CancelJobRequest, JobServiceClient, JobStatus, ListJobsRequest, StreamResultsRequest, WatchJobRequest,
-};
+use lorabeam_proto::v1::{CancelJobRequest, JobStatus, ListJobsRequest, StreamResultsRequest, WatchJobRequest};
 use std::io::Write;
-use tonic::transport::Channel;
 
-use super::client::{block_on, check_final, is_final, status_line, CoordinatorArgs};
+use super::client::{block_on, check_final, is_final, status_line, Client, CoordinatorArgs};
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -84,7 +81,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<()> {
 
 /// Calls `on_event` with every status of a job until it is final; returns the final one.
 pub async fn follow(
-    client: &mut JobServiceClient<Channel>,
+    client: &mut Client,
     job_id: &str,
     mut on_event: impl FnMut(&JobStatus),
 ) -> anyhow::Result<JobStatus> {
@@ -103,7 +100,7 @@ pub async fn follow(
 
 /// Streams a job's predictions in id order to `output` (atomically) or standard output.
 pub async fn fetch_results(
-    client: &mut JobServiceClient<Channel>,
+    client: &mut Client,
     job_id: &str,
     offset: u64,
     output: Option<&Path>,

@@ -97,6 +97,7 @@ impl Drop for Process {
 
 pub struct Redis {
     pub port: u16,
+    dir: PathBuf,
     process: Process,
 }
 
@@ -104,15 +105,31 @@ impl Redis {
     /// A throwaway `redis-server` in `dir`, AOF on (so it can be restarted without loss).
     pub fn start(dir: &Path) -> Self {
         let port = free_port();
+        let process = Self::spawn(dir, port);
+        let redis = Self { port, dir: dir.to_path_buf(), process };
+        redis.wait_ready();
+        redis
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Process {
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .args(["--dir", dir.to_str().expect("utf-8")])
             .stdout(Stdio::null());
-        let process = Process::spawn(command, dir.join("redis.log"));
-        let redis = Self { port, process };
-        wait_until("redis-server to answer", Duration::from_secs(20), || redis.cli(&["PING"]) == "PONG");
-        redis
+        Process::spawn(command, dir.join(format!("redis-{}.log", free_port())))
+    }
+
+    fn wait_ready(&self) {
+        wait_until("redis-server to answer", Duration::from_secs(20), || self.cli(&["PING"]) == "PONG");
+    }
+
+    /// Shuts Redis down (flushing its AOF) and starts it again on the same port and files.
+    pub fn restart(&mut self) {
+        let _ = self.cli(&["SHUTDOWN"]);
+        self.process.terminate(Duration::from_secs(10));
+        self.process = Self::spawn(&self.dir, self.port);
+        self.wait_ready();
     }
 
     pub fn url(&self) -> String {

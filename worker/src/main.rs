@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use lorabeam_worker::fleet::{self, Decoder, FleetConfig};
+use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
+use lorabeam_worker::fleet::{self, Decoder, FleetConfig, ModelBudget};
 use lorabeam_worker::{load_model, ModelArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,12 +44,41 @@ struct Args {
     /// Beam rows decoded together (the continuous batch's budget).
     #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS", default_value_t = 100)]
     max_rows: usize,
+    /// KV cache budget in MiB for the running batch (0: no limit). Items wait while it is full;
+    /// an item that could never fit fails with the reason instead of the worker running out
+    /// of memory.
+    #[arg(long, env = "LORABEAM_MAX_KV_MIB", default_value_t = 0)]
+    max_kv_mib: usize,
+    /// Times an item that broke the engine is retried alone before it is reported failed.
+    #[arg(long, env = "LORABEAM_ITEM_RETRIES", default_value_t = 2)]
+    item_retries: usize,
+    /// A shard handed out more often than this (its workers kept dying) has its items failed.
+    #[arg(long, env = "LORABEAM_MAX_DELIVERIES", default_value_t = 3)]
+    max_deliveries: u64,
     /// Most shards held at once (claimed and not yet confirmed by the coordinator).
     #[arg(long, env = "LORABEAM_MAX_SHARDS", default_value_t = 16)]
     max_shards: usize,
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
     max_message_bytes: usize,
+    /// File holding this worker's bearer token (the coordinator's worker token).
+    #[arg(long, env = "LORABEAM_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// The bearer token itself, when not in a file.
+    #[arg(long, env = "LORABEAM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM CA to trust for an `https://` coordinator.
+    #[arg(long, env = "LORABEAM_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    #[arg(long, env = "LORABEAM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LORABEAM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// PEM CA to trust for a `rediss://` Redis signed by a private CA.
+    #[arg(long, env = "LORABEAM_REDIS_CA")]
+    redis_ca: Option<std::path::PathBuf>,
     /// HTTP address for Prometheus `/metrics` and `/healthz`.
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
     metrics_listen: std::net::SocketAddr,
@@ -79,7 +109,12 @@ async fn main() -> anyhow::Result<()> {
         EngineKind::Model => {
             let spec = args.model.spec();
             let model = tokio::task::spawn_blocking(move || load_model(&spec)).await?.context("loading the model")?;
-            Decoder::Model { model: Box::new(model), max_rows: args.max_rows.max(1) }
+            let budget = ModelBudget {
+                max_rows: args.max_rows.max(1),
+                kv_budget_bytes: (args.max_kv_mib > 0).then(|| args.max_kv_mib << 20),
+                item_retries: args.item_retries,
+            };
+            Decoder::Model { model: Box::new(model), budget }
         }
     };
     let config = FleetConfig {
@@ -92,7 +127,11 @@ async fn main() -> anyhow::Result<()> {
         grace: Duration::from_secs(args.grace_secs),
         prefetch_items: args.max_rows.max(1),
         max_shards: args.max_shards.max(1),
+        max_deliveries: args.max_deliveries.max(1),
         max_message_bytes: args.max_message_bytes,
+        tls: ClientTls { ca: args.tls_ca, cert: args.tls_cert, key: args.tls_key },
+        token: BearerToken::new(read_secret(args.token_file.as_deref(), args.token.as_deref())?)?,
+        redis_ca: args.redis_ca,
     };
     fleet::run(config, decoder, shutdown_signal()).await?;
     Ok(())

@@ -46,7 +46,8 @@ fn file_errors_name_file_and_line_and_keep_count() {
     for _ in 0..30 {
         text.push_str("{\"context\": []}\n");
     }
-    let err = parse_records(Path::new("test.jsonl"), text.as_bytes(), VOCAB).expect_err("bad lines");
+    let err =
+        parse_records(Path::new("test.jsonl"), text.as_bytes(), RecordLimits::vocab(VOCAB)).expect_err("bad lines");
     let DataError::BadLines { errors, total, .. } = &err else { panic!("{err}") };
     assert_eq!((*total, errors.len(), errors[0].line), (30, MAX_REPORTED_ERRORS, 2));
     let message = err.to_string();
@@ -57,7 +58,21 @@ fn file_errors_name_file_and_line_and_keep_count() {
 #[test]
 fn ids_are_line_numbers_and_crlf_is_accepted() {
     let text = b"{\"context\": [1]}\r\n{\"context\": [2]}\n";
-    let records = parse_records(Path::new("x"), text, VOCAB).expect("valid");
+    let records = parse_records(Path::new("x"), text, RecordLimits::vocab(VOCAB)).expect("valid");
     assert_eq!(records, vec![Record { id: 0, context: vec![1] }, Record { id: 1, context: vec![2] }]);
-    assert!(matches!(parse_records(Path::new("x"), b"", VOCAB), Err(DataError::NoRecords { .. })));
+    assert!(matches!(parse_records(Path::new("x"), b"", RecordLimits::vocab(VOCAB)), Err(DataError::NoRecords { .. })));
+}
+
+#[test]
+fn service_limits_name_the_line() {
+    let limits = RecordLimits { vocab_size: VOCAB, max_lines: 3, max_line_bytes: 40, max_context_tokens: 2 };
+    let text = "{\"context\": [1, 2]}\n{\"context\": [1, 2, 3]}\n{\"context\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n";
+    let Err(DataError::BadLines { errors, .. }) = parse_records(Path::new("x"), text.as_bytes(), limits) else {
+        panic!("limits must be enforced");
+    };
+    assert_eq!(errors[0], LineError { line: 2, fault: LineFault::ContextTooLong { tokens: 3, limit: 2 } });
+    assert!(matches!(errors[1].fault, LineFault::LineTooLong { limit: 40, .. }));
+    let four = "{\"context\": [1]}\n".repeat(4);
+    let err = parse_records(Path::new("x"), four.as_bytes(), limits).expect_err("too many lines");
+    assert!(matches!(err, DataError::TooManyLines { limit: 3, .. }));
 }

@@ -25,7 +25,7 @@ use crate::model::Gpt2;
 pub enum Decoder {
     Model {
         model: Box<Gpt2>,
-        max_rows: usize,
+        budget: ModelBudget,
     },
     /// Predicts the first `eval_len` context tokens, padded with 0 like a real prediction.
     Echo,
@@ -247,7 +247,7 @@ pub fn run_feed(
         let _entered = span.enter();
         let stats = match &decoder {
             Decoder::Echo => echo(&mut feed, &params),
-            Decoder::Model { model, max_rows } => decode(&mut feed, model, params, *max_rows),
+            Decoder::Model { model, budget } => decode(&mut feed, model, params, *budget),
         };
         span.record("rows", stats.peak_rows);
         span.record("steps", stats.decode_steps);
@@ -273,11 +273,23 @@ fn observe_step(duration: Duration, _rows: usize) {
     METRICS.decode_step_seconds.observe(duration.as_secs_f64());
 }
 
-fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: usize) -> EngineStats {
-    let engine = Engine::new(model, params, max_rows).with_step_observer(&observe_step);
+/// How the model decodes: its batch budgets and how often an item that broke the engine is
+/// retried alone before it is reported failed.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelBudget {
+    pub max_rows: usize,
+    pub kv_budget_bytes: Option<usize>,
+    pub item_retries: usize,
+}
+
+fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: ModelBudget) -> EngineStats {
+    let mut engine = Engine::new(model, params, budget.max_rows).with_step_observer(&observe_step);
+    if let Some(bytes) = budget.kv_budget_bytes {
+        engine = engine.with_kv_budget(bytes);
+    }
     let admitted: Arc<Mutex<HashMap<usize, WorkItem>>> = Arc::default();
     let out = feed.out.clone();
-    let mut source = Tracking { feed, admitted: admitted.clone() };
+    let mut source = Tracking { feed, admitted: admitted.clone(), engine: &engine };
     let result = engine.run_source(&mut source, |key, predict, generated| {
         if let Ok(mut admitted) = admitted.lock() {
             admitted.remove(&key);
@@ -290,39 +302,56 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, max_rows: us
         Err(error) => error,
     };
     METRICS.errors.with_label_values(&["engine"]).inc();
-    // Retry each interrupted item alone: only the one that fails by itself is failed.
+    // Retry each interrupted item alone, a bounded number of times: only an item that fails
+    // by itself every time is failed, and the rest of its batch completes.
     let interrupted: Vec<WorkItem> =
         admitted.lock().map(|mut a| a.drain().map(|(_, v)| v).collect()).unwrap_or_default();
     tracing::warn!(%error, items = interrupted.len(), "engine error; retrying the batch's items one by one");
     for item in interrupted {
         let (seq, index) = unkey(item.key);
+        let mut last_error = error.to_string();
         let mut done = false;
-        let alone = engine.run(std::iter::once(item), |_, predict| {
-            done = true;
-            let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
-        });
-        if let Err(e) = alone {
-            if !done {
-                let _ = out.send(FeedOutput::Failed { seq, index, reason: format!("engine error: {e}") });
+        for _ in 0..budget.item_retries.max(1) {
+            let alone = engine.run(std::iter::once(item.clone()), |_, predict| {
+                done = true;
+                let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
+            });
+            match alone {
+                Ok(_) if done => break,
+                Ok(_) => last_error = "the engine returned no result".into(),
+                Err(e) => last_error = e.to_string(),
             }
+        }
+        if !done {
+            let reason = format!("engine error after {} tries alone: {last_error}", budget.item_retries.max(1));
+            let _ = out.send(FeedOutput::Failed { seq, index, reason });
         }
     }
     EngineStats::default()
 }
 
-/// Remembers which items are in the batch, to retry them after an engine error.
-struct Tracking<'f> {
+/// Remembers which items are in the batch, to retry them after an engine error, and fails at
+/// once the items that could never fit the KV budget.
+struct Tracking<'f, 'e> {
     feed: &'f mut Feed,
     admitted: Arc<Mutex<HashMap<usize, WorkItem>>>,
+    engine: &'e Engine<'e>,
 }
 
-impl ItemSource for Tracking<'_> {
+impl ItemSource for Tracking<'_, '_> {
     fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
-        let item = self.feed.next_item(idle)?;
-        if let Ok(mut admitted) = self.admitted.lock() {
-            admitted.insert(item.key, item.clone());
+        loop {
+            let item = self.feed.next_item(idle)?;
+            if let Some(reason) = self.engine.exceeds_budget(&item) {
+                let (seq, index) = unkey(item.key);
+                let _ = self.feed.out.send(FeedOutput::Failed { seq, index, reason });
+                continue;
+            }
+            if let Ok(mut admitted) = self.admitted.lock() {
+                admitted.insert(item.key, item.clone());
+            }
+            return Some(item);
         }
-        Some(item)
     }
 }
 

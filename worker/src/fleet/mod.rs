@@ -19,8 +19,8 @@ use lorabeam_proto::queue::Keys;
 use lorabeam_proto::telemetry::parent_from_traceparent;
 use tracing::{info_span, Instrument};
 
-pub use feed::Decoder;
 use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
+pub use feed::{Decoder, ModelBudget};
 use metrics::METRICS;
 use queue::ShardQueue;
 use reporter::Reporter;
@@ -29,8 +29,8 @@ use reporter::Reporter;
 pub enum FleetError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("cannot reach the coordinator: {0}")]
-    Connect(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Connect(#[from] lorabeam_proto::connect::ConnectError),
     #[error("coordinator refused the report stream: {0}")]
     Refused(#[from] tonic::Status),
     #[error("{0}")]
@@ -57,7 +57,16 @@ pub struct FleetConfig {
     pub prefetch_items: usize,
     /// Most shards held (claimed, not yet confirmed) at once.
     pub max_shards: usize,
+    /// A shard delivered more often than this (its workers kept dying on it) has its items
+    /// failed instead of being run again.
+    pub max_deliveries: u64,
     pub max_message_bytes: usize,
+    /// TLS towards the coordinator (`https://` URLs).
+    pub tls: lorabeam_proto::connect::ClientTls,
+    /// The worker role's bearer token.
+    pub token: lorabeam_proto::connect::BearerToken,
+    /// A CA for a `rediss://` Redis signed by a private CA.
+    pub redis_ca: Option<std::path::PathBuf>,
 }
 
 /// What the claimer and reporter share.
@@ -76,8 +85,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), FleetError> {
     let keys = Keys::new(&config.key_prefix);
-    let queue =
-        ShardQueue::connect(&config.redis_url, keys, &config.model_id, config.consumer.clone(), config.lease).await?;
+    let redis = lorabeam_proto::connect::redis_client(&config.redis_url, config.redis_ca.as_deref())?;
+    let queue = ShardQueue::connect(redis, keys, &config.model_id, config.consumer.clone(), config.lease).await?;
     queue.register_model(&config.model_id, decoder.limits()).await?;
     let fleet = Fleet { config: Arc::new(config), queue, feed: Arc::default(), inflight_shards: Arc::default() };
     let (feed_tx, feed_rx) = std::sync::mpsc::channel();
@@ -160,6 +169,24 @@ async fn claim_loop(
         let run_span = info_span!("run_shard", %job_id, %shard_id, items);
         parent_from_traceparent(&run_span, &tp);
         seq = seq.wrapping_add(1);
+        if claimed.deliveries > fleet.config.max_deliveries {
+            // Poison: every worker that took this shard died on it. Fail what it holds
+            // (results already stored are kept) rather than take down the next worker too.
+            let reason = format!(
+                "the shard was delivered {} times and no worker finished it (--max-deliveries {})",
+                claimed.deliveries, fleet.config.max_deliveries
+            );
+            tracing::warn!(%job_id, %shard_id, %reason, "failing a poison shard");
+            fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
+            let claimed = FeedOutput::Claimed { seq, claimed: Box::new(claimed), span: run_span };
+            if out.send(claimed).is_err() {
+                return;
+            }
+            for index in 0..items {
+                let _ = out.send(FeedOutput::Failed { seq, index, reason: reason.clone() });
+            }
+            continue;
+        }
         let shard = claimed.shard.clone();
         fleet.feed.waiting_items.fetch_add(items, Ordering::SeqCst);
         fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);

@@ -23,6 +23,8 @@ pub struct Claimed {
     pub traceparent: Option<String>,
     /// Taken over from a worker whose lease expired.
     pub reclaimed: bool,
+    /// How many times the queue has handed this shard out, this time included.
+    pub deliveries: u64,
 }
 
 #[derive(Clone)]
@@ -47,13 +49,12 @@ async fn manager(client: &redis::Client, response_timeout: Duration) -> Result<C
 
 impl ShardQueue {
     pub async fn connect(
-        redis_url: &str,
+        client: redis::Client,
         keys: Keys,
         model_id: &str,
         consumer: String,
         lease: Duration,
     ) -> Result<Self, FleetError> {
-        let client = redis::Client::open(redis_url)?;
         let mut con = manager(&client, Duration::from_secs(10)).await?;
         let blocking = manager(&client, BLOCK + Duration::from_secs(10)).await?;
         let queue = keys.queue(model_id);
@@ -93,7 +94,8 @@ impl ShardQueue {
         }
         if let Some(entry) = reclaimed.claimed.into_iter().next() {
             tracing::info!(entry = %entry.id, "reclaimed a shard whose lease expired");
-            return Ok(self.parse(entry).await?.map(|c| Claimed { reclaimed: true, ..c }));
+            let deliveries = self.deliveries(&entry.id).await?;
+            return Ok(self.parse(entry).await?.map(|c| Claimed { reclaimed: true, deliveries, ..c }));
         }
         let read: StreamReadReply = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -114,13 +116,26 @@ impl ShardQueue {
         }
     }
 
+    /// The delivery count of a pending entry (1 when it cannot be read).
+    async fn deliveries(&self, entry_id: &str) -> Result<u64, FleetError> {
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(&self.queue)
+            .arg(WORKER_GROUP)
+            .arg(entry_id)
+            .arg(entry_id)
+            .arg(1)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(pending.first().map(|p| p.3).unwrap_or(1))
+    }
+
     async fn parse(&self, entry: StreamId) -> Result<Option<Claimed>, FleetError> {
         let body: Option<String> = entry.get(stream_fields::SHARD);
         let parsed = body.as_deref().map(serde_json::from_str::<ShardMessage>);
         match parsed {
             Some(Ok(shard)) => {
                 let traceparent = entry.get(stream_fields::TRACEPARENT);
-                Ok(Some(Claimed { traceparent, entry_id: entry.id, shard, reclaimed: false }))
+                Ok(Some(Claimed { traceparent, entry_id: entry.id, shard, reclaimed: false, deliveries: 1 }))
             }
             Some(Err(e)) => {
                 tracing::error!(entry = %entry.id, error = %e, "dropping a stream entry that is not a shard");

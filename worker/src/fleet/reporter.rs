@@ -72,14 +72,11 @@ struct Link {
 }
 
 async fn open_link(fleet: &Fleet) -> Result<Link, FleetError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(fleet.config.coordinator.clone())
-        .map_err(|e| FleetError::Config(format!("--coordinator {}: {e}", fleet.config.coordinator)))?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
-    let channel = endpoint.connect().await?;
+    let config = &fleet.config;
+    let channel = lorabeam_proto::connect::channel(&config.coordinator, &config.tls, Duration::from_secs(5)).await?;
     let (reports, rx) = mpsc::channel(4096);
-    let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(fleet.config.max_message_bytes);
+    let mut client = WorkerServiceClient::with_interceptor(channel, config.token.clone())
+        .max_decoding_message_size(config.max_message_bytes);
     let confirmations = client.report(ReceiverStream::new(rx)).await?.into_inner();
     Ok(Link { reports, confirmations })
 }

@@ -65,19 +65,52 @@ pub struct Engine<'m> {
     max_rows: usize,
     width: ScoreWidth,
     on_step: Option<StepObserver<'m>>,
+    kv_budget: Option<usize>,
 }
 
 struct Running {
     key: usize,
     search: BeamGroup,
     cache: GroupCache,
+    /// KV cache bytes this group can grow to.
+    kv_bytes: usize,
 }
 
 impl<'m> Engine<'m> {
     /// `max_rows` caps the beam rows decoded together (at least one group always runs).
     pub fn new(model: &'m Gpt2, params: ValidDecodeParams, max_rows: usize) -> Self {
         let width = ScoreWidth::from_kind(model.precision().score_kind());
-        Self { model, params, max_rows, width, on_step: None }
+        Self { model, params, max_rows, width, on_step: None, kv_budget: None }
+    }
+
+    /// Caps the KV cache of the running batch: items wait while it is full, so the row
+    /// budget shrinks for long contexts instead of the process running out of memory.
+    pub fn with_kv_budget(mut self, bytes: usize) -> Self {
+        self.kv_budget = Some(bytes);
+        self
+    }
+
+    /// The KV cache an item can grow to: its context once, plus `eval_len` steps per beam.
+    pub fn kv_bytes(&self, item: &WorkItem) -> usize {
+        let c = self.model.config();
+        let positions = item.context.len() + self.params.beam * self.params.eval_len;
+        2 * c.n_layer * c.n_embd * positions * self.model.precision().bytes()
+    }
+
+    /// Why an item can never run under the KV budget, if it cannot.
+    pub fn exceeds_budget(&self, item: &WorkItem) -> Option<String> {
+        let (need, budget) = (self.kv_bytes(item), self.kv_budget?);
+        (need > budget).then(|| {
+            let mib = |b: usize| b as f64 / (1 << 20) as f64;
+            format!(
+                "needs {:.1} MiB of KV cache ({} context tokens, beam {}, eval_len {}), over this worker's budget of {:.1} MiB",
+                mib(need),
+                item.context.len(),
+                self.params.beam,
+                self.params.eval_len,
+                mib(budget)
+            )
+        })
     }
 
     pub fn with_step_observer(mut self, observer: StepObserver<'m>) -> Self {
@@ -109,6 +142,7 @@ impl<'m> Engine<'m> {
         loop {
             let mut admitted = Vec::new();
             let mut tokens = 0;
+            let mut kv_in_use: usize = running.iter().map(|g| g.kv_bytes).sum();
             loop {
                 let idle = running.is_empty() && admitted.is_empty();
                 if held.is_none() {
@@ -116,11 +150,14 @@ impl<'m> Engine<'m> {
                 }
                 let Some(next) = held.as_ref() else { break };
                 let rows = (running.len() + admitted.len() + 1) * beams;
-                let fits = rows <= self.max_rows || idle;
+                let need = self.kv_bytes(next);
+                let memory = self.kv_budget.is_none_or(|budget| kv_in_use + need <= budget);
+                let fits = (rows <= self.max_rows && memory) || idle;
                 if !fits || (tokens > 0 && tokens + next.context.len() > PREFILL_TOKEN_BUDGET) {
                     break;
                 }
                 tokens += next.context.len();
+                kv_in_use += need;
                 admitted.extend(held.take());
             }
             if !admitted.is_empty() {
@@ -191,7 +228,7 @@ impl<'m> Engine<'m> {
             .into_iter()
             .zip(groups)
             .zip(caches)
-            .map(|((item, search), cache)| Running { key: item.key, search, cache })
+            .map(|((item, search), cache)| Running { kv_bytes: self.kv_bytes(&item), key: item.key, search, cache })
             .collect())
     }
 

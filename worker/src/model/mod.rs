@@ -36,6 +36,15 @@ impl Precision {
         }
     }
 
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Self::F64 => 8,
+            Self::F32 => 4,
+            Self::Bf16 | Self::F16 => 2,
+        }
+    }
+
     /// The dtype beam scores are computed in: the model's own for f32/f64 (as the reference
     /// does), f32 for the half types, whose softmax would lose the ranking.
     pub fn score_kind(self) -> tch::Kind {

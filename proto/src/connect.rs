@@ -1,0 +1,128 @@
+//! How lorabeam's processes reach each other: the coordinator's gRPC over plain HTTP/2, TLS or
+//! mTLS with a bearer token (workers and the CLI), and Redis with `rediss://` and a private CA
+//! (coordinator and workers). Secrets are read from files or the environment and never logged.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("`{url}` is not a valid URL: {detail}")]
+    InvalidUrl { url: String, detail: String },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("TLS settings: {0}")]
+    Tls(String),
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: tonic::transport::Error },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("token: {0}")]
+    Token(String),
+}
+
+/// Installs rustls' process-wide crypto provider (ring); harmless when already installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(path).map_err(|source| ConnectError::Read { path: path.to_path_buf(), source })
+}
+
+/// A secret from a file (trailing whitespace trimmed) or given directly (from an environment
+/// variable); the file wins.
+pub fn read_secret(file: Option<&Path>, value: Option<&str>) -> Result<Option<String>, ConnectError> {
+    let secret = match (file, value) {
+        (Some(path), _) => Some(String::from_utf8_lossy(&read(path)?).trim().to_string()),
+        (None, Some(value)) => Some(value.trim().to_string()),
+        (None, None) => None,
+    };
+    match secret {
+        Some(s) if s.is_empty() => Err(ConnectError::Token("the token is empty".into())),
+        other => Ok(other),
+    }
+}
+
+/// TLS settings of a gRPC client: a CA to trust (else the system's roots are not used: give
+/// one), and a certificate and key for mTLS.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Adds `authorization: Bearer <token>` to every call; its `Debug` never shows the token.
+#[derive(Clone, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "BearerToken(<redacted>)" } else { "BearerToken(none)" })
+    }
+}
+
+impl BearerToken {
+    pub fn new(token: Option<String>) -> Result<Self, ConnectError> {
+        let value = token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map_err(|_| ConnectError::Token("the token must be printable ASCII".into()))?;
+        Ok(Self(value.map(|mut v| {
+            v.set_sensitive(true);
+            v
+        })))
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Dials the coordinator; `https://` URLs use TLS with `tls`.
+pub async fn channel(url: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Channel, ConnectError> {
+    let invalid = |detail: String| ConnectError::InvalidUrl { url: url.to_string(), detail };
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| invalid(e.to_string()))?
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    if url.starts_with("https://") {
+        install_crypto_provider();
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = &tls.ca {
+            config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(read(cert)?, read(key)?)),
+            (None, None) => {}
+            _ => return Err(ConnectError::Tls("--tls-cert and --tls-key go together".into())),
+        }
+        endpoint = endpoint.tls_config(config).map_err(|e| ConnectError::Tls(e.to_string()))?;
+    } else if tls.ca.is_some() || tls.cert.is_some() {
+        return Err(ConnectError::Tls(format!("TLS files were given but {url} is not https://")));
+    }
+    endpoint.connect().await.map_err(|source| ConnectError::Unreachable { url: url.to_string(), source })
+}
+
+/// A Redis client; with `ca`, `rediss://` URLs trust that CA (a private one, as in-cluster).
+pub fn redis_client(url: &str, ca: Option<&Path>) -> Result<redis::Client, ConnectError> {
+    install_crypto_provider();
+    match ca {
+        Some(ca) => {
+            let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(read(ca)?) };
+            Ok(redis::Client::build_with_tls(url, certificates)?)
+        }
+        None => Ok(redis::Client::open(url)?),
+    }
+}
