@@ -55,6 +55,7 @@ fn submit(coordinator: &Coordinator, data: &Path) -> String {
 }
 
 fn wait_completed(coordinator: &Coordinator, job_id: &str) -> PathBuf {
+    eprintln!("waiting for {job_id}");
     wait_until(&format!("{job_id} to complete"), LONG, || {
         job_state(&coordinator.url(), job_id) == Some(JobState::Completed as i32)
     });
@@ -120,6 +121,7 @@ fn every_fault_ends_byte_identical_to_a_fault_free_run() {
         let delay = seeded.next_ms(100, 2500);
         std::thread::sleep(Duration::from_millis(delay));
         let victim = (trial % 2) as usize;
+        eprintln!("trial {trial}: kill worker {victim} after {delay} ms");
         workers[victim].kill();
         let output = wait_completed(&coordinator, &job_id);
         record(format!("kill -9 worker {victim} at {delay} ms (seed trial {trial})"), &output);

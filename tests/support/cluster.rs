@@ -17,7 +17,8 @@ pub fn binary(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let release = dir.ends_with("release");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "--bins", "-p", "lorabeam-coordinator", "-p", "lorabeam-worker"]);
+        // The same selection as scripts/setup.sh, so features unify alike and nothing rebuilds.
+        cargo.args(["build", "--locked", "--workspace", "--bins"]);
         if release {
             cargo.arg("--release");
         }

@@ -19,6 +19,8 @@ use tch::Tensor;
 
 pub use torch_writer::save_torch_checkpoint;
 
+
+
 /// A detail of what is wrong inside a file, before the file's path is attached.
 #[derive(Debug)]
 pub struct Malformed(pub String);
@@ -86,6 +88,23 @@ pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
             let (root, builder) = torch_legacy::open(std::fs::read(path).map_err(io)?).map_err(corrupt)?;
             collect_tensors(path, &root, builder)?
         }
+    };
+    Ok(StateDict { path: path.to_path_buf(), tensors })
+}
+
+/// Reads a `torch.save` archive (zip, or the legacy pre-1.6 stream) held in memory; `name`
+/// stands for its path in errors. The fuzz targets drive the reader through this.
+pub fn parse_torch_bytes(name: &str, bytes: &[u8]) -> Result<StateDict, CheckpointError> {
+    let path = Path::new(name);
+    let corrupt = |Malformed(detail)| CheckpointError::Corrupt { path: path.to_path_buf(), detail };
+    let tensors = if bytes.starts_with(b"PK\x03\x04") {
+        let (root, builder) = torch_zip::open(std::io::Cursor::new(bytes)).map_err(corrupt)?;
+        collect_tensors(path, &root, builder)?
+    } else if bytes.starts_with(&[0x80, 0x02]) {
+        let (root, builder) = torch_legacy::open(bytes.to_vec()).map_err(corrupt)?;
+        collect_tensors(path, &root, builder)?
+    } else {
+        return Err(CheckpointError::UnknownFormat { path: path.to_path_buf() });
     };
     Ok(StateDict { path: path.to_path_buf(), tensors })
 }

@@ -33,6 +33,8 @@ struct InFlight {
     _span: Span,
     /// Its W3C context, sent with every report of the shard.
     traceparent: String,
+    /// The coordinator holds every result; only the ack in Redis is left (retried if it failed).
+    confirmed: bool,
 }
 
 impl InFlight {
@@ -47,6 +49,7 @@ impl InFlight {
             items,
             traceparent: traceparent(&span).unwrap_or_default(),
             _span: span,
+            confirmed: false,
         }
     }
 
@@ -133,7 +136,7 @@ impl Reporter {
                     None => return Err(FleetError::EngineStopped),
                 },
                 confirmation = next_confirmation(&mut self.link) => match confirmation {
-                    Ok(Some(confirmed)) => self.on_confirmed(confirmed).await?,
+                    Ok(Some(confirmed)) => self.on_confirmed(confirmed).await,
                     Ok(None) if self.link.is_none() => {}
                     Ok(None) => self.lose_link("the coordinator closed the stream"),
                     Err(status) => self.lose_link(&status.to_string()),
@@ -245,26 +248,39 @@ impl Reporter {
         }
     }
 
-    async fn on_confirmed(&mut self, confirmed: ShardConfirmed) -> Result<(), FleetError> {
-        let Some((&seq, shard)) =
-            self.inflight.iter().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id)
-        else {
-            return Ok(());
-        };
+    async fn on_confirmed(&mut self, confirmed: ShardConfirmed) {
+        let found = self.inflight.iter_mut().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id);
+        let Some((&seq, shard)) = found else { return };
         if shard.remaining > 0 {
-            return Ok(());
+            return;
         }
-        let span = info_span!("ack_shard", job_id = %shard.job_id, shard_id = %shard.shard_id);
-        parent_from_traceparent(&span, &confirmed.traceparent);
-        self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span).await?;
-        self.inflight.remove(&seq);
-        self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
-        METRICS.shards_done.inc();
-        METRICS.shards_in_flight.set(self.inflight.len() as i64);
+        shard.confirmed = true;
+        self.ack(seq, &confirmed.traceparent).await;
         if !confirmed.job_alive {
-            self.drop_job(&confirmed.job_id).await?;
+            if let Err(e) = self.drop_job(&confirmed.job_id).await {
+                tracing::warn!(error = %e, "could not drop an ended job's shards; will retry");
+            }
         }
-        Ok(())
+    }
+
+    /// Acks a confirmed shard in Redis and forgets it. A failed ack is retried on the next
+    /// lease tick; until then the lease is renewed, so the shard does not run again.
+    async fn ack(&mut self, seq: u32, parent: &str) {
+        let Some(shard) = self.inflight.get(&seq) else { return };
+        let span = info_span!("ack_shard", job_id = %shard.job_id, shard_id = %shard.shard_id);
+        parent_from_traceparent(&span, parent);
+        match self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span).await {
+            Ok(()) => {
+                self.inflight.remove(&seq);
+                self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
+                METRICS.shards_done.inc();
+                METRICS.shards_in_flight.set(self.inflight.len() as i64);
+            }
+            Err(e) => {
+                METRICS.errors.with_label_values(&["redis"]).inc();
+                tracing::warn!(error = %e, "could not ack a confirmed shard; will retry");
+            }
+        }
     }
 
     /// Forgets a job that ended (cancelled, completed, expired): its queued items are skipped
@@ -289,6 +305,10 @@ impl Reporter {
     /// retried on the next tick: a lease lost meanwhile only means a shard may run twice.
     async fn renew(&mut self) {
         METRICS.items_waiting.set(self.fleet.feed.waiting_items.load(Ordering::SeqCst) as i64);
+        let unacked: Vec<u32> = self.inflight.iter().filter(|(_, s)| s.confirmed).map(|(&q, _)| q).collect();
+        for seq in unacked {
+            self.ack(seq, "").await;
+        }
         let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
         match self.fleet.queue.renew(&entries).await {
             Ok(0) => {}

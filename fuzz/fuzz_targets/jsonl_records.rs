@@ -1,0 +1,17 @@
+//! The JSONL record parser on arbitrary bytes: every line is accepted or refused with a
+//! line-numbered error; never a panic.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use lorabeam_coordinator::validation::{parse_records, DataError, RecordLimits};
+
+fuzz_target!(|data: &[u8]| {
+    let limits = RecordLimits { vocab_size: 50257, max_lines: 10_000, max_line_bytes: 1 << 16, max_context_tokens: 4096 };
+    match parse_records(Path::new("fuzz.jsonl"), data, limits) {
+        Ok(records) => assert!(records.iter().all(|r| !r.context.is_empty() && r.context.iter().all(|&t| t < 50257))),
+        Err(DataError::BadLines { errors, total, .. }) => assert!(!errors.is_empty() && errors.len() <= total),
+        Err(_) => {}
+    }
+});

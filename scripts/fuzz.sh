@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Fuzzes the checkpoint reader (zip + pickle + tensor storages) and the JSONL record parser
+# with cargo fuzz (libFuzzer, nightly), SECONDS per target (default 60):
+#   scripts/fuzz.sh [SECONDS]
+# Seeds come from the conformance fixtures; corpora and crashes stay under fuzz/ (ignored by
+# git). Runs without a sanitizer: the project forbids unsafe code, so what the fuzzer hunts is
+# panics, hangs and runaway allocations, which libFuzzer catches on its own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+seconds=${1:-60}
+shared=${LORABEAM_CONFORMANCE_DIR:-../shared/conformance}
+
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+
+mkdir -p fuzz/corpus/checkpoint_reader fuzz/corpus/jsonl_records
+cp -n "$shared"/fixture-tiny/lora_only.pt fuzz/corpus/checkpoint_reader/ 2>/dev/null || true
+head -c 4096 "$shared"/fixture-tiny/lora_full.pt > fuzz/corpus/checkpoint_reader/lora_full_head.pt
+head -n 3 "$shared"/data/e2e_test_public.jsonl > fuzz/corpus/jsonl_records/e2e_head.jsonl
+
+for target in checkpoint_reader jsonl_records; do
+  echo "fuzz: $target for ${seconds}s"
+  cargo +nightly fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 2>&1 |
+    grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|Done|==[0-9]+== ERROR|SUMMARY)|panicked' || true
+  # A crash leaves an artifact and a non-zero exit; re-run the target on it to fail loudly.
+  if compgen -G "fuzz/artifacts/$target/crash-*" >/dev/null; then
+    echo "fuzz: $target crashed; inputs in fuzz/artifacts/$target" >&2
+    exit 1
+  fi
+done
+echo "fuzz: no crashes"
