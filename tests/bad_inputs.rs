@@ -9,6 +9,7 @@ use std::process::Command;
 
 use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use lorabeam_proto::DecodeParams;
+use lorabeam_worker::checkpoint::{load_state_dict, save_torch_checkpoint};
 use support::cluster::{Coordinator, Redis};
 use support::*;
 use tonic::Code;
@@ -129,12 +130,33 @@ fn checkpoint_cases(dir: &Path) -> Vec<(&'static str, std::path::PathBuf, &'stat
         assert!(status.is_ok_and(|s| s.success()), "python3 writes the zip");
         path
     };
+    let edited = |name: &str, edit: &dyn Fn(&mut Vec<(String, tch::Tensor)>)| {
+        let state = load_state_dict(&fixture("lora_full.pt")).expect("fixture loads");
+        let mut tensors: Vec<(String, tch::Tensor)> = state.tensors.into_iter().collect();
+        edit(&mut tensors);
+        let path = dir.join(name);
+        save_torch_checkpoint(&path, &tensors).expect("save");
+        path
+    };
+    let c_fc = "module.transformer.h.1.mlp.c_fc.weight";
+    let nan = edited("nan.pt", &|t| {
+        if let Some((_, w)) = t.iter_mut().find(|(n, _)| n == c_fc) {
+            *w = w.full_like(f64::NAN);
+        }
+    });
+    let shape = edited("shape.pt", &|t| {
+        if let Some((_, w)) = t.iter_mut().find(|(n, _)| n == c_fc) {
+            *w = w.narrow(1, 0, 255);
+        }
+    });
     vec![
+        ("NaN weights", nan, "holds NaN or infinite values"),
+        ("wrong tensor shape", shape, "has shape [64, 255], expected [64, 256]"),
         ("empty checkpoint file", write("empty.pt", b""), "is neither a torch.save zip archive nor a safetensors file"),
         ("text instead of a checkpoint", write("text.pt", b"hello, I am not a model\n"), "is neither a torch.save zip archive"),
         ("truncated zip", write("cut.pt", &full[..full.len() / 2]), "is corrupt or truncated"),
         ("pickle with an unknown opcode", zip_with_pickle("opcode.pt", b"\x80\x02\xff"), "unsupported pickle opcode 0xff"),
-        ("pickle importing os.system", zip_with_pickle("global.pt", b"\x80\x02cos\nsystem\n."), "os"),
+        ("pickle importing os.system (never called)", zip_with_pickle("global.pt", b"\x80\x02cos\nsystem\n."), "holds no state dict"),
         ("pickle whose root is a list", zip_with_pickle("list.pt", b"\x80\x02]."), "the pickle's root is not a dict"),
         ("unsupported pickle protocol", zip_with_pickle("proto.pt", b"\x80\x09}."), "unsupported pickle protocol 9"),
     ]
