@@ -19,14 +19,16 @@ cp -n "$shared"/fixture-tiny/lora_only.pt fuzz/corpus/checkpoint_reader/ 2>/dev/
 head -c 4096 "$shared"/fixture-tiny/lora_full.pt > fuzz/corpus/checkpoint_reader/lora_full_head.pt
 head -n 3 "$shared"/data/e2e_test_public.jsonl > fuzz/corpus/jsonl_records/e2e_head.jsonl
 
+cargo +nightly fuzz build --sanitizer none
 for target in checkpoint_reader jsonl_records; do
   echo "fuzz: $target for ${seconds}s"
-  cargo +nightly fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 2>&1 |
-    grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|Done|==[0-9]+== ERROR|SUMMARY)|panicked' || true
-  # A crash leaves an artifact and a non-zero exit; re-run the target on it to fail loudly.
-  if compgen -G "fuzz/artifacts/$target/crash-*" >/dev/null; then
-    echo "fuzz: $target crashed; inputs in fuzz/artifacts/$target" >&2
+  rc=0
+  output=$(cargo +nightly fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 2>&1) || rc=$?
+  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)|panicked|ERROR|SUMMARY' <<<"$output" || true
+  if ((rc)); then
+    tail -n 30 <<<"$output" >&2
+    echo "fuzz: $target failed (exit $rc); crash inputs are in fuzz/artifacts/$target" >&2
     exit 1
   fi
 done

@@ -75,7 +75,11 @@ fn catalogue() -> Vec<Case> {
         data("invalid UTF-8", b"{\"context\": [1]}\n\xff\xfe\xfd\n", "<submitted data>:2: line is not valid UTF-8"),
         data("huge line", long_line.as_bytes(), "bytes, over the limit of 4096"),
         data("negative id", b"{\"context\": [1, -5]}\n", "element 1 is not a non-negative integer token id: -5"),
-        data("id outside the vocabulary", b"{\"context\": [50257]}\n", "token id 50257 at index 0 is outside the vocabulary"),
+        data(
+            "id outside the vocabulary",
+            b"{\"context\": [50257]}\n",
+            "token id 50257 at index 0 is outside the vocabulary",
+        ),
         data("float id", b"{\"context\": [1.5]}\n", "is not a non-negative integer token id: 1.5"),
         data("id too big for any integer", b"{\"context\": [1e30]}\n", "not a non-negative integer token id"),
         data("nested array", b"{\"context\": [[1]]}\n", "not a non-negative integer token id: [1]"),
@@ -87,30 +91,98 @@ fn catalogue() -> Vec<Case> {
         data("context is a string", b"{\"context\": \"1 2 3\"}\n", "field `context` must be an array of token ids"),
         data("context is null", b"{\"context\": null}\n", "field `context` must be an array of token ids"),
         data("empty context", b"{\"context\": []}\n", "field `context` is empty"),
-        data("blank line between records", b"{\"context\": [1]}\n\n{\"context\": [2]}\n", "<submitted data>:2: empty line"),
+        data(
+            "blank line between records",
+            b"{\"context\": [1]}\n\n{\"context\": [2]}\n",
+            "<submitted data>:2: empty line",
+        ),
         data("bad completion", b"{\"context\": [1], \"completion\": [\"x\"]}\n", "field `completion`: element 0"),
-        data("context over the token limit", many_tokens.as_bytes(), "field `context` has 400 tokens, over the limit of 300"),
+        data(
+            "context over the token limit",
+            many_tokens.as_bytes(),
+            "field `context` has 400 tokens, over the limit of 300",
+        ),
         data("too many lines", many_lines.as_bytes(), "has more than 200 lines"),
         data("bad line among many (counted)", b"x\ny\nz\n", "has 3 bad line(s)"),
         params("beam 0", DecodeParams { beam: 0, ..d.clone() }, inv, "--beam must be at least 1"),
         params("eval_len 0", DecodeParams { eval_len: 0, ..d.clone() }, inv, "--eval_len must be at least 1"),
         params("seq_len not above eval_len", DecodeParams { seq_len: 8, ..d.clone() }, inv, "must exceed --eval_len 8"),
-        params("seq_len past n_positions", DecodeParams { seq_len: 2048, ..d.clone() }, inv, "exceeds the model's 1024 positions"),
-        params("eval_len over the service limit", DecodeParams { eval_len: 2000, seq_len: 2048, ..d.clone() }, Code::ResourceExhausted, "--eval_len 2000 is over this coordinator's limit of 1024"),
-        params("beam over the service limit", DecodeParams { beam: 65, ..d.clone() }, Code::ResourceExhausted, "--beam 65 is over this coordinator's limit of 64"),
-        params("repetition_penalty 0", DecodeParams { repetition_penalty: 0.0, ..d.clone() }, inv, "--repetition_penalty must be a finite number above 0"),
-        params("length_penalty NaN", DecodeParams { length_penalty: f64::NAN, ..d.clone() }, inv, "--length_penalty must be a finite number"),
-        params("eos id outside the vocabulary", DecodeParams { extra_eos_token_ids: vec![60000], ..d.clone() }, inv, "--eos_token_id 60000 is outside the vocabulary"),
+        params(
+            "seq_len past n_positions",
+            DecodeParams { seq_len: 2048, ..d.clone() },
+            inv,
+            "exceeds the model's 1024 positions",
+        ),
+        params(
+            "eval_len over the service limit",
+            DecodeParams { eval_len: 2000, seq_len: 2048, ..d.clone() },
+            Code::ResourceExhausted,
+            "--eval_len 2000 is over this coordinator's limit of 1024",
+        ),
+        params(
+            "beam over the service limit",
+            DecodeParams { beam: 65, ..d.clone() },
+            Code::ResourceExhausted,
+            "--beam 65 is over this coordinator's limit of 64",
+        ),
+        params(
+            "repetition_penalty 0",
+            DecodeParams { repetition_penalty: 0.0, ..d.clone() },
+            inv,
+            "--repetition_penalty must be a finite number above 0",
+        ),
+        params(
+            "length_penalty NaN",
+            DecodeParams { length_penalty: f64::NAN, ..d.clone() },
+            inv,
+            "--length_penalty must be a finite number",
+        ),
+        params(
+            "eos id outside the vocabulary",
+            DecodeParams { extra_eos_token_ids: vec![60000], ..d.clone() },
+            inv,
+            "--eos_token_id 60000 is outside the vocabulary",
+        ),
         grpc("no messages", vec![], inv, "the first SubmitJob message must be a JobSpec"),
-        grpc("records before the spec", vec![chunk(GOOD.as_bytes()), spec(small())], inv, "the first SubmitJob message must be a JobSpec"),
+        grpc(
+            "records before the spec",
+            vec![chunk(GOOD.as_bytes()), spec(small())],
+            inv,
+            "the first SubmitJob message must be a JobSpec",
+        ),
         grpc("two specs", vec![spec(small()), spec(small())], inv, "only the first SubmitJob message may be a JobSpec"),
-        grpc("an empty message", vec![spec(small()), SubmitJobRequest { item: None }], inv, "a SubmitJob message carries nothing"),
+        grpc(
+            "an empty message",
+            vec![spec(small()), SubmitJobRequest { item: None }],
+            inv,
+            "a SubmitJob message carries nothing",
+        ),
         grpc("spec without params", vec![no_params, chunk(GOOD.as_bytes())], inv, "params are missing"),
-        grpc("model id with a slash", vec![with_model("a/b"), chunk(GOOD.as_bytes())], inv, "model_id `a/b` must be 1 to 128 characters"),
+        grpc(
+            "model id with a slash",
+            vec![with_model("a/b"), chunk(GOOD.as_bytes())],
+            inv,
+            "model_id `a/b` must be 1 to 128 characters",
+        ),
         grpc("empty model id", vec![with_model(""), chunk(GOOD.as_bytes())], inv, "model_id `` must be"),
-        grpc("idempotency key too long", vec![long_key, chunk(GOOD.as_bytes())], inv, "idempotency_key is longer than 256 bytes"),
-        grpc("job over the byte limit", vec![spec(small()), chunk(&GOOD.repeat(2000).into_bytes())], Code::ResourceExhausted, "over this coordinator's limit of 50000 bytes"),
-        grpc("message over the gRPC size limit", vec![spec(small()), chunk(&vec![b' '; 2 << 20])], Code::OutOfRange, "message length too large"),
+        grpc(
+            "idempotency key too long",
+            vec![long_key, chunk(GOOD.as_bytes())],
+            inv,
+            "idempotency_key is longer than 256 bytes",
+        ),
+        grpc(
+            "job over the byte limit",
+            vec![spec(small()), chunk(&GOOD.repeat(2000).into_bytes())],
+            Code::ResourceExhausted,
+            "over this coordinator's limit of 50000 bytes",
+        ),
+        grpc(
+            "message over the gRPC size limit",
+            vec![spec(small()), chunk(&vec![b' '; 2 << 20])],
+            Code::OutOfRange,
+            "message length too large",
+        ),
     ]
 }
 
@@ -153,10 +225,22 @@ fn checkpoint_cases(dir: &Path) -> Vec<(&'static str, std::path::PathBuf, &'stat
         ("NaN weights", nan, "holds NaN or infinite values"),
         ("wrong tensor shape", shape, "has shape [64, 255], expected [64, 256]"),
         ("empty checkpoint file", write("empty.pt", b""), "is neither a torch.save zip archive nor a safetensors file"),
-        ("text instead of a checkpoint", write("text.pt", b"hello, I am not a model\n"), "is neither a torch.save zip archive"),
+        (
+            "text instead of a checkpoint",
+            write("text.pt", b"hello, I am not a model\n"),
+            "is neither a torch.save zip archive",
+        ),
         ("truncated zip", write("cut.pt", &full[..full.len() / 2]), "is corrupt or truncated"),
-        ("pickle with an unknown opcode", zip_with_pickle("opcode.pt", b"\x80\x02\xff"), "unsupported pickle opcode 0xff"),
-        ("pickle importing os.system (never called)", zip_with_pickle("global.pt", b"\x80\x02cos\nsystem\n."), "holds no state dict"),
+        (
+            "pickle with an unknown opcode",
+            zip_with_pickle("opcode.pt", b"\x80\x02\xff"),
+            "unsupported pickle opcode 0xff",
+        ),
+        (
+            "pickle importing os.system (never called)",
+            zip_with_pickle("global.pt", b"\x80\x02cos\nsystem\n."),
+            "holds no state dict",
+        ),
         ("pickle whose root is a list", zip_with_pickle("list.pt", b"\x80\x02]."), "the pickle's root is not a dict"),
         ("unsupported pickle protocol", zip_with_pickle("proto.pt", b"\x80\x09}."), "unsupported pickle protocol 9"),
     ]
@@ -167,8 +251,16 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start(dir.path());
     let limits = [
-        "--max-line-bytes", "4096", "--max-context-tokens", "300", "--max-lines", "200",
-        "--max-job-bytes", "50000", "--max-message-bytes", "1048576",
+        "--max-line-bytes",
+        "4096",
+        "--max-context-tokens",
+        "300",
+        "--max-lines",
+        "200",
+        "--max-job-bytes",
+        "50000",
+        "--max-message-bytes",
+        "1048576",
     ];
     let coordinator = Coordinator::start(&redis, dir.path(), None, &limits);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -180,7 +272,15 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
         });
         let ok = status.code() == case.code && status.message().contains(case.expect);
         rows.push((case.area, case.name, format!("{:?}", status.code()), status.message().replace('\n', " "), ok));
-        assert!(ok, "{}: got {:?} `{}`, expected {:?} with `{}`", case.name, status.code(), status.message(), case.code, case.expect);
+        assert!(
+            ok,
+            "{}: got {:?} `{}`, expected {:?} with `{}`",
+            case.name,
+            status.code(),
+            status.message(),
+            case.code,
+            case.expect
+        );
     }
     assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
     let missing = runtime.block_on(async {
@@ -192,16 +292,30 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
 
     let data = head(&conformance_dir().join("data/e2e_test_public.jsonl"), 2, dir.path(), "data.jsonl");
     for (name, path, expect) in checkpoint_cases(dir.path()) {
-        let mut args = strings(&["run", "--device", "cpu", "--data", data.to_str().expect("utf-8"), "--init_checkpoint"]);
+        let mut args =
+            strings(&["run", "--device", "cpu", "--data", data.to_str().expect("utf-8"), "--init_checkpoint"]);
         args.push(path.to_str().expect("utf-8").into());
         args.extend(tiny_model_args());
-        args.extend(strings(&["--eval_len", "8", "--seq_len", "64", "--work_dir", dir.path().join("out").to_str().expect("utf-8")]));
+        args.extend(strings(&[
+            "--eval_len",
+            "8",
+            "--seq_len",
+            "64",
+            "--work_dir",
+            dir.path().join("out").to_str().expect("utf-8"),
+        ]));
         let out = lorabeam(&args);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let ok = !out.status.success() && stderr.contains(expect) && !stderr.contains("panicked");
         assert!(ok, "{name}: {stderr}");
         assert!(!dir.path().join("out/beam_prediction.jsonl").exists());
-        rows.push(("checkpoint", name, format!("exit {}", out.status.code().unwrap_or(-1)), stderr.trim().replace('\n', " "), ok));
+        rows.push((
+            "checkpoint",
+            name,
+            format!("exit {}", out.status.code().unwrap_or(-1)),
+            stderr.trim().replace('\n', " "),
+            ok,
+        ));
     }
     eprintln!("| # | area | input | answer | message |");
     eprintln!("|---|---|---|---|---|");

@@ -247,3 +247,35 @@ fn results_resume_from_an_offset_while_the_job_runs() {
     std::fs::write(&output, text).expect("write");
     eprintln!("resumed stream: {}", compare(&golden_file("greedy-f64"), &output, 1.0));
 }
+
+#[test]
+fn an_item_over_the_kv_budget_fails_alone_and_the_job_completes_with_failures() {
+    let fleet = setup(&["a"], &["--max-kv-mib", "1"]);
+    let dir = fleet.dir.path();
+    // Three E2E lines fit 1 MiB of KV cache at beam 4 / eval_len 100 on the tiny model (f64);
+    // a 150-token context does not (2 KiB per position: 150 + 4 × 100 positions).
+    let mut text = std::fs::read_to_string(head(&data(), 3, dir, "three.jsonl")).expect("data");
+    text.push_str(&format!("{{\"context\": [{}]}}\n", vec!["318"; 150].join(", ")));
+    let input = dir.join("four.jsonl");
+    std::fs::write(&input, text).expect("write");
+    let output = dir.join("out.jsonl");
+    let mut args = strings(&["submit", "--coordinator", &fleet.coordinator.url(), "--model-id", "tiny", "--data"]);
+    args.push(input.to_str().expect("utf-8").into());
+    args.extend(strings(&["--beam", "4", "--eval_len", "100", "--seq_len", "256", "--wait", "--output"]));
+    args.push(output.to_str().expect("utf-8").into());
+    let out = lorabeam(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a job with failures is not a success for scripts");
+    assert!(stderr.contains("completed with 1 failed record(s)") && stderr.contains("ids: 3"), "{stderr}");
+    assert!(stderr.contains("over this worker's budget of 1.0 MiB"), "{stderr}");
+    let job_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let status = fleet.client.status(&job_id).expect("status");
+    assert_eq!(status.state, JobState::CompletedWithFailures as i32);
+    assert_eq!(status.failed_ids, vec![3]);
+    let served = std::fs::read_to_string(fleet.coordinator.output_dir.join(format!("{job_id}.jsonl"))).expect("output");
+    let ids: Vec<&str> = served.lines().map(|l| l.split(',').next().unwrap_or_default()).collect();
+    assert_eq!(ids, ["{\"id\": 0", "{\"id\": 1", "{\"id\": 2"], "every other line is there");
+    let missing = fleet.coordinator.output_dir.join(format!("{job_id}.failures.jsonl"));
+    let missing = std::fs::read_to_string(missing).expect("failures sidecar");
+    assert!(missing.starts_with("{\"error\":") || missing.contains("\"id\":3"), "{missing}");
+}

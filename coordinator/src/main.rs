@@ -12,6 +12,8 @@ use lorabeam_coordinator::intake::IntakeLimits;
 use lorabeam_coordinator::{Coordinator, CoordinatorConfig, ServeOptions, ServerTls};
 
 #[derive(Debug, Parser)]
+// A flag given twice takes its last value, so wrappers can override what they were given.
+#[command(args_override_self = true)]
 #[command(name = "lorabeam-coordinator", version, about = "lorabeam's coordinator: jobs in, ordered JSONL out")]
 struct Args {
     /// gRPC address to listen on (port 0 picks a free one; the bound address is logged).

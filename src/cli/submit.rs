@@ -115,11 +115,11 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         })
         .await?;
         progress.finish_and_clear();
-        check_final(&last)?;
+        // Whatever decoded is written, even when some records failed.
         if let Some(output) = &args.output {
             let lines = fetch_results(&mut client, &job_id, 0, Some(output)).await?;
             eprintln!("wrote {lines} predictions to {}", output.display());
         }
-        Ok(())
+        check_final(&last)
     })
 }

@@ -10,11 +10,17 @@ use std::time::{Duration, Instant};
 
 use super::{fixture, tiny_model_args};
 
-/// The workspace's other binaries, built once per test run (a no-op when up to date).
+/// The workspace's other binaries, built once per test run unless `LORABEAM_BINARIES_BUILT`
+/// says they are fresh.
 pub fn binary(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     let dir = Path::new(env!("CARGO_BIN_EXE_lorabeam")).parent().expect("target dir").to_path_buf();
     BUILD.call_once(|| {
+        // scripts/test.sh builds them just before (a nested build here would see other
+        // features unified, from the tests' dev-dependencies, and rebuild everything).
+        if std::env::var_os("LORABEAM_BINARIES_BUILT").is_some() {
+            return;
+        }
         let release = dir.ends_with("release");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         // The same selection as scripts/setup.sh, so features unify alike and nothing rebuilds.
@@ -52,6 +58,11 @@ impl Process {
         let file = std::fs::File::create(&log).expect("log file");
         command.stderr(file);
         let child = command.spawn().unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Self { child: Some(child), log }
+    }
+
+    /// Adopts a child started elsewhere.
+    pub fn from_child(child: Child, log: PathBuf) -> Self {
         Self { child: Some(child), log }
     }
 

@@ -18,6 +18,8 @@ enum EngineKind {
 }
 
 #[derive(Debug, Parser)]
+// A flag given twice takes its last value, so wrappers can override what they were given.
+#[command(args_override_self = true)]
 #[command(name = "lorabeam-worker", version, about = "lorabeam's worker: decodes queued shards of one model")]
 struct Args {
     /// Redis holding the queue, e.g. redis://:password@redis:6379/0.

@@ -19,8 +19,6 @@ use tch::Tensor;
 
 pub use torch_writer::save_torch_checkpoint;
 
-
-
 /// A detail of what is wrong inside a file, before the file's path is attached.
 #[derive(Debug)]
 pub struct Malformed(pub String);

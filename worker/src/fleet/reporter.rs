@@ -249,7 +249,8 @@ impl Reporter {
     }
 
     async fn on_confirmed(&mut self, confirmed: ShardConfirmed) {
-        let found = self.inflight.iter_mut().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id);
+        let found =
+            self.inflight.iter_mut().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id);
         let Some((&seq, shard)) = found else { return };
         if shard.remaining > 0 {
             return;
