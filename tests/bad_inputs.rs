@@ -186,6 +186,8 @@ fn catalogue() -> Vec<Case> {
     ]
 }
 
+type NamedTensors = Vec<(String, tch::Tensor)>;
+
 /// Broken checkpoints for `lorabeam run`: (name, file bytes or a builder, expected words).
 fn checkpoint_cases(dir: &Path) -> Vec<(&'static str, std::path::PathBuf, &'static str)> {
     let write = |name: &str, bytes: &[u8]| {
@@ -202,7 +204,7 @@ fn checkpoint_cases(dir: &Path) -> Vec<(&'static str, std::path::PathBuf, &'stat
         assert!(status.is_ok_and(|s| s.success()), "python3 writes the zip");
         path
     };
-    let edited = |name: &str, edit: &dyn Fn(&mut Vec<(String, tch::Tensor)>)| {
+    let edited = |name: &str, edit: &dyn Fn(&mut NamedTensors)| {
         let state = load_state_dict(&fixture("lora_full.pt")).expect("fixture loads");
         let mut tensors: Vec<(String, tch::Tensor)> = state.tensors.into_iter().collect();
         edit(&mut tensors);
