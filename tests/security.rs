@@ -66,6 +66,17 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).to_str().expect("utf-8").to_string()
 }
 
+/// `--flag dir/file` pairs, then `extra`.
+fn flags(dir: &Path, files: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (flag, file) in files {
+        out.push(flag.to_string());
+        out.push(path(dir, file));
+    }
+    out.extend(extra.iter().map(|s| s.to_string()));
+    out
+}
+
 /// A TLS-only Redis with a password (a plain port too, for the test's own redis-cli).
 struct TlsRedis {
     port: u16,
@@ -102,27 +113,20 @@ fn tokens_roles_and_mutual_tls_over_a_password_protected_rediss() {
     // pointed at the TLS one through its flags (the later --redis-url wins).
     let rediss = format!("rediss://:s3cret@localhost:{}/0", redis.port);
     let plain = Redis::start(d);
-    let coordinator = Coordinator::start(
-        &plain,
+    let coordinator_flags = flags(
         d,
-        None,
         &[
-            "--redis-url",
-            &rediss,
-            "--redis-ca",
-            &path(d, "ca.crt"),
-            "--client-token-file",
-            &path(d, "client.token"),
-            "--worker-token-file",
-            &path(d, "worker.token"),
-            "--tls-cert",
-            &path(d, "server.crt"),
-            "--tls-key",
-            &path(d, "server.key"),
-            "--tls-client-ca",
-            &path(d, "ca.crt"),
+            ("--redis-ca", "ca.crt"),
+            ("--client-token-file", "client.token"),
+            ("--worker-token-file", "worker.token"),
+            ("--tls-cert", "server.crt"),
+            ("--tls-key", "server.key"),
+            ("--tls-client-ca", "ca.crt"),
         ],
+        &["--redis-url", &rediss],
     );
+    let coordinator_flags: Vec<&str> = coordinator_flags.iter().map(String::as_str).collect();
+    let coordinator = Coordinator::start(&plain, d, None, &coordinator_flags);
     let url = format!("https://localhost:{}", coordinator.port);
     let (ca, worker_token) = (path(d, "ca.crt"), path(d, "worker.token"));
     let tls =

@@ -173,12 +173,7 @@ fn metrics_are_scraped_from_both_processes() {
     assert_eq!(values.get("lorabeam_jobs_submitted_total"), Some(&1.0));
     assert_eq!(values.get("lorabeam_records_done_total"), Some(&8.0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let shards: f64 = stderr
-        .split(" shards")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("shard count in: {stderr}"));
+    let shards = number_before(&stderr, " shards");
     assert_eq!(values.get("lorabeam_shards_done_total"), Some(&shards));
     assert_eq!(values.get("lorabeam_queue_depth{model_id=\"tiny\"}"), Some(&0.0));
     assert_eq!(values.get("lorabeam_queue_lag{model_id=\"tiny\"}"), Some(&0.0));
@@ -190,17 +185,18 @@ fn metrics_are_scraped_from_both_processes() {
     let text = http_get(worker_metrics_port(dir.path(), "a"), "/metrics");
     eprintln!("worker /metrics:\n{text}");
     let values = parse(&text);
-    let distinct: f64 = stderr
-        .split(" distinct contexts")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("distinct count in: {stderr}"));
+    let distinct = number_before(&stderr, " distinct contexts");
     assert_eq!(values.get("lorabeam_worker_items_done_total"), Some(&distinct), "one per distinct context");
     assert_eq!(values.get("lorabeam_worker_shards_done_total"), Some(&shards));
     assert!(values.get("lorabeam_worker_decode_step_seconds_count").is_some_and(|&n| n > 0.0));
     assert!(values.get("lorabeam_worker_generated_tokens_total").is_some_and(|&t| t > 0.0));
     assert_eq!(http_get(coordinator.metrics_port, "/healthz").trim(), "ok");
+}
+
+/// The number just before `words` in submit's summary ("... 6 distinct contexts, 2 shards").
+fn number_before(text: &str, words: &str) -> f64 {
+    let number = text.split(words).next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok());
+    number.unwrap_or_else(|| panic!("no number before `{words}` in: {text}"))
 }
 
 /// `name{labels} value` lines of the Prometheus text format.
