@@ -34,8 +34,26 @@ pub struct CoordinatorArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-/// A JobService client that sends the bearer token on every call.
-pub type Client = JobServiceClient<InterceptedService<Channel, BearerToken>>;
+/// A JobService client that sends the bearer token, and the caller's trace context, on every call.
+pub type Client = JobServiceClient<InterceptedService<Channel, ClientCalls>>;
+
+/// What every call carries: the bearer token, and the W3C context in `$TRACEPARENT` (as
+/// otel-cli and CI tracers set it), so the job and every later call join the caller's trace.
+#[derive(Debug, Clone)]
+pub struct ClientCalls {
+    token: BearerToken,
+    traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl tonic::service::Interceptor for ClientCalls {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.token.call(request)?;
+        if let Some(value) = &self.traceparent {
+            request.metadata_mut().insert(lorabeam_proto::telemetry::TRACEPARENT, value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// Largest gRPC message the client accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -45,7 +63,11 @@ impl CoordinatorArgs {
         let tls = ClientTls { ca: self.tls_ca.clone(), cert: self.tls_cert.clone(), key: self.tls_key.clone() };
         let channel = lorabeam_proto::connect::channel(&self.coordinator, &tls, Duration::from_secs(10)).await?;
         let token = BearerToken::new(read_secret(self.token_file.as_deref(), self.token.as_deref())?)?;
-        Ok(JobServiceClient::with_interceptor(channel, token)
+        let traceparent = match std::env::var("TRACEPARENT") {
+            Ok(value) => Some(value.parse().with_context(|| format!("TRACEPARENT `{value}` is not ASCII"))?),
+            Err(_) => None,
+        };
+        Ok(JobServiceClient::with_interceptor(channel, ClientCalls { token, traceparent })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }

@@ -79,13 +79,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        // A W3C context in $TRACEPARENT (as otel-cli and CI tracers set it) makes the job part of
-        // the caller's trace.
-        if let Ok(traceparent) = std::env::var("TRACEPARENT") {
-            let value = traceparent.parse().with_context(|| format!("TRACEPARENT `{traceparent}` is not ASCII"))?;
-            request.metadata_mut().insert(lorabeam_proto::telemetry::TRACEPARENT, value);
-        }
+        let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
         let response = client
             .submit_job(request)
             .await
