@@ -279,3 +279,19 @@ fn an_item_over_the_kv_budget_fails_alone_and_the_job_completes_with_failures() 
     let missing = std::fs::read_to_string(missing).expect("failures sidecar");
     assert!(missing.starts_with("{\"error\":") || missing.contains("\"id\":3"), "{missing}");
 }
+
+#[test]
+fn finished_jobs_and_their_outputs_expire_after_the_retention() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &["--retention-secs", "1"]);
+    let _echo = worker(&redis, &coordinator.url(), dir.path(), "echo", "tiny", &["--engine", "echo"]);
+    let client = Client::new(&coordinator);
+    let job_id = submit_detached(&coordinator, &head(&data(), 5, dir.path(), "five.jsonl"), "greedy-f64", &[]);
+    client.wait_state(&job_id, JobState::Completed);
+    let output = coordinator.output_dir.join(format!("{job_id}.jsonl"));
+    assert!(output.exists());
+    wait_until("the job to expire", LONG, || client.status(&job_id).is_none() && !output.exists());
+    assert_eq!(redis.cli(&["KEYS", &format!("lorabeam:job:{job_id}*")]), "", "every key of the job is gone");
+}
