@@ -156,18 +156,19 @@ fn every_fault_ends_byte_identical_to_a_fault_free_run() {
     record("coordinator unreachable for 2.5 s (lease 1 s)".into(), &wait_completed(&coordinator, &job_id));
     drop(_workers);
 
-    // A slow worker: frozen while it holds a shard, so its lease expires and the other worker
-    // takes the shard; then it wakes and reports what it had.
-    let workers = start_workers(&coordinator, &redis, "slow");
+    // A slow worker: frozen while it holds shards, so its leases expire and the other worker
+    // takes them; then it wakes and reports what it had. It starts alone, so it does hold some.
+    let slow = worker(&redis, &coordinator.url(), dir.path(), "slow-a", "tiny", &lease);
     let job_id = submit(&coordinator, &data);
     wait_until("the slow worker to hold a shard", LONG, || {
         !redis.cli(&["XPENDING", "lorabeam:queue:tiny", "workers", "-", "+", "10", "slow-a"]).is_empty()
     });
-    signal(workers[0].pid(), "STOP");
+    signal(slow.pid(), "STOP");
+    let other = worker(&redis, &coordinator.url(), dir.path(), "slow-b", "tiny", &lease);
     std::thread::sleep(Duration::from_millis(3000));
-    signal(workers[0].pid(), "CONT");
+    signal(slow.pid(), "CONT");
     record("worker frozen 3 s past its lease, then reports".into(), &wait_completed(&coordinator, &job_id));
-    drop(workers);
+    drop((slow, other));
 
     eprintln!("| trial | fault | lines lost | lines duplicated | byte-identical |");
     eprintln!("|---|---|---|---|---|");

@@ -141,7 +141,8 @@ fn three_workers_reproduce_the_golden() {
 
 #[test]
 fn a_worker_killed_mid_shard_loses_and_duplicates_nothing() {
-    let mut fleet = setup(&["doomed", "survivor"], &["--lease-secs", "2"]);
+    // Small prefetch, so both workers hold shards of the job.
+    let mut fleet = setup(&["doomed", "survivor"], &["--lease-secs", "2", "--prefetch-items", "4"]);
     let job_id = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
     wait_until("the doomed worker to hold a shard after some results", LONG, || {
         let pending = fleet.redis.cli(&["XPENDING", "lorabeam:queue:tiny", "workers", "-", "+", "10", "doomed"]);

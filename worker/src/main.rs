@@ -57,6 +57,10 @@ struct Args {
     /// A shard handed out more often than this (its workers kept dying) has its items failed.
     #[arg(long, env = "LORABEAM_MAX_DELIVERIES", default_value_t = 3)]
     max_deliveries: u64,
+    /// Items claimed ahead of the batch. Small spreads a job's shards over more workers; large
+    /// keeps a big batch full when items finish quickly.
+    #[arg(long, env = "LORABEAM_PREFETCH_ITEMS", default_value_t = 32)]
+    prefetch_items: usize,
     /// Most shards held at once (claimed and not yet confirmed by the coordinator).
     #[arg(long, env = "LORABEAM_MAX_SHARDS", default_value_t = 16)]
     max_shards: usize,
@@ -127,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         consumer: args.worker_name.unwrap_or_else(consumer_name),
         lease: Duration::from_secs(args.lease_secs.max(1)),
         grace: Duration::from_secs(args.grace_secs),
-        prefetch_items: args.max_rows.max(1),
+        prefetch_items: args.prefetch_items.max(1),
         max_shards: args.max_shards.max(1),
         max_deliveries: args.max_deliveries.max(1),
         max_message_bytes: args.max_message_bytes,
