@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use lorabeam_proto::telemetry::{parent_from_metadata, traceparent};
 use lorabeam_proto::v1::{
-    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobState, JobStatus, ListJobsRequest, ListJobsResponse,
-    Prediction, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
+    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobStatus, ListJobsRequest, ListJobsResponse, Prediction,
+    StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
 };
+use lorabeam_proto::{job_state_is_final, job_state_name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -24,10 +25,6 @@ const REFRESH: Duration = Duration::from_secs(1);
 const RESULT_WINDOW: usize = 512;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
-
-fn is_final(state: i32) -> bool {
-    !matches!(JobState::try_from(state), Ok(JobState::Running) | Ok(JobState::Unspecified) | Err(_))
-}
 
 impl Coordinator {
     pub async fn submit(&self, stream: Streaming<SubmitJobRequest>, client: String) -> Result<SubmitJobResponse> {
@@ -111,7 +108,7 @@ impl Coordinator {
                         return;
                     }
                 };
-                let done = is_final(status.state);
+                let done = job_state_is_final(status.state);
                 if last.as_ref() != Some(&status) {
                     last = Some(status.clone());
                     if tx.send(Ok(JobEvent { status: Some(status) })).await.is_err() {
@@ -172,10 +169,10 @@ impl Coordinator {
                 continue;
             }
             let status = self.store.status(job_id).await?;
-            if is_final(status.state) {
+            if job_state_is_final(status.state) {
                 return Err(CoordinatorError::JobNotRunning {
                     job_id: job_id.into(),
-                    state: parse_state_name(status.state),
+                    state: job_state_name(status.state),
                     action: "waiting for more results",
                 });
             }
@@ -183,13 +180,6 @@ impl Coordinator {
         }
         Ok(())
     }
-}
-
-/// `completed_with_failures` for `JOB_STATE_COMPLETED_WITH_FAILURES`.
-fn parse_state_name(state: i32) -> String {
-    JobState::try_from(state)
-        .map(|s| s.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase())
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[tonic::async_trait]
@@ -265,7 +255,7 @@ impl Coordinator {
             let status = self.store.status(&job_id).await?;
             return Err(CoordinatorError::JobNotRunning {
                 job_id,
-                state: parse_state_name(status.state),
+                state: job_state_name(status.state),
                 action: "cancel",
             }
             .into());

@@ -146,26 +146,6 @@ async fn main() -> anyhow::Result<()> {
         mtls = args.tls_client_ca.is_some(),
         "security"
     );
-    coordinator.serve(listener, options, shutdown_signal()).await?;
+    coordinator.serve(listener, options, lorabeam_proto::shutdown_signal()).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -43,6 +43,35 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lorabeam_v1_descriptor.bin"));
 }
 
+/// A job state as the CLI, logs and errors name it: `completed_with_failures` for
+/// `JOB_STATE_COMPLETED_WITH_FAILURES` (the names the Redis job hash stores).
+pub fn job_state_name(state: i32) -> String {
+    v1::JobState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whether a job in this state will change no more.
+pub fn job_state_is_final(state: i32) -> bool {
+    !matches!(v1::JobState::try_from(state), Ok(v1::JobState::Running) | Ok(v1::JobState::Unspecified) | Err(_))
+}
+
+/// Resolves on SIGTERM or Ctrl-C: how every lorabeam process learns it should stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 impl From<&DecodeParams> for v1::DecodeParams {
     fn from(p: &DecodeParams) -> Self {
         Self {

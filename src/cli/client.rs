@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
+use lorabeam_proto::job_state_name;
 use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -83,23 +84,12 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) 
         .block_on(future)
 }
 
-/// `completed_with_failures` for `JOB_STATE_COMPLETED_WITH_FAILURES`.
-pub fn state_name(state: i32) -> String {
-    JobState::try_from(state)
-        .map(|s| s.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-pub fn is_final(state: i32) -> bool {
-    !matches!(JobState::try_from(state), Ok(JobState::Running) | Ok(JobState::Unspecified) | Err(_))
-}
-
 /// One line about a job, as `lorabeam jobs` and `lorabeam watch` print it.
 pub fn status_line(s: &JobStatus) -> String {
     let mut line = format!(
         "{}  {:<24} {:<10} {}/{} records  {}/{} shards  {:.0} tokens/s",
         s.job_id,
-        state_name(s.state),
+        job_state_name(s.state),
         s.model_id,
         s.records_done,
         s.records,
@@ -131,6 +121,6 @@ pub fn check_final(status: &JobStatus) -> anyhow::Result<()> {
                 status.error
             )
         }
-        _ => anyhow::bail!("job {} ended {}: {}", status.job_id, state_name(status.state), status.error),
+        _ => anyhow::bail!("job {} ended {}: {}", status.job_id, job_state_name(status.state), status.error),
     }
 }

@@ -8,7 +8,9 @@ use lorabeam_coordinator::writer::{format_prediction, PredictionFile};
 use lorabeam_proto::v1::{CancelJobRequest, JobStatus, ListJobsRequest, StreamResultsRequest, WatchJobRequest};
 use std::io::Write;
 
-use super::client::{block_on, check_final, is_final, status_line, Client, CoordinatorArgs};
+use lorabeam_proto::job_state_is_final;
+
+use super::client::{block_on, check_final, status_line, Client, CoordinatorArgs};
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -90,7 +92,7 @@ pub async fn follow(
     while let Some(event) = events.message().await.with_context(|| format!("watching {job_id}"))? {
         if let Some(status) = event.status {
             on_event(&status);
-            if is_final(status.state) {
+            if job_state_is_final(status.state) {
                 return Ok(status);
             }
         }

@@ -139,21 +139,6 @@ async fn main() -> anyhow::Result<()> {
         token: BearerToken::new(read_secret(args.token_file.as_deref(), args.token.as_deref())?)?,
         redis_ca: args.redis_ca,
     };
-    fleet::run(config, decoder, shutdown_signal()).await?;
+    fleet::run(config, decoder, lorabeam_proto::shutdown_signal()).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
