@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Side-by-side run of gpt2_beam.py (through ../shared/tools/run_reference.py) and
-# `lorabeam run` on the same checkpoint, data, decoding flags and --threads, one program at a
-# time. Prints both items/s, their ratio and compare.py's verdict.
+# Side-by-side run of gpt2_beam.py and `lorabeam run` on the same checkpoint, data, decoding
+# flags and --threads, one program at a time. Prints both items/s, their ratio and
+# `lorabeam compare`'s verdict.
 #
-#   LORA_NLG_SRC=/path/to/LoRA/examples/NLG/src benches/compare_reference.sh \
+# The reference is not part of this repository. LORABEAM_REFERENCE_RUNNER names a script that
+# runs microsoft/LoRA's own beam() on the CPU, taking gpt2_beam.py's flags plus
+# --n_embd --n_layer --n_head --n_positions --dtype --limit --threads --out, and printing a JSON
+# line with "items_per_s" last.
+#
+#   LORABEAM_REFERENCE_RUNNER=/path/to/run_reference.py LORA_NLG_SRC=/path/to/LoRA/examples/NLG/src \
+#   benches/compare_reference.sh \
 #     --checkpoint CKPT --shape "768 12 12 1024" --data FILE [--lines N] [--ref-lines M] \
 #     [--dtype f32|f64] [--threads T] [--seq-len S] [--batch-size B] [--out DIR]
 #
@@ -12,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-: "${LORA_NLG_SRC:?set LORA_NLG_SRC to the examples/NLG/src folder of microsoft/LoRA, see ../shared/tools/README.md}"
+: "${LORABEAM_REFERENCE_RUNNER:?set LORABEAM_REFERENCE_RUNNER to a runner of gpt2_beam.py's beam() (see the header)}"
 
 checkpoint= shape="64 2 4 256" data= lines=50 ref_lines= dtype=f32 threads=2 seq_len=256 batch=1 out=target/compare
 while (($#)); do
@@ -26,13 +32,12 @@ while (($#)); do
 done
 read -r n_embd n_layer n_head n_positions <<<"$shape"
 ref_lines=${ref_lines:-$lines}
-shared=$(cd .. && pwd)/shared
 mkdir -p "$out"
 head -n "$lines" "$data" >"$out/input.jsonl"
 decode=(--beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 --repetition_penalty 1.0 --eos_token_id 628
         --eval_len 64 --seq_len "$seq_len" --batch_size "$batch")
 
-ref_json=$(python "$shared/tools/run_reference.py" --data "$out/input.jsonl" --limit "$ref_lines" \
+ref_json=$(python "$LORABEAM_REFERENCE_RUNNER" --data "$out/input.jsonl" --limit "$ref_lines" \
   --init_checkpoint "$checkpoint" --n_embd "$n_embd" --n_layer "$n_layer" --n_head "$n_head" \
   --n_positions "$n_positions" --lora_dim 4 --lora_alpha 32 "${decode[@]}" --dtype "$dtype" \
   --threads "$threads" --out "$out/reference.jsonl" | tail -n 1)
@@ -51,4 +56,4 @@ echo "reference: $ref_lines lines, $ref_rate items/s   ($ref_json)"
 echo "lorabeam:  $lines lines, $ours_rate items/s (wall time of the whole command, model loading included)"
 python -c "print(f'ratio: {$ours_rate / $ref_rate:.1f}x  (threads {$threads}, dtype $dtype)')"
 head -n "$ref_lines" "$out/lorabeam.jsonl" >"$out/lorabeam_head.jsonl"
-python3 "$shared/conformance/compare.py" "$out/reference.jsonl" "$out/lorabeam_head.jsonl" --require-order --min-rate 0 | tail -n 1
+target/release/lorabeam compare "$out/reference.jsonl" "$out/lorabeam_head.jsonl" --min-rate 0 | tail -n 1

@@ -22,7 +22,7 @@ fn groups(model: &Gpt2, rows: usize) -> Vec<GroupCache> {
     let parents: Vec<usize> = (0..BEAM).collect();
     let tokens: Vec<i64> = (0..rows as i64).collect();
     for _ in 0..GENERATED {
-        let _ = model.decode(DecodeRows { tokens: &tokens, groups: caches.iter_mut().collect() }).expect("decode");
+        let _ = model.decode_step(DecodeRows { tokens: &tokens, groups: caches.iter_mut().collect() }).expect("decode");
         caches.iter_mut().for_each(|c| c.reorder(&parents));
     }
     caches
@@ -44,7 +44,7 @@ fn decode_step(c: &mut Criterion) {
         group.throughput(Throughput::Elements(flops as u64));
         group.bench_with_input(BenchmarkId::new("rows", rows), &rows, |b, _| {
             b.iter(|| {
-                model.decode(DecodeRows { tokens: &tokens, groups: caches.iter_mut().collect() }).expect("decode")
+                model.decode_step(DecodeRows { tokens: &tokens, groups: caches.iter_mut().collect() }).expect("decode")
             })
         });
     }

@@ -14,9 +14,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lorabeam_coordinator::dedup::DedupPlan;
-use lorabeam_coordinator::validation::read_records;
-use lorabeam_proto::DecodeParams;
+use lorabeam_core::dedup::DedupPlan;
+use lorabeam_core::read_records;
+use lorabeam_core::DecodeParams;
 use lorabeam_worker::checkpoint::save_torch_checkpoint;
 use lorabeam_worker::generation::{Engine, WorkItem};
 use lorabeam_worker::model::{synthetic_checkpoint, CheckpointPaths, Gpt2, Gpt2Config, ModelCard, Precision};
@@ -75,7 +75,7 @@ fn decode(model: &Gpt2, data: &Path, limit: usize, rows: usize) -> anyhow::Resul
 fn main() -> anyhow::Result<()> {
     let threads = support::set_threads();
     let rows = std::env::var("LORABEAM_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(320);
-    let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/data");
+    let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/data");
     let spec = ModelSpec {
         checkpoints: CheckpointPaths { init: Some(checkpoint()?), base: None },
         model_card: ModelCard::Small,

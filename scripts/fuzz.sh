@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 seconds=${1:-60}
-shared=${LORABEAM_CONFORMANCE_DIR:-../shared/conformance}
+conformance=${LORABEAM_CONFORMANCE_DIR:-tests/conformance}
 
 # cargo fuzz needs a nightly toolchain. Where none is installed and none can be fetched, say
 # so and exit 3, which the test command reports as a skip rather than a pass.
@@ -20,9 +20,9 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 mkdir -p fuzz/corpus/checkpoint_reader fuzz/corpus/jsonl_records
-cp -n "$shared"/fixture-tiny/lora_only.pt fuzz/corpus/checkpoint_reader/ 2>/dev/null || true
-head -c 4096 "$shared"/fixture-tiny/lora_full.pt > fuzz/corpus/checkpoint_reader/lora_full_head.pt
-head -n 3 "$shared"/data/e2e_test_public.jsonl > fuzz/corpus/jsonl_records/e2e_head.jsonl
+cp -n "$conformance"/fixture-tiny/lora_only.pt fuzz/corpus/checkpoint_reader/ 2>/dev/null || true
+head -c 4096 "$conformance"/fixture-tiny/lora_full.pt > fuzz/corpus/checkpoint_reader/lora_full_head.pt
+head -n 3 "$conformance"/data/e2e_test_public.jsonl > fuzz/corpus/jsonl_records/e2e_head.jsonl
 
 cargo +nightly fuzz build --sanitizer none
 for target in checkpoint_reader jsonl_records; do

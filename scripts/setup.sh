@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine, fast when already done:
 #   1. the Debian packages the build and the tests need;
-#   2. a venv with torch==2.11.0 (libtorch for tch 0.24) in a per-user cache;
+#   2. a venv with torch==2.11.0 (libtorch for tch 0.24) and safetensors (the tests write the
+#      fixture's other checkpoint layouts with them) in a per-user cache;
 #   3. the release binaries (lorabeam, lorabeam-coordinator, lorabeam-worker); those that
 #      load models find libtorch through their RPATH.
 set -euo pipefail
@@ -22,19 +23,21 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-torch_ok() {
+venv_ok() {
   "$LORABEAM_VENV/bin/python" - <<PY 2>/dev/null
 import importlib.metadata as m
 assert m.version("torch").split("+")[0] == "$LORABEAM_TORCH_VERSION"
+for package in ("numpy", "safetensors"):
+    m.version(package)
 PY
 }
-if ! torch_ok; then
-  echo "setup: installing torch==$LORABEAM_TORCH_VERSION into $LORABEAM_VENV (about 4.7 GB, once per user)"
+if ! venv_ok; then
+  echo "setup: installing torch==$LORABEAM_TORCH_VERSION, numpy and safetensors into $LORABEAM_VENV (about 4.7 GB, once per user)"
   mkdir -p "$LORABEAM_CACHE"
-  python3 -m venv "$LORABEAM_VENV"
+  [ -x "$LORABEAM_VENV/bin/pip" ] || python3 -m venv "$LORABEAM_VENV"
   "$LORABEAM_VENV/bin/pip" install -q --upgrade pip
-  "$LORABEAM_VENV/bin/pip" install -q "torch==$LORABEAM_TORCH_VERSION" numpy
-  torch_ok
+  "$LORABEAM_VENV/bin/pip" install -q "torch==$LORABEAM_TORCH_VERSION" numpy safetensors
+  venv_ok
 fi
 
 cargo build --release --locked --workspace --bins

@@ -27,6 +27,8 @@ enum Command {
     Cancel(cli::jobs::JobArgs),
     /// Fetch a job's predictions in id order (while it runs, they arrive as they are ready).
     Results(cli::jobs::ResultsArgs),
+    /// Compare a predictions file with a golden one, token for token.
+    Compare(cli::compare::CompareArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Watch(args) => cli::jobs::watch(args),
         Command::Cancel(args) => cli::jobs::cancel(args),
         Command::Results(args) => cli::jobs::results(args),
+        Command::Compare(args) => cli::compare::compare(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

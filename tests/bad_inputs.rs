@@ -7,8 +7,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use lorabeam_core::DecodeParams;
 use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
-use lorabeam_proto::DecodeParams;
 use lorabeam_worker::checkpoint::{load_state_dict, save_torch_checkpoint};
 use support::cluster::{Coordinator, Redis};
 use support::*;
@@ -17,7 +17,11 @@ use tonic::Code;
 const GOOD: &str = "{\"context\": [1, 2, 3], \"completion\": [4]}\n";
 
 fn spec(params: DecodeParams) -> SubmitJobRequest {
-    let spec = JobSpec { model_id: "tiny".into(), params: Some(v1::DecodeParams::from(&params)), ..Default::default() };
+    let spec = JobSpec {
+        model_id: "tiny".into(),
+        params: Some(v1::DecodeParams::try_from(&params).expect("fits")),
+        ..Default::default()
+    };
     SubmitJobRequest { item: Some(SubmitItem::Spec(spec)) }
 }
 

@@ -1,5 +1,5 @@
 //! Conformance: `lorabeam run` reproduces gpt2_beam.py's golden predictions
-//! (`../shared/conformance/golden`, made by the reference itself) token for token.
+//! (`tests/conformance/golden`, made by the reference itself) token for token.
 
 mod support;
 
@@ -70,4 +70,34 @@ fn half_precisions_stay_close_to_the_golden() {
     for (dtype, min_rate) in [("bf16", 0.6), ("f16", 0.9)] {
         check_golden("greedy-f64", &flags, min_rate, &["--dtype", dtype, "--max_rows", "400"]);
     }
+}
+
+/// The judge itself: another configuration's golden is far from this one, and a file that
+/// misses an id is refused outright.
+#[test]
+fn the_comparison_catches_differences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let readme = conformance_dir().join("golden/readme-f64.jsonl");
+    let greedy = conformance_dir().join("golden/greedy-f64.jsonl");
+    let agreement = lorabeam_core::predictions::compare_files(&readme, &greedy).expect("same ids");
+    assert!(agreement.rate() < 0.5, "beam 10 and greedy must differ: {agreement}");
+    let short = head(&readme, 125, dir.path(), "short.jsonl");
+    let err = lorabeam_core::predictions::compare_files(&readme, &short).expect_err("id 125 missing");
+    assert!(err.to_string().contains("no prediction for id 125"), "{err}");
+}
+
+/// `lorabeam compare` is the same judge for scripts: exit 0 at or above --min-rate.
+#[test]
+fn the_compare_command_reports_and_exits_by_rate() {
+    let readme = conformance_dir().join("golden/readme-f64.jsonl");
+    let f32 = conformance_dir().join("golden/readme-f32.jsonl");
+    let paths = [readme.to_str().expect("utf-8"), f32.to_str().expect("utf-8")];
+    let same = lorabeam(&strings(&["compare", paths[0], paths[0]]));
+    assert!(same.status.success());
+    assert!(String::from_utf8_lossy(&same.stdout).ends_with("identical: 126/126 (100.00%)\n"));
+    let strict = lorabeam(&strings(&["compare", paths[0], paths[1], "--min-rate", "1.0"]));
+    let lenient = lorabeam(&strings(&["compare", paths[0], paths[1], "--min-rate", "0.5"]));
+    let f32_identical = String::from_utf8_lossy(&lenient.stdout).contains("126/126");
+    assert_eq!(strict.status.success(), f32_identical, "exit status follows the rate");
+    assert!(lenient.status.success());
 }

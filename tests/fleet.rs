@@ -242,7 +242,7 @@ fn results_resume_from_an_offset_while_the_job_runs() {
     assert_eq!(running.state, JobState::Running as i32, "the first part was read while the job ran");
     let mut text = String::new();
     for p in first.iter().chain(&rest) {
-        lorabeam_coordinator::writer::format_prediction(&mut text, p.id as usize, &p.predict);
+        lorabeam_core::predictions::format_prediction(&mut text, p.id as usize, &p.predict);
     }
     let output = fleet.dir.path().join("resumed.jsonl");
     std::fs::write(&output, text).expect("write");

@@ -102,10 +102,10 @@ fn one_trace_per_job_across_coordinator_and_worker() {
     let jsonl = std::fs::read(&data).expect("data");
     let job_id = runtime.block_on(async {
         let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
-        let params = lorabeam_proto::DecodeParams { beam: 2, eval_len: 8, seq_len: 64, ..Default::default() };
+        let params = lorabeam_core::DecodeParams { beam: 2, eval_len: 8, seq_len: 64, ..Default::default() };
         let spec = JobSpec {
             model_id: "tiny".into(),
-            params: Some(v1::DecodeParams::from(&params)),
+            params: Some(v1::DecodeParams::try_from(&params).expect("fits")),
             shard_size: 2,
             ..Default::default()
         };

@@ -1,10 +1,7 @@
 //! The coordinator's errors, and their one mapping onto gRPC status codes.
 
-use lorabeam_proto::ParamError;
+use lorabeam_core::{DataError, ParamError, WriteError};
 use tonic::{Code, Status};
-
-use crate::validation::DataError;
-use crate::writer::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
@@ -24,6 +21,8 @@ pub enum CoordinatorError {
     JobNotFound(String),
     #[error("job {job_id} is {state}: {action} needs a running job")]
     JobNotRunning { job_id: String, state: String, action: &'static str },
+    #[error("bad worker report: {0}")]
+    BadWorkerReport(String),
     #[error("the request stream failed: {0}")]
     Stream(Status),
     #[error(transparent)]
@@ -44,6 +43,7 @@ impl CoordinatorError {
             CoordinatorError::LimitExceeded { .. } => "limit",
             CoordinatorError::JobNotFound(_) => "job_not_found",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
+            CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
             CoordinatorError::Stream(_) => "stream",
             CoordinatorError::Write(_) => "write",
             CoordinatorError::Internal(_) => "internal",
@@ -51,29 +51,17 @@ impl CoordinatorError {
     }
 }
 
-/// Every error a caller sees passes here, so this is also where errors are counted.
+/// The one mapping of errors onto gRPC codes: pure, and exhaustive so that a new variant forces
+/// a decision. Counting happens at the RPC boundary (`metrics::rpc_error`), not here.
 impl From<CoordinatorError> for Status {
     fn from(err: CoordinatorError) -> Self {
-        crate::metrics::METRICS.errors.with_label_values(&[err.kind()]).inc();
-        if let CoordinatorError::LimitExceeded { limit, .. } = &err {
-            crate::metrics::METRICS.limit_rejections.with_label_values(&[limit]).inc();
-        }
-        if let CoordinatorError::InvalidData(crate::validation::DataError::BadLines { errors, .. }) = &err {
-            for e in errors {
-                let limit = match e.fault {
-                    crate::validation::LineFault::LineTooLong { .. } => "line_bytes",
-                    crate::validation::LineFault::ContextTooLong { .. } => "context_tokens",
-                    _ => continue,
-                };
-                crate::metrics::METRICS.limit_rejections.with_label_values(&[limit]).inc();
-            }
-        }
         let code = match &err {
             CoordinatorError::Redis(_) => Code::Unavailable,
             CoordinatorError::CorruptState { .. } => Code::DataLoss,
             CoordinatorError::InvalidSpec(_)
             | CoordinatorError::InvalidParams(_)
-            | CoordinatorError::InvalidData(_) => Code::InvalidArgument,
+            | CoordinatorError::InvalidData(_)
+            | CoordinatorError::BadWorkerReport(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) => Code::NotFound,
             CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
@@ -98,5 +86,7 @@ mod tests {
         assert_eq!(Status::from(CoordinatorError::JobNotFound("j1".into())).code(), Code::NotFound);
         let redis = redis::RedisError::from((redis::ErrorKind::Io, "connection refused"));
         assert_eq!(Status::from(CoordinatorError::Redis(redis)).code(), Code::Unavailable);
+        let bad = CoordinatorError::BadWorkerReport("job j has no item 9".into());
+        assert_eq!(Status::from(bad).code(), Code::InvalidArgument);
     }
 }

@@ -3,45 +3,76 @@
 
 use std::path::Path;
 
+use clap::builder::RangedU64ValueParser;
+use lorabeam_core::records::parse_records;
+use lorabeam_core::{plan_items, DecodeParams, FirstStep, ModelLimits, RecordLimits};
 use lorabeam_proto::queue::{encode_plan, StoredJobSpec};
 use lorabeam_proto::v1::{JobSpec, SubmitItem, SubmitJobRequest};
-use lorabeam_proto::{DecodeParams, ModelLimits};
 use tokio_stream::{Stream, StreamExt};
 
 use crate::error::{CoordinatorError, Result};
-use crate::plan::{plan_items, shard_items, FirstStep};
+use crate::sharding::shard_items;
 use crate::store::NewJob;
-use crate::validation::{parse_records, RecordLimits};
 
-/// GPT-2's limits, used for models no worker has registered yet (every GPT-2 size shares them).
-pub const GPT2_LIMITS: ModelLimits = ModelLimits { vocab_size: 50257, n_positions: 1024 };
-
-/// Intake settings: the service's limits, each refused with its own error.
-#[derive(Debug, Clone, Copy)]
+/// Intake settings: the service's limits, each refused with its own error. They are the
+/// coordinator's flags; [`Default`] gives the same values as the flags' defaults.
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct IntakeLimits {
+    /// Largest job accepted, in bytes of JSONL.
+    #[arg(long, env = "LORABEAM_MAX_JOB_BYTES", default_value_t = defaults::MAX_JOB_BYTES, value_parser = at_least_one())]
     pub max_job_bytes: usize,
+    /// Distinct contexts per shard when the job does not say.
+    #[arg(long = "shard-size", env = "LORABEAM_SHARD_SIZE", default_value_t = defaults::SHARD_SIZE, value_parser = at_least_one())]
     pub default_shard_size: usize,
+    /// Most lines in one job.
+    #[arg(long, env = "LORABEAM_MAX_LINES", default_value_t = defaults::MAX_LINES, value_parser = at_least_one())]
     pub max_lines: usize,
+    /// Longest line accepted, in bytes.
+    #[arg(long, env = "LORABEAM_MAX_LINE_BYTES", default_value_t = defaults::MAX_LINE_BYTES, value_parser = at_least_one())]
     pub max_line_bytes: usize,
+    /// Most context tokens on one line (before truncation to seq_len - eval_len).
+    #[arg(long, env = "LORABEAM_MAX_CONTEXT_TOKENS", default_value_t = defaults::MAX_CONTEXT_TOKENS, value_parser = at_least_one())]
     pub max_context_tokens: usize,
+    /// Largest eval_len a job may ask for.
+    #[arg(long, env = "LORABEAM_MAX_EVAL_LEN", default_value_t = defaults::MAX_EVAL_LEN, value_parser = at_least_one())]
     pub max_eval_len: usize,
+    /// Largest beam a job may ask for.
+    #[arg(long, env = "LORABEAM_MAX_BEAM", default_value_t = defaults::MAX_BEAM, value_parser = at_least_one())]
     pub max_beam: usize,
     /// Running jobs one client (peer address) may have at once.
+    #[arg(long = "max-jobs-per-client", env = "LORABEAM_MAX_JOBS_PER_CLIENT", default_value_t = defaults::MAX_JOBS_PER_CLIENT, value_parser = at_least_one())]
     pub max_running_jobs_per_client: usize,
 }
 
-impl IntakeLimits {
-    /// Generous defaults: they stop accidents, not users.
-    pub fn with_defaults(default_shard_size: usize) -> Self {
+/// The limits' defaults, named once for the flags and for [`IntakeLimits::default`]: generous,
+/// they stop accidents, not users.
+pub mod defaults {
+    pub const MAX_JOB_BYTES: usize = 1 << 30;
+    pub const SHARD_SIZE: usize = 100;
+    pub const MAX_LINES: usize = 10_000_000;
+    pub const MAX_LINE_BYTES: usize = 1 << 20;
+    pub const MAX_CONTEXT_TOKENS: usize = 100_000;
+    pub const MAX_EVAL_LEN: usize = 1024;
+    pub const MAX_BEAM: usize = 64;
+    pub const MAX_JOBS_PER_CLIENT: usize = 16;
+}
+
+/// A count flag that refuses 0 with clap's message instead of clamping it.
+pub fn at_least_one() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+impl Default for IntakeLimits {
+    fn default() -> Self {
         Self {
-            max_job_bytes: 1 << 30,
-            default_shard_size,
-            max_lines: 10_000_000,
-            max_line_bytes: 1 << 20,
-            max_context_tokens: 100_000,
-            max_eval_len: 1024,
-            max_beam: 64,
-            max_running_jobs_per_client: 16,
+            max_job_bytes: defaults::MAX_JOB_BYTES,
+            default_shard_size: defaults::SHARD_SIZE,
+            max_lines: defaults::MAX_LINES,
+            max_line_bytes: defaults::MAX_LINE_BYTES,
+            max_context_tokens: defaults::MAX_CONTEXT_TOKENS,
+            max_eval_len: defaults::MAX_EVAL_LEN,
+            max_beam: defaults::MAX_BEAM,
+            max_running_jobs_per_client: defaults::MAX_JOBS_PER_CLIENT,
         }
     }
 }
@@ -137,7 +168,7 @@ pub fn plan_job(
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
     let shard_size = if spec.shard_size == 0 { limits.default_shard_size } else { spec.shard_size as usize };
-    let shards = shard_items(&job_id, &plan, &params, shard_size);
+    let shards = shard_items(&job_id, &plan, &params, shard_size)?;
     Ok(NewJob {
         spec: StoredJobSpec {
             model_id: spec.model_id.clone(),
@@ -150,7 +181,8 @@ pub fn plan_job(
         },
         job_id,
         records: records.len(),
-        plan: encode_plan(&plan.index_of_record),
+        plan: encode_plan(&plan.index_of_record)
+            .map_err(|detail| CoordinatorError::LimitExceeded { limit: "items", detail })?,
         shards,
         client: String::new(),
         job_traceparent: None,
@@ -172,13 +204,30 @@ mod tests {
     fn spec(model_id: &str) -> JobSpec {
         JobSpec {
             model_id: model_id.into(),
-            params: Some(v1::DecodeParams::from(&DecodeParams { eval_len: 8, seq_len: 16, ..Default::default() })),
+            params: Some(
+                v1::DecodeParams::try_from(&DecodeParams { eval_len: 8, seq_len: 16, ..Default::default() })
+                    .expect("fits"),
+            ),
             ..Default::default()
         }
     }
 
     fn limits() -> IntakeLimits {
-        IntakeLimits::with_defaults(2)
+        IntakeLimits { default_shard_size: 2, ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_are_the_flags_defaults() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            limits: IntakeLimits,
+        }
+        let parsed = <Flags as clap::Parser>::try_parse_from(["coordinator"]).expect("defaults parse");
+        assert_eq!(format!("{:?}", parsed.limits), format!("{:?}", IntakeLimits::default()));
+        let zero = <Flags as clap::Parser>::try_parse_from(["coordinator", "--shard-size", "0"]);
+        let err = zero.err().expect("0 is refused, not clamped").to_string();
+        assert!(err.contains("--shard-size") && err.contains("0 is not in 1.."), "{err}");
     }
 
     #[test]
@@ -192,7 +241,7 @@ mod tests {
     #[test]
     fn a_job_is_planned_into_shards_of_distinct_items() {
         let data = b"{\"context\": [1, 2]}\n{\"context\": [1, 2]}\n{\"context\": [3]}\n{\"context\": [4]}\n";
-        let job = plan_job("job-x".into(), &spec("m"), data, GPT2_LIMITS, limits()).expect("valid");
+        let job = plan_job("job-x".into(), &spec("m"), data, ModelLimits::GPT2, limits()).expect("valid");
         assert_eq!((job.records, job.shards.len()), (4, 2), "3 distinct items in shards of 2");
         assert_eq!(job.shards[0].items.len(), 2);
     }
@@ -200,11 +249,12 @@ mod tests {
     #[test]
     fn bad_lines_and_bad_params_are_refused() {
         let data = b"{\"context\": [1]}\n{\"context\": [99999]}\n";
-        let err = plan_job("j".into(), &spec("m"), data, GPT2_LIMITS, limits()).err().expect("bad line");
+        let err = plan_job("j".into(), &spec("m"), data, ModelLimits::GPT2, limits()).err().expect("bad line");
         assert!(err.to_string().contains("<submitted data>:2: field `context`"), "{err}");
         let mut beam0 = spec("m");
         beam0.params.as_mut().expect("params").beam = 0;
-        let err = plan_job("j".into(), &beam0, b"{\"context\": [1]}\n", GPT2_LIMITS, limits()).err().expect("beam 0");
+        let err =
+            plan_job("j".into(), &beam0, b"{\"context\": [1]}\n", ModelLimits::GPT2, limits()).err().expect("beam 0");
         assert!(matches!(err, CoordinatorError::InvalidParams(_)));
     }
 }

@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use lorabeam_core::ModelLimits;
 use lorabeam_proto::telemetry::{parent_from_metadata, traceparent};
 use lorabeam_proto::v1::{
     CancelJobRequest, GetJobRequest, JobEvent, JobService, JobStatus, ListJobsRequest, ListJobsResponse, Prediction,
@@ -16,7 +17,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{field::Empty, info_span, Instrument, Span};
 
 use crate::error::{CoordinatorError, Result};
-use crate::intake::{new_job_id, plan_job, read_submission, GPT2_LIMITS};
+use crate::intake::{new_job_id, plan_job, read_submission};
+use crate::metrics::rpc_error;
 use crate::server::Coordinator;
 
 /// How often followers re-read Redis even without a local notification.
@@ -41,7 +43,7 @@ impl Coordinator {
                 return self.existing(job_id).await;
             }
         }
-        let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(GPT2_LIMITS);
+        let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(ModelLimits::GPT2);
         let intake = self.intake;
         let job_id = new_job_id();
         let mut job = tokio::task::spawn_blocking(move || plan_job(job_id, &spec, &data, model, intake))
@@ -104,7 +106,7 @@ impl Coordinator {
                 let status = match this.status(&job_id).await {
                     Ok(status) => status,
                     Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
+                        let _ = tx.send(Err(rpc_error(e))).await;
                         return;
                     }
                 };
@@ -133,7 +135,7 @@ impl Coordinator {
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this.send_results(&job_id, offset, &tx).await {
-                let _ = tx.send(Err(e.into())).await;
+                let _ = tx.send(Err(rpc_error(e))).await;
             }
         });
         Box::pin(ReceiverStream::new(rx))
@@ -191,7 +193,7 @@ impl JobService for Coordinator {
         let span = info_span!("SubmitJob", job_id = Empty, records = Empty, shards = Empty);
         parent_from_metadata(&span, request.metadata());
         let client = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-        Ok(Response::new(self.submit(request.into_inner(), client).instrument(span).await?))
+        Ok(Response::new(self.submit(request.into_inner(), client).instrument(span).await.map_err(rpc_error)?))
     }
 
     type WatchJobStream = BoxStream<JobEvent>;
@@ -202,13 +204,13 @@ impl JobService for Coordinator {
     ) -> std::result::Result<Response<Self::WatchJobStream>, Status> {
         let span = rpc_span("WatchJob", &request);
         let job_id = request.into_inner().job_id;
-        self.store.job_hash(&job_id).instrument(span).await?;
+        self.store.job_hash(&job_id).instrument(span).await.map_err(rpc_error)?;
         Ok(Response::new(self.watch(job_id)))
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
         let span = rpc_span("GetJob", &request);
-        Ok(Response::new(self.status(&request.into_inner().job_id).instrument(span).await?))
+        Ok(Response::new(self.status(&request.into_inner().job_id).instrument(span).await.map_err(rpc_error)?))
     }
 
     async fn list_jobs(
@@ -227,13 +229,13 @@ impl JobService for Coordinator {
             }
             Ok(jobs)
         };
-        Ok(Response::new(ListJobsResponse { jobs: jobs.instrument(span).await? }))
+        Ok(Response::new(ListJobsResponse { jobs: jobs.instrument(span).await.map_err(rpc_error)? }))
     }
 
     async fn cancel_job(&self, request: Request<CancelJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
         let span = rpc_span("CancelJob", &request);
         let job_id = request.into_inner().job_id;
-        self.cancel(job_id).instrument(span).await
+        self.cancel(job_id).instrument(span).await.map(Response::new).map_err(rpc_error)
     }
 
     type StreamResultsStream = BoxStream<Prediction>;
@@ -244,25 +246,24 @@ impl JobService for Coordinator {
     ) -> std::result::Result<Response<Self::StreamResultsStream>, Status> {
         let span = rpc_span("StreamResults", &request);
         let request = request.into_inner();
-        self.store.job_hash(&request.job_id).instrument(span).await?;
+        self.store.job_hash(&request.job_id).instrument(span).await.map_err(rpc_error)?;
         Ok(Response::new(Coordinator::stream_results(self, request.job_id, request.offset as usize)))
     }
 }
 
 impl Coordinator {
-    async fn cancel(&self, job_id: String) -> std::result::Result<Response<JobStatus>, Status> {
+    async fn cancel(&self, job_id: String) -> Result<JobStatus> {
         if !self.store.cancel(&job_id).await? {
             let status = self.store.status(&job_id).await?;
             return Err(CoordinatorError::JobNotRunning {
                 job_id,
                 state: job_state_name(status.state),
                 action: "cancel",
-            }
-            .into());
+            });
         }
         tracing::info!(%job_id, "job cancelled");
         self.events.notify(&job_id);
-        Ok(Response::new(self.status(&job_id).await?))
+        self.status(&job_id).await
     }
 }
 

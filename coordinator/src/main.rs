@@ -29,34 +29,12 @@ struct Args {
     #[arg(long, env = "LORABEAM_KEY_PREFIX", default_value = "lorabeam")]
     key_prefix: String,
     /// Seconds a finished job (state, results, output file) is kept.
-    #[arg(long, env = "LORABEAM_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    #[arg(long, env = "LORABEAM_RETENTION_SECS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     retention_secs: u64,
-    /// Distinct contexts per shard when the job does not say.
-    #[arg(long, env = "LORABEAM_SHARD_SIZE", default_value_t = 100)]
-    shard_size: usize,
-    /// Largest job accepted, in bytes of JSONL.
-    #[arg(long, env = "LORABEAM_MAX_JOB_BYTES", default_value_t = 1 << 30)]
-    max_job_bytes: usize,
-    /// Most lines in one job.
-    #[arg(long, env = "LORABEAM_MAX_LINES", default_value_t = 10_000_000)]
-    max_lines: usize,
-    /// Longest line accepted, in bytes.
-    #[arg(long, env = "LORABEAM_MAX_LINE_BYTES", default_value_t = 1 << 20)]
-    max_line_bytes: usize,
-    /// Most context tokens on one line (before truncation to seq_len - eval_len).
-    #[arg(long, env = "LORABEAM_MAX_CONTEXT_TOKENS", default_value_t = 100_000)]
-    max_context_tokens: usize,
-    /// Largest eval_len a job may ask for.
-    #[arg(long, env = "LORABEAM_MAX_EVAL_LEN", default_value_t = 1024)]
-    max_eval_len: usize,
-    /// Largest beam a job may ask for.
-    #[arg(long, env = "LORABEAM_MAX_BEAM", default_value_t = 64)]
-    max_beam: usize,
-    /// Running jobs one client (peer address) may have at once.
-    #[arg(long, env = "LORABEAM_MAX_JOBS_PER_CLIENT", default_value_t = 16)]
-    max_jobs_per_client: usize,
+    #[command(flatten)]
+    intake: IntakeLimits,
     /// Largest gRPC message accepted, in bytes.
-    #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20, value_parser = lorabeam_coordinator::intake::at_least_one())]
     max_message_bytes: usize,
     /// File holding the clients' bearer token (with --worker-token-file, turns authentication on).
     #[arg(long, env = "LORABEAM_CLIENT_TOKEN_FILE")]
@@ -96,16 +74,7 @@ async fn main() -> anyhow::Result<()> {
         key_prefix: args.key_prefix,
         output_dir: args.output_dir,
         retention: Duration::from_secs(args.retention_secs),
-        intake: IntakeLimits {
-            max_job_bytes: args.max_job_bytes,
-            default_shard_size: args.shard_size.max(1),
-            max_lines: args.max_lines,
-            max_line_bytes: args.max_line_bytes,
-            max_context_tokens: args.max_context_tokens,
-            max_eval_len: args.max_eval_len,
-            max_beam: args.max_beam,
-            max_running_jobs_per_client: args.max_jobs_per_client,
-        },
+        intake: args.intake,
         redis_ca: args.redis_ca.clone(),
     };
     let secret = |file: &Option<PathBuf>, value: &Option<String>| {

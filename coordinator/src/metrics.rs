@@ -6,7 +6,10 @@ use std::sync::LazyLock;
 use lorabeam_proto::queue::{job_fields as f, job_states, WORKER_GROUP};
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::error::Result;
+use lorabeam_core::{DataError, LineFault};
+use tonic::Status;
+
+use crate::error::{CoordinatorError, Result};
 use crate::store::JobStore;
 
 pub struct Metrics {
@@ -63,22 +66,51 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
+/// Where an error leaves the service for a caller: counted by kind (and by limit, for the
+/// limits it broke), then mapped onto its gRPC status. Every handler ends through here.
+pub fn rpc_error(err: CoordinatorError) -> Status {
+    count_error(&err);
+    Status::from(err)
+}
+
+fn count_error(err: &CoordinatorError) {
+    let m = &*METRICS;
+    m.errors.with_label_values(&[err.kind()]).inc();
+    match err {
+        CoordinatorError::LimitExceeded { limit, .. } => m.limit_rejections.with_label_values(&[limit]).inc(),
+        CoordinatorError::InvalidData(DataError::BadLines { errors, .. }) => {
+            for e in errors {
+                let limit = match e.fault {
+                    LineFault::LineTooLong { .. } => "line_bytes",
+                    LineFault::ContextTooLong { .. } => "context_tokens",
+                    _ => continue,
+                };
+                m.limit_rejections.with_label_values(&[limit]).inc();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Reads the gauges' values from Redis.
 pub async fn refresh(store: &JobStore) -> Result<()> {
     let m = &*METRICS;
     let mut con = store.con.clone();
-    let pattern = format!("{}*", store.keys.queue(""));
-    let queues: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut con).await?;
-    for queue in queues {
-        let model_id = queue.trim_start_matches(&pattern[..pattern.len() - 1]);
+    let models: Vec<String> = redis::cmd("SMEMBERS").arg(store.keys.models()).query_async(&mut con).await?;
+    for model_id in models {
+        let queue = store.keys.queue(&model_id);
+        let exists: bool = redis::cmd("EXISTS").arg(&queue).query_async(&mut con).await?;
+        if !exists {
+            continue;
+        }
         let depth: i64 = redis::cmd("XLEN").arg(&queue).query_async(&mut con).await?;
-        m.queue_depth.with_label_values(&[model_id]).set(depth);
+        m.queue_depth.with_label_values(&[model_id.as_str()]).set(depth);
         let groups: Vec<std::collections::HashMap<String, redis::Value>> =
             redis::cmd("XINFO").arg("GROUPS").arg(&queue).query_async(&mut con).await?;
         for group in groups.iter().filter(|g| matches!(g.get("name"), Some(v) if value_str(v) == WORKER_GROUP)) {
             let number = |key: &str| group.get(key).and_then(value_int).unwrap_or(0);
-            m.queue_pending.with_label_values(&[model_id]).set(number("pending"));
-            m.queue_lag.with_label_values(&[model_id]).set(number("lag"));
+            m.queue_pending.with_label_values(&[model_id.as_str()]).set(number("pending"));
+            m.queue_lag.with_label_values(&[model_id.as_str()]).set(number("lag"));
         }
     }
     let (mut records, mut shards) = (0i64, 0i64);

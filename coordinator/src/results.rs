@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use lorabeam_proto::queue::{decode_plan, decode_tokens, encode_tokens, job_fields as f, job_states};
+use lorabeam_proto::queue::{decode_plan, format_token_field, job_fields as f, job_states, parse_token_field};
 
 use crate::error::{CoordinatorError, Result};
 use crate::store::JobStore;
-use crate::writer::write_predictions;
+use lorabeam_core::predictions::{write_atomically, write_predictions};
 
 /// One item's outcome as a worker reported it.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,12 +90,14 @@ impl Results {
             let item = match outcome {
                 Outcome::Predicted { item, .. } | Outcome::Failed { item, .. } => *item,
             };
-            let records = plan.records_of_item.get(item as usize).copied().ok_or_else(|| {
-                CoordinatorError::InvalidSpec(format!("job {job_id} has no item {item} (worker sent a bad result)"))
-            })?;
+            let records = plan
+                .records_of_item
+                .get(item as usize)
+                .copied()
+                .ok_or_else(|| CoordinatorError::BadWorkerReport(format!("job {job_id} has no item {item}")))?;
             match outcome {
                 Outcome::Predicted { predict, generated_tokens, .. } => {
-                    invocation.arg("r").arg(item).arg(encode_tokens(predict)).arg(records).arg(generated_tokens)
+                    invocation.arg("r").arg(item).arg(format_token_field(predict)).arg(records).arg(generated_tokens)
                 }
                 Outcome::Failed { reason, .. } => invocation.arg("f").arg(item).arg(reason).arg(records).arg(0),
             };
@@ -128,7 +130,7 @@ impl Results {
     }
 
     fn tokens(&self, job_id: &str, text: &str) -> Result<Vec<u32>> {
-        decode_tokens(text)
+        parse_token_field(text)
             .ok_or_else(|| CoordinatorError::CorruptState { job_id: job_id.into(), what: "result".into() })
     }
 
@@ -177,7 +179,7 @@ impl Results {
             .filter_map(|(record, item)| predictions.get(item).map(|p| (record, p.as_slice())));
         let target = path.clone();
         std::fs::create_dir_all(output_dir)
-            .map_err(|source| crate::writer::WriteError { path: output_dir.to_path_buf(), source })?;
+            .map_err(|source| lorabeam_core::WriteError { path: output_dir.to_path_buf(), source })?;
         write_predictions(&target, rows)?;
         if !failed.is_empty() {
             write_failures(&output_dir.join(format!("{job_id}.failures.jsonl")), &plan, &failed)?;
@@ -188,10 +190,9 @@ impl Results {
             let mut reasons: Vec<(&u32, &String)> = failed.iter().collect();
             reasons.sort();
             let (item, reason) = reasons[0];
-            (
-                job_states::COMPLETED_WITH_FAILURES,
-                Some(format!("{} item(s) failed; item {item}: {reason}", failed.len())),
-            )
+            // Nothing to show at all is a failed job, not a completed one.
+            let state = if predictions.is_empty() { job_states::FAILED } else { job_states::COMPLETED_WITH_FAILURES };
+            (state, Some(format!("{} item(s) failed; item {item}: {reason}", failed.len())))
         };
         self.store.finish(job_id, state, path.to_str(), error.as_deref()).await?;
         Ok(path)
@@ -219,11 +220,7 @@ fn write_failures(path: &Path, plan: &Plan, failed: &HashMap<u32, String>) -> Re
             text.push('\n');
         }
     }
-    let fail = |source| crate::writer::WriteError { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
+    write_atomically(path, text.as_bytes())?;
     Ok(())
 }
 

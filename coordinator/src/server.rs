@@ -71,7 +71,7 @@ impl Coordinator {
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         let store = JobStore::connect(client, Keys::new(&config.key_prefix), config.retention).await?;
         std::fs::create_dir_all(&config.output_dir)
-            .map_err(|source| crate::writer::WriteError { path: config.output_dir.clone(), source })?;
+            .map_err(|source| lorabeam_core::WriteError { path: config.output_dir.clone(), source })?;
         Ok(Self {
             results: Results::new(store.clone()),
             store,

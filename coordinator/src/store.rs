@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use lorabeam_core::ModelLimits;
 use lorabeam_proto::queue::{
     job_fields as f, job_states, model_fields, stream_fields, Keys, ShardMessage, StoredJobSpec,
 };
 use lorabeam_proto::v1::{JobState, JobStatus};
-use lorabeam_proto::ModelLimits;
 use redis::aio::ConnectionManager;
 
 use crate::error::{CoordinatorError, Result};
@@ -54,16 +54,8 @@ pub fn parse_state(state: &str) -> JobState {
 
 impl JobStore {
     pub async fn connect(client: redis::Client, keys: Keys, retention: Duration) -> Result<Self> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(usize::MAX)
-            .set_max_delay(Duration::from_secs(2))
-            .set_response_timeout(Some(Duration::from_secs(10)));
-        let con = ConnectionManager::new_with_config(client, config).await?;
+        let con = lorabeam_proto::connect::redis_manager(&client, Duration::from_secs(10)).await?;
         Ok(Self { con, keys, retention })
-    }
-
-    pub fn keys(&self) -> &Keys {
-        &self.keys
     }
 
     /// The limits a worker serving `model_id` registered, if one has.
@@ -101,7 +93,7 @@ impl JobStore {
         }
         let spec = serde_json::to_string(&job.spec).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         let queue = self.keys.queue(&job.spec.model_id);
-        lorabeam_proto::queue::ensure_group(&mut con, &queue).await?;
+        lorabeam_proto::queue::ensure_queue(&mut con, &self.keys, &job.spec.model_id).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.hset_multiple(

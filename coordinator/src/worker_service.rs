@@ -18,6 +18,7 @@ use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
 use tracing::{info_span, Instrument};
 
 use crate::error::Result;
+use crate::metrics::rpc_error;
 use crate::results::{Outcome, Stored};
 use crate::server::Coordinator;
 
@@ -50,7 +51,7 @@ impl Coordinator {
             }
             if let Err(e) = self.apply_reports(batch, &tx).await {
                 tracing::warn!(error = %e, "could not apply worker reports; the worker will resend them");
-                let _ = tx.send(Err(e.into())).await;
+                let _ = tx.send(Err(rpc_error(e))).await;
                 return;
             }
             if ended {

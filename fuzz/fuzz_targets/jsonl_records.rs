@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use lorabeam_coordinator::validation::{parse_records, DataError, RecordLimits};
+use lorabeam_core::records::parse_records;
+use lorabeam_core::{DataError, RecordLimits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = RecordLimits { vocab_size: 50257, max_lines: 10_000, max_line_bytes: 1 << 16, max_context_tokens: 4096 };

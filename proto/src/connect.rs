@@ -126,3 +126,16 @@ pub fn redis_client(url: &str, ca: Option<&Path>) -> Result<redis::Client, Conne
         None => Ok(redis::Client::open(url)?),
     }
 }
+
+/// A Redis connection that reconnects by itself (backing off up to 2 s) and gives up on a
+/// reply after `response_timeout`. Coordinator and workers connect through it alike.
+pub async fn redis_manager(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(usize::MAX)
+        .set_max_delay(Duration::from_secs(2))
+        .set_response_timeout(Some(response_timeout));
+    redis::aio::ConnectionManager::new_with_config(client.clone(), config).await
+}

@@ -4,20 +4,18 @@
 //!   for workers), generated from `proto/lorabeam/v1/lorabeam.proto`;
 //! - [`queue`]: the Redis key layout, stream fields and shard message, and [`queue_scripts`],
 //!   its Lua scripts;
-//! - [`DecodeParams`]: decoding parameters and the validation rules every entry point applies;
+//! - the wire form of [`lorabeam_core::DecodeParams`] (the core owns their rules), converted
+//!   with checks both ways;
 //! - [`telemetry`] and [`metrics_http`]: the logging, tracing and metrics entry points every
 //!   binary shares, and the W3C trace context every call and shard carries.
 
 pub mod connect;
-mod decode_params;
-mod error;
 pub mod metrics_http;
 pub mod queue;
 pub mod queue_scripts;
 pub mod telemetry;
 
-pub use decode_params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
-pub use error::ParamError;
+use lorabeam_core::{DecodeParams, ParamError};
 
 /// Generated code stays private; `v1` re-exports what the other crates use.
 #[allow(clippy::all, clippy::unwrap_used)]
@@ -72,21 +70,29 @@ pub async fn shutdown_signal() {
     }
 }
 
-impl From<&DecodeParams> for v1::DecodeParams {
-    fn from(p: &DecodeParams) -> Self {
-        Self {
-            beam: p.beam as u32,
-            eval_len: p.eval_len as u32,
-            seq_len: p.seq_len as u32,
-            min_length: p.min_length as u32,
+/// A count as the wire carries it (`uint32`): refused, never truncated, when it does not fit.
+fn wire_count(name: &'static str, value: usize) -> Result<u32, ParamError> {
+    u32::try_from(value).map_err(|_| ParamError::TooLargeForWire { name, value, max: u32::MAX })
+}
+
+impl TryFrom<&DecodeParams> for v1::DecodeParams {
+    type Error = ParamError;
+
+    fn try_from(p: &DecodeParams) -> Result<Self, ParamError> {
+        Ok(Self {
+            beam: wire_count("beam", p.beam)?,
+            eval_len: wire_count("eval_len", p.eval_len)?,
+            seq_len: wire_count("seq_len", p.seq_len)?,
+            min_length: wire_count("min_length", p.min_length)?,
             length_penalty: p.length_penalty,
-            no_repeat_ngram_size: p.no_repeat_ngram_size as u32,
+            no_repeat_ngram_size: wire_count("no_repeat_ngram_size", p.no_repeat_ngram_size)?,
             repetition_penalty: p.repetition_penalty,
             extra_eos_token_ids: p.extra_eos_token_ids.clone(),
-        }
+        })
     }
 }
 
+/// `u32` always fits `usize` on the 64-bit targets lorabeam builds for.
 impl From<&v1::DecodeParams> for DecodeParams {
     fn from(p: &v1::DecodeParams) -> Self {
         Self {
@@ -111,9 +117,16 @@ mod tests {
     fn decode_params_survive_the_wire() {
         let params =
             DecodeParams { beam: 10, extra_eos_token_ids: vec![628], length_penalty: 0.8, ..Default::default() };
-        let wire = v1::DecodeParams::from(&params).encode_to_vec();
+        let wire = v1::DecodeParams::try_from(&params).expect("fits").encode_to_vec();
         let back = v1::DecodeParams::decode(wire.as_slice()).expect("decodes");
         assert_eq!(DecodeParams::from(&back), params);
+    }
+
+    #[test]
+    fn counts_past_the_wire_are_refused_not_truncated() {
+        let params = DecodeParams { eval_len: 1 << 32, ..Default::default() };
+        let err = v1::DecodeParams::try_from(&params).expect_err("2^32 does not fit uint32");
+        assert_eq!(err, ParamError::TooLargeForWire { name: "eval_len", value: 1 << 32, max: u32::MAX });
     }
 
     /// The descriptor set is protobuf; service and package names appear in it as plain bytes.

@@ -12,13 +12,15 @@
 //! - `{prefix}:job:{job_id}:shards_done` — a set of the shard ids whose every item is stored.
 //! - `{prefix}:job:{job_id}:entries` — a list of the job's stream entry ids (cancel deletes them).
 //! - `{prefix}:jobs` — a sorted set of job ids by creation time.
+//! - `{prefix}:models` — a set of the model ids that have a stream, so the metrics read each
+//!   queue without scanning the key space.
 //! - `{prefix}:idempotency:{key}` — the job id a client's idempotency key created.
 //! - `{prefix}:model:{model_id}` — a hash of the limits a worker serving the model registered
 //!   (see [`model_fields`]), so the coordinator checks jobs against the real model.
 
 use serde::{Deserialize, Serialize};
 
-use crate::DecodeParams;
+use lorabeam_core::DecodeParams;
 
 /// The consumer group every worker of a model reads its stream through.
 pub const WORKER_GROUP: &str = "workers";
@@ -132,20 +134,36 @@ impl Keys {
         format!("{}:jobs", self.prefix)
     }
 
+    pub fn models(&self) -> String {
+        format!("{}:models", self.prefix)
+    }
+
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idempotency:{key}", self.prefix)
     }
 }
 
-/// Creates the model's stream and its worker group if missing. The group starts at id 0, so it
-/// sees every entry ever added. Coordinator and workers both call it, so either may start first.
-pub async fn ensure_group(con: &mut impl redis::aio::ConnectionLike, queue: &str) -> redis::RedisResult<()> {
-    let created: redis::RedisResult<()> =
-        redis::cmd("XGROUP").arg("CREATE").arg(queue).arg(WORKER_GROUP).arg("0").arg("MKSTREAM").query_async(con).await;
+/// Creates the model's stream and its worker group if missing, and lists the model in
+/// [`Keys::models`]. The group starts at id 0, so it sees every entry ever added. Coordinator
+/// and workers both call it, so either may start first.
+pub async fn ensure_queue(
+    con: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    model_id: &str,
+) -> redis::RedisResult<()> {
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(keys.queue(model_id))
+        .arg(WORKER_GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(con)
+        .await;
     match created {
-        Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
-        _ => Ok(()),
+        Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
+        _ => {}
     }
+    redis::cmd("SADD").arg(keys.models()).arg(model_id).query_async(con).await
 }
 
 /// One distinct decode input of a job, as a worker receives it.
@@ -173,8 +191,8 @@ pub struct StoredJobSpec {
     pub idempotency_key: String,
 }
 
-/// Token ids as stored in Redis: decimal, comma-separated (readable in `redis-cli`).
-pub fn encode_tokens(tokens: &[u32]) -> String {
+/// Token ids as a Redis field holds them: decimal, comma-separated (readable in `redis-cli`).
+pub fn format_token_field(tokens: &[u32]) -> String {
     let mut out = String::with_capacity(tokens.len() * 6);
     for (i, token) in tokens.iter().enumerate() {
         if i > 0 {
@@ -185,17 +203,23 @@ pub fn encode_tokens(tokens: &[u32]) -> String {
     out
 }
 
-/// The inverse of [`encode_tokens`]; `None` for anything it did not write.
-pub fn decode_tokens(text: &str) -> Option<Vec<u32>> {
+/// The inverse of [`format_token_field`]; `None` for anything it did not write.
+pub fn parse_token_field(text: &str) -> Option<Vec<u32>> {
     if text.is_empty() {
         return Some(Vec::new());
     }
     text.split(',').map(|t| t.parse().ok()).collect()
 }
 
-/// A record-to-item plan as stored under [`Keys::plan`].
-pub fn encode_plan(index_of_record: &[usize]) -> Vec<u8> {
-    index_of_record.iter().flat_map(|&i| (i as u32).to_le_bytes()).collect()
+/// A record-to-item plan as stored under [`Keys::plan`]; refused when an item index does not
+/// fit the stored `u32`.
+pub fn encode_plan(index_of_record: &[usize]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(index_of_record.len() * 4);
+    for &item in index_of_record {
+        let item = u32::try_from(item).map_err(|_| format!("item index {item} does not fit the stored plan's u32"))?;
+        out.extend_from_slice(&item.to_le_bytes());
+    }
+    Ok(out)
 }
 
 /// The inverse of [`encode_plan`]; `None` when the length is not a multiple of 4.
@@ -230,10 +254,11 @@ mod tests {
     #[test]
     fn tokens_and_plans_round_trip() {
         for tokens in [vec![], vec![0], vec![50256, 1, 628]] {
-            assert_eq!(decode_tokens(&encode_tokens(&tokens)), Some(tokens));
+            assert_eq!(parse_token_field(&format_token_field(&tokens)), Some(tokens));
         }
-        assert_eq!(decode_tokens("1,x"), None);
-        assert_eq!(decode_plan(&encode_plan(&[0, 1, 70000])), Some(vec![0, 1, 70000]));
+        assert_eq!(parse_token_field("1,x"), None);
+        assert_eq!(decode_plan(&encode_plan(&[0, 1, 70000]).expect("fits")), Some(vec![0, 1, 70000]));
+        assert!(encode_plan(&[1 << 32]).is_err(), "refused, not truncated");
         assert_eq!(decode_plan(&[1, 2, 3]), None);
     }
 

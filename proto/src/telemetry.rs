@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -28,12 +28,6 @@ pub enum TelemetryError {
 /// Keeps the trace pipeline alive; dropping it flushes spans not yet exported.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-}
-
-impl Telemetry {
-    pub fn tracing_enabled(&self) -> bool {
-        self.provider.is_some()
-    }
 }
 
 impl Drop for Telemetry {
@@ -81,17 +75,6 @@ pub fn init(default_service_name: &str, default_filter: &str) -> Result<Telemetr
     Ok(Telemetry { provider })
 }
 
-struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
-
-impl Injector for MetadataInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes());
-        if let (Ok(key), Ok(value)) = (key, value.parse()) {
-            self.0.insert(key, value);
-        }
-    }
-}
-
 struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
 
 impl Extractor for MetadataExtractor<'_> {
@@ -108,11 +91,6 @@ impl Extractor for MetadataExtractor<'_> {
             })
             .collect()
     }
-}
-
-/// Puts `span`'s trace context on an outgoing gRPC request.
-pub fn inject_metadata(span: &Span, metadata: &mut tonic::metadata::MetadataMap) {
-    TraceContextPropagator::new().inject_context(&span.context(), &mut MetadataInjector(metadata));
 }
 
 /// Makes `span` a child of the trace context an incoming gRPC request carries, if any.

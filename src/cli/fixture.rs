@@ -43,7 +43,7 @@ pub struct FixtureArgs {
 pub fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let config = Gpt2Config {
-        vocab_size: 50257,
+        vocab_size: lorabeam_core::ModelLimits::GPT2.vocab_size,
         n_positions: args.n_positions,
         n_embd: args.n_embd,
         n_layer: args.n_layer,

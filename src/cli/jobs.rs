@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use lorabeam_coordinator::writer::{format_prediction, PredictionFile};
+use lorabeam_core::predictions::{format_prediction, PredictionFile};
 use lorabeam_proto::v1::{CancelJobRequest, JobStatus, ListJobsRequest, StreamResultsRequest, WatchJobRequest};
 use std::io::Write;
 

@@ -1,6 +1,7 @@
 //! The `lorabeam` command line.
 
 pub mod client;
+pub mod compare;
 pub mod fixture;
 pub mod jobs;
 pub mod model_args;

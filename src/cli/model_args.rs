@@ -2,7 +2,7 @@
 //! gpt2_beam.py, plus lorabeam's own.
 
 use clap::Args;
-use lorabeam_proto::DecodeParams;
+use lorabeam_core::DecodeParams;
 pub use lorabeam_worker::ModelArgs;
 
 #[derive(Debug, Clone, Args)]
@@ -51,4 +51,9 @@ impl DecodeArgs {
             extra_eos_token_ids: self.eos_token_id.clone(),
         }
     }
+}
+
+/// A count flag that refuses 0 with clap's message, rather than clamping it.
+pub fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }

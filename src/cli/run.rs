@@ -5,13 +5,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use lorabeam_coordinator::plan::{plan_items, FirstStep};
-use lorabeam_coordinator::validation::read_records;
-use lorabeam_coordinator::writer::write_predictions;
+use lorabeam_core::predictions::write_predictions;
+use lorabeam_core::{plan_items, read_records, FirstStep};
 use lorabeam_worker::generation::{Engine, WorkItem};
 use lorabeam_worker::load_model;
 
-use super::model_args::{DecodeArgs, ModelArgs};
+use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -21,10 +20,10 @@ pub struct RunArgs {
     /// Lines per batch, as in gpt2_beam.py. With beam > 1 the reference picks a line's first
     /// token from another line of its batch (see README); lorabeam reproduces that. Also sets
     /// the default row budget, batch_size × beam.
-    #[arg(long = "batch_size", env = "LORABEAM_BATCH_SIZE", default_value_t = 10)]
+    #[arg(long = "batch_size", env = "LORABEAM_BATCH_SIZE", default_value_t = 10, value_parser = at_least_one())]
     pub batch_size: usize,
     /// Beam rows decoded together by the continuous batch, overriding batch_size × beam.
-    #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS")]
+    #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS", value_parser = at_least_one())]
     pub max_rows: Option<usize>,
     /// Pick every line's first token from its own context, fixing gpt2_beam.py's batch_size > 1
     /// first-step indexing (outputs then differ from the reference's for batch_size > 1).
@@ -61,7 +60,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         context: context.clone(),
         first_step_context: first_step.clone(),
     });
-    let max_rows = args.max_rows.unwrap_or(args.batch_size.max(1) * params.beam);
+    let max_rows = args.max_rows.unwrap_or(args.batch_size * params.beam);
     let decode_started = Instant::now();
     let stats = Engine::new(&model, params.clone(), max_rows).run(items, |key, predict| {
         predictions[key] = Some(predict);

@@ -53,7 +53,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             tokio::fs::File::open(&args.data).await.with_context(|| format!("cannot read {}", args.data.display()))?;
         let spec = JobSpec {
             model_id: args.model_id.clone(),
-            params: Some(v1::DecodeParams::from(&args.decode.params())),
+            params: Some(v1::DecodeParams::try_from(&args.decode.params())?),
             shard_size: args.shard_size,
             idempotency_key: args.idempotency_key.clone(),
             name: args.data.display().to_string(),

@@ -1,28 +1,61 @@
-//! Shared helpers for the integration tests: where the conformance data lives, and running
-//! the real `lorabeam` binary.
+//! Shared helpers for the integration tests: where the conformance data lives, the fixture's
+//! checkpoint layouts, comparing predictions with a golden, and running the real `lorabeam`
+//! binary.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use lorabeam_core::predictions::compare_files;
 
 pub mod cluster;
 
-/// `../shared/conformance` beside the repository, or `$LORABEAM_CONFORMANCE_DIR`.
+/// The repository's conformance set (`tests/conformance`), or `$LORABEAM_CONFORMANCE_DIR`: any
+/// folder of the same layout.
 pub fn conformance_dir() -> PathBuf {
     let dir = std::env::var_os("LORABEAM_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance"));
     assert!(
-        dir.join("README.md").exists(),
+        dir.join("fixture-tiny/lora_full.pt").exists(),
         "conformance data not found at {} (set LORABEAM_CONFORMANCE_DIR)",
         dir.display()
     );
     dir
 }
 
+/// Layouts not committed: `make_layouts.py` writes them from `lora_full.pt` at test time.
+const GENERATED_LAYOUTS: &[&str] = &["base_pytorch_model.bin", "base_model.safetensors"];
+
+/// A file of the tiny fixture; the base-model layouts are made on first use.
 pub fn fixture(name: &str) -> PathBuf {
-    conformance_dir().join("fixture-tiny").join(name)
+    let committed = conformance_dir().join("fixture-tiny").join(name);
+    if committed.exists() || !GENERATED_LAYOUTS.contains(&name) {
+        return committed;
+    }
+    generated_layouts().join(name)
+}
+
+/// Runs `tests/conformance/make_layouts.py` once per test binary with the project's torch
+/// (`$PYTHON_SYS_EXECUTABLE`, set by scripts/env.sh). The script renames each file into place
+/// complete, so test binaries that race here never read a partial file.
+fn generated_layouts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/conformance-layouts");
+        let source = conformance_dir().join("fixture-tiny/lora_full.pt");
+        let python = std::env::var_os("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|| "python3".into());
+        let out = Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/make_layouts.py"))
+            .arg(&dir)
+            .arg(&source)
+            .output()
+            .expect("python runs make_layouts.py");
+        assert!(out.status.success(), "make_layouts.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
 }
 
 /// The common flags of every golden: the tiny fixture's shape and LoRA settings.
@@ -53,18 +86,19 @@ pub fn run_ok(args: &[String], work_dir: &Path, output_file: &str) -> PathBuf {
     work_dir.join(output_file)
 }
 
-/// `compare.py GOLDEN PREDICTIONS --require-order --min-rate RATE`; returns its last line.
+/// Compares a predictions file with a golden as the conformance README defines it (padding
+/// zeros ignored, exactly the golden's ids, strictly ascending) and requires at least
+/// `min_rate` of the lines identical. Returns the figure `identical: K/N (P%)`.
 pub fn compare(golden: &Path, predictions: &Path, min_rate: f64) -> String {
-    let out = Command::new("python3")
-        .arg(conformance_dir().join("compare.py"))
-        .arg(golden)
-        .arg(predictions)
-        .args(["--require-order", "--min-rate", &min_rate.to_string()])
-        .output()
-        .expect("python3 runs compare.py");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "compare.py {} failed:\n{text}", golden.display());
-    text.lines().last().unwrap_or_default().to_string()
+    let agreement = compare_files(golden, predictions).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        agreement.rate() >= min_rate,
+        "{} against {}: {agreement}, below {min_rate}; first differing ids {:?}",
+        predictions.display(),
+        golden.display(),
+        &agreement.differing_ids[..agreement.differing_ids.len().min(10)]
+    );
+    agreement.to_string()
 }
 
 /// The first `n` lines of `src`, written to `dir/name`.

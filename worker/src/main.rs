@@ -17,6 +17,11 @@ enum EngineKind {
     Echo,
 }
 
+/// A count flag that refuses 0 with clap's message, rather than clamping it.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 #[derive(Debug, Parser)]
 // A flag given twice takes its last value, so wrappers can override what they were given.
 #[command(args_override_self = true)]
@@ -38,31 +43,31 @@ struct Args {
     #[arg(long, env = "LORABEAM_WORKER_NAME")]
     worker_name: Option<String>,
     /// Seconds a shard's lease lasts without renewal before another worker takes it over.
-    #[arg(long, env = "LORABEAM_LEASE_SECS", default_value_t = 60)]
+    #[arg(long, env = "LORABEAM_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     lease_secs: u64,
     /// Seconds after SIGTERM to finish in-flight shards before releasing them.
     #[arg(long, env = "LORABEAM_GRACE_SECS", default_value_t = 120)]
     grace_secs: u64,
     /// Beam rows decoded together (the continuous batch's budget).
-    #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS", default_value_t = 100)]
+    #[arg(long = "max_rows", env = "LORABEAM_MAX_ROWS", default_value_t = 100, value_parser = at_least_one())]
     max_rows: usize,
     /// KV cache budget in MiB for the running batch (0: no limit). Items wait while it is full;
     /// an item that could never fit fails with the reason instead of the worker running out
     /// of memory.
     #[arg(long, env = "LORABEAM_MAX_KV_MIB", default_value_t = 0)]
     max_kv_mib: usize,
-    /// Times an item that broke the engine is retried alone before it is reported failed.
-    #[arg(long, env = "LORABEAM_ITEM_RETRIES", default_value_t = 2)]
+    /// Times an item that broke the engine is tried alone before it is reported failed.
+    #[arg(long, env = "LORABEAM_ITEM_RETRIES", default_value_t = 2, value_parser = at_least_one())]
     item_retries: usize,
     /// A shard handed out more often than this (its workers kept dying) has its items failed.
-    #[arg(long, env = "LORABEAM_MAX_DELIVERIES", default_value_t = 3)]
+    #[arg(long, env = "LORABEAM_MAX_DELIVERIES", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     max_deliveries: u64,
     /// Items claimed ahead of the batch. Small spreads a job's shards over more workers; large
     /// keeps a big batch full when items finish quickly.
-    #[arg(long, env = "LORABEAM_PREFETCH_ITEMS", default_value_t = 32)]
+    #[arg(long, env = "LORABEAM_PREFETCH_ITEMS", default_value_t = 32, value_parser = at_least_one())]
     prefetch_items: usize,
     /// Most shards held at once (claimed and not yet confirmed by the coordinator).
-    #[arg(long, env = "LORABEAM_MAX_SHARDS", default_value_t = 16)]
+    #[arg(long, env = "LORABEAM_MAX_SHARDS", default_value_t = 16, value_parser = at_least_one())]
     max_shards: usize,
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "LORABEAM_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
@@ -116,8 +121,8 @@ async fn main() -> anyhow::Result<()> {
             let spec = args.model.spec();
             let model = tokio::task::spawn_blocking(move || load_model(&spec)).await?.context("loading the model")?;
             let budget = ModelBudget {
-                max_rows: args.max_rows.max(1),
-                kv_budget_bytes: (args.max_kv_mib > 0).then(|| args.max_kv_mib << 20),
+                max_rows: args.max_rows,
+                kv_budget_bytes: (args.max_kv_mib > 0).then_some(args.max_kv_mib << 20),
                 item_retries: args.item_retries,
             };
             Decoder::Model { model: Box::new(model), budget }
@@ -129,11 +134,11 @@ async fn main() -> anyhow::Result<()> {
         model_id: args.model_id,
         key_prefix: args.key_prefix,
         consumer: args.worker_name.unwrap_or_else(consumer_name),
-        lease: Duration::from_secs(args.lease_secs.max(1)),
+        lease: Duration::from_secs(args.lease_secs),
         grace: Duration::from_secs(args.grace_secs),
-        prefetch_items: args.prefetch_items.max(1),
-        max_shards: args.max_shards.max(1),
-        max_deliveries: args.max_deliveries.max(1),
+        prefetch_items: args.prefetch_items,
+        max_shards: args.max_shards,
+        max_deliveries: args.max_deliveries,
         max_message_bytes: args.max_message_bytes,
         tls: ClientTls { ca: args.tls_ca, cert: args.tls_cert, key: args.tls_key },
         token: BearerToken::new(read_secret(args.token_file.as_deref(), args.token.as_deref())?)?,

@@ -39,7 +39,6 @@ pub enum CheckpointError {
 
 /// Every tensor of one checkpoint file, on the CPU, in its stored dtype.
 pub struct StateDict {
-    pub path: PathBuf,
     pub tensors: BTreeMap<String, Tensor>,
 }
 
@@ -87,7 +86,7 @@ pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
             collect_tensors(path, &root, builder)?
         }
     };
-    Ok(StateDict { path: path.to_path_buf(), tensors })
+    Ok(StateDict { tensors })
 }
 
 /// Reads a `torch.save` archive (zip, or the legacy pre-1.6 stream) held in memory; `name`
@@ -104,7 +103,7 @@ pub fn parse_torch_bytes(name: &str, bytes: &[u8]) -> Result<StateDict, Checkpoi
     } else {
         return Err(CheckpointError::UnknownFormat { path: path.to_path_buf() });
     };
-    Ok(StateDict { path: path.to_path_buf(), tensors })
+    Ok(StateDict { tensors })
 }
 
 /// Every tensor of the state dict inside `root`, by name.

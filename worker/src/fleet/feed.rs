@@ -11,8 +11,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lorabeam_core::{DecodeParams, ModelLimits, ValidDecodeParams};
 use lorabeam_proto::queue::ShardMessage;
-use lorabeam_proto::{DecodeParams, ModelLimits, ValidDecodeParams};
 use tokio::sync::mpsc::UnboundedSender;
 
 use tracing::{field::Empty, info_span, Span};
@@ -35,7 +35,7 @@ impl Decoder {
     pub fn limits(&self) -> ModelLimits {
         match self {
             Decoder::Model { model, .. } => model.config().limits(),
-            Decoder::Echo => ModelLimits { vocab_size: 50257, n_positions: 1024 },
+            Decoder::Echo => ModelLimits::GPT2,
         }
     }
 }
@@ -311,7 +311,7 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
         let (seq, index) = unkey(item.key);
         let mut last_error = error.to_string();
         let mut done = false;
-        for _ in 0..budget.item_retries.max(1) {
+        for _ in 0..budget.item_retries {
             let alone = engine.run(std::iter::once(item.clone()), |_, predict| {
                 done = true;
                 let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
@@ -323,7 +323,7 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
             }
         }
         if !done {
-            let reason = format!("engine error after {} tries alone: {last_error}", budget.item_retries.max(1));
+            let reason = format!("engine error after {} tries alone: {last_error}", budget.item_retries);
             let _ = out.send(FeedOutput::Failed { seq, index, reason });
         }
     }

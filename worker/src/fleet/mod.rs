@@ -33,8 +33,8 @@ pub enum FleetError {
     Connect(#[from] lorabeam_proto::connect::ConnectError),
     #[error("coordinator refused the report stream: {0}")]
     Refused(#[from] tonic::Status),
-    #[error("{0}")]
-    Config(String),
+    #[error("cannot start the engine thread: {0}")]
+    EngineThread(std::io::Error),
     #[error("the engine thread stopped unexpectedly")]
     EngineStopped,
 }
@@ -96,7 +96,7 @@ pub async fn run(
         std::thread::Builder::new()
             .name("lorabeam-engine".into())
             .spawn(move || run_feed(decoder, feed_rx, out_tx, shared))
-            .map_err(|e| FleetError::Config(format!("cannot start the engine thread: {e}")))?
+            .map_err(FleetError::EngineThread)?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use lorabeam_core::ModelLimits;
+use lorabeam_proto::connect::redis_manager;
 use lorabeam_proto::queue::{
-    ensure_group, job_fields, job_states, model_fields, stream_fields, Keys, ShardMessage, WORKER_GROUP,
+    ensure_queue, job_fields, job_states, model_fields, stream_fields, Keys, ShardMessage, WORKER_GROUP,
 };
-use lorabeam_proto::ModelLimits;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
@@ -39,14 +40,6 @@ pub struct ShardQueue {
     lease: Duration,
 }
 
-async fn manager(client: &redis::Client, response_timeout: Duration) -> Result<ConnectionManager, FleetError> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_number_of_retries(usize::MAX)
-        .set_max_delay(Duration::from_secs(2))
-        .set_response_timeout(Some(response_timeout));
-    Ok(ConnectionManager::new_with_config(client.clone(), config).await?)
-}
-
 impl ShardQueue {
     pub async fn connect(
         client: redis::Client,
@@ -55,10 +48,10 @@ impl ShardQueue {
         consumer: String,
         lease: Duration,
     ) -> Result<Self, FleetError> {
-        let mut con = manager(&client, Duration::from_secs(10)).await?;
-        let blocking = manager(&client, BLOCK + Duration::from_secs(10)).await?;
+        let mut con = redis_manager(&client, Duration::from_secs(10)).await?;
+        let blocking = redis_manager(&client, BLOCK + Duration::from_secs(10)).await?;
         let queue = keys.queue(model_id);
-        ensure_group(&mut con, &queue).await?;
+        ensure_queue(&mut con, &keys, model_id).await?;
         Ok(Self { con, blocking, keys, queue, consumer, lease })
     }
 

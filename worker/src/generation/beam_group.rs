@@ -1,10 +1,10 @@
 //! The search state of one item: its beams, their histories and scores, and the best finished
 //! hypothesis, with gpt2_beam.py's exact rules for candidates and ties.
 
-use lorabeam_proto::ValidDecodeParams;
+use lorabeam_core::ValidDecodeParams;
 
+use super::length_normalisation::ScoreWidth;
 use super::ngram::NgramTable;
-use super::score::ScoreWidth;
 
 #[derive(Debug, Clone)]
 struct Beam {

@@ -2,12 +2,12 @@
 //! free and leave as soon as their result is final. Every group's arithmetic is independent of
 //! its neighbours', so an item's result does not depend on what shared its batch.
 
-use lorabeam_proto::ValidDecodeParams;
+use lorabeam_core::ValidDecodeParams;
 use tch::{Kind, Tensor};
 
 use super::beam_group::{BeamGroup, Choice};
+use super::length_normalisation::ScoreWidth;
 use super::logits::process_logits;
-use super::score::ScoreWidth;
 use crate::model::{DecodeRows, Gpt2, GroupCache, ModelError};
 
 /// What the engine did, for summaries and benchmarks.
@@ -241,7 +241,7 @@ impl<'m> Engine<'m> {
             stats.flops += g.cache.beams() as f64 * self.model.flops_per_token(attended);
         }
         let groups = running.iter_mut().map(|g| &mut g.cache).collect();
-        let logits = self.model.decode(DecodeRows { tokens: &tokens, groups })?;
+        let logits = self.model.decode_step(DecodeRows { tokens: &tokens, groups })?;
         let score_kind = self.model.precision().score_kind();
         let mut logits = logits.f_to_kind(score_kind)?;
         process_logits(&mut logits, running.iter().map(|g| &g.search), self.params.beam, &self.params)?;

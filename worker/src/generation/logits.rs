@@ -2,7 +2,7 @@
 //! `min_length` EOS mask and n-gram bans are gathered on the CPU from each beam's token
 //! history, then applied to the logits with one indexed read and two indexed writes.
 
-use lorabeam_proto::ValidDecodeParams;
+use lorabeam_core::ValidDecodeParams;
 use tch::Tensor;
 
 use super::beam_group::BeamGroup;

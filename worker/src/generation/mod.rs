@@ -2,11 +2,11 @@
 
 mod beam_group;
 mod engine;
+mod length_normalisation;
 mod logits;
 mod ngram;
-mod score;
 
 pub use beam_group::{BeamGroup, Choice};
 pub use engine::{Engine, EngineStats, ItemSource, WorkItem};
+pub use length_normalisation::ScoreWidth;
 pub use ngram::NgramTable;
-pub use score::ScoreWidth;

@@ -117,8 +117,8 @@ impl Gpt2Config {
         self.n_embd / self.n_head
     }
 
-    pub fn limits(&self) -> lorabeam_proto::ModelLimits {
-        lorabeam_proto::ModelLimits { vocab_size: self.vocab_size, n_positions: self.n_positions }
+    pub fn limits(&self) -> lorabeam_core::ModelLimits {
+        lorabeam_core::ModelLimits { vocab_size: self.vocab_size, n_positions: self.n_positions }
     }
 }
 

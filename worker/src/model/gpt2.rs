@@ -149,7 +149,7 @@ impl Gpt2 {
     /// One decode step for every row of every group: feeds each row's token at the position
     /// after its past, appends its key/value to its group's cache, and returns the logits
     /// `(rows, vocab)`. The caller then commits the step with `GroupCache::reorder`.
-    pub fn decode(&self, mut rows: DecodeRows<'_>) -> Result<Tensor, ModelError> {
+    pub fn decode_step(&self, mut rows: DecodeRows<'_>) -> Result<Tensor, ModelError> {
         let positions: Vec<i64> = rows
             .groups
             .iter()

@@ -1,5 +1,5 @@
 use super::*;
-use lorabeam_proto::{DecodeParams, ModelLimits};
+use lorabeam_core::{DecodeParams, ModelLimits};
 
 fn params(beam: usize, eval_len: usize, length_penalty: f64) -> ValidDecodeParams {
     DecodeParams { beam, eval_len, seq_len: 64, length_penalty, no_repeat_ngram_size: 0, ..Default::default() }

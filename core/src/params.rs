@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ParamError;
+use crate::error::ParamError;
 
 /// GPT-2's `<|endoftext|>`: gpt2_beam.py always treats it as an end of sequence.
 pub const GPT2_EOS_TOKEN_ID: u32 = 50256;
@@ -26,6 +26,12 @@ pub struct DecodeParams {
 pub struct ModelLimits {
     pub vocab_size: usize,
     pub n_positions: usize,
+}
+
+impl ModelLimits {
+    /// GPT-2's limits: every released size (small to XL) shares its vocabulary and positions.
+    /// The coordinator checks jobs against them until a worker registers the real model's.
+    pub const GPT2: ModelLimits = ModelLimits { vocab_size: 50257, n_positions: 1024 };
 }
 
 /// Parameters that passed every rule; only this type reaches the engine. It reads as the
@@ -118,7 +124,7 @@ impl ValidDecodeParams {
 mod tests {
     use super::*;
 
-    const GPT2: ModelLimits = ModelLimits { vocab_size: 50257, n_positions: 1024 };
+    const GPT2: ModelLimits = ModelLimits::GPT2;
 
     #[test]
     fn defaults_validate_and_always_include_50256() {

@@ -2,12 +2,10 @@
 //! batch_size > 1 first step, and deduplication. `lorabeam run` and the coordinator's intake
 //! share it, so both decode exactly the same items.
 
-use lorabeam_proto::queue::{ShardItem, ShardMessage};
-use lorabeam_proto::ValidDecodeParams;
-
 use crate::dedup::DedupPlan;
+use crate::params::ValidDecodeParams;
+use crate::records::Record;
 use crate::reference_batching::first_step_contexts;
-use crate::validation::Record;
 
 /// How the reference's batches are reproduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,34 +34,10 @@ pub fn plan_items(records: &[Record], params: &ValidDecodeParams, first_step: Fi
     DedupPlan::build(contexts.iter().map(|c| c.to_vec()).zip(first_steps))
 }
 
-/// Cuts a plan's items into shards of at most `shard_size` consecutive items.
-pub fn shard_items(job_id: &str, plan: &JobPlan, params: &ValidDecodeParams, shard_size: usize) -> Vec<ShardMessage> {
-    let items: Vec<ShardItem> = plan
-        .distinct
-        .iter()
-        .enumerate()
-        .map(|(item, (context, first_step))| ShardItem {
-            item: item as u32,
-            context: context.clone(),
-            first_step_context: first_step.clone(),
-        })
-        .collect();
-    items
-        .chunks(shard_size.max(1))
-        .enumerate()
-        .map(|(k, chunk)| ShardMessage {
-            job_id: job_id.to_string(),
-            shard_id: format!("s{k:06}"),
-            params: (**params).clone(),
-            items: chunk.to_vec(),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lorabeam_proto::{DecodeParams, ModelLimits};
+    use crate::params::{DecodeParams, ModelLimits};
 
     fn params(beam: usize) -> ValidDecodeParams {
         let limits = ModelLimits { vocab_size: 50257, n_positions: 16 };
@@ -71,18 +45,15 @@ mod tests {
     }
 
     fn record(id: usize, context: &[u32]) -> Record {
-        Record { id, context: context.to_vec() }
+        Record { id, context: context.to_vec(), completion: Vec::new() }
     }
 
     #[test]
-    fn truncated_duplicates_share_an_item_and_shards_cover_every_item_once() {
+    fn truncated_duplicates_share_an_item() {
         let records = [record(0, &[9, 1, 2, 3]), record(1, &[1, 2, 3]), record(2, &[4]), record(3, &[5])];
         let plan = plan_items(&records, &params(1), FirstStep { reference_batch_size: 1, exact: false });
         assert_eq!(plan.index_of_record, vec![0, 0, 1, 2], "context keeps its last 3 tokens");
-        let shards = shard_items("j", &plan, &params(1), 2);
-        let items: Vec<Vec<u32>> = shards.iter().map(|s| s.items.iter().map(|i| i.item).collect()).collect();
-        assert_eq!(items, vec![vec![0, 1], vec![2]]);
-        assert_eq!(shards[1].shard_id, "s000001");
+        assert_eq!(plan.distinct[0], (vec![1, 2, 3], None));
     }
 
     #[test]

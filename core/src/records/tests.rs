@@ -1,21 +1,27 @@
 use super::*;
+use crate::error::MAX_REPORTED_ERRORS;
 
 const VOCAB: usize = 50257;
 
 fn fault(line: &str) -> LineFault {
-    parse_line(line.as_bytes(), VOCAB).expect_err("line must be refused")
+    parse_line(0, line.as_bytes(), VOCAB).expect_err("line must be refused")
+}
+
+fn record(id: usize, context: &[u32], completion: &[u32]) -> Record {
+    Record { id, context: context.to_vec(), completion: completion.to_vec() }
 }
 
 #[test]
 fn good_lines_parse() {
-    let context = parse_line(br#"{"context": [1, 2, 50256], "completion": [3]}"#, VOCAB).expect("valid");
-    assert_eq!(context, vec![1, 2, 50256]);
-    assert!(parse_line(br#"{"context": [7]}"#, VOCAB).is_ok(), "completion is optional");
+    let line = parse_line(4, br#"{"context": [1, 2, 50256], "completion": [3, 50256]}"#, VOCAB).expect("valid");
+    assert_eq!(line, record(4, &[1, 2, 50256], &[3, 50256]), "the completion is kept for scoring");
+    let bare = parse_line(0, br#"{"context": [7]}"#, VOCAB).expect("completion is optional");
+    assert_eq!(bare, record(0, &[7], &[]));
 }
 
 #[test]
 fn each_fault_is_named() {
-    assert_eq!(parse_line(b"\xff\xfe", VOCAB), Err(LineFault::InvalidUtf8));
+    assert_eq!(parse_line(0, b"\xff\xfe", VOCAB), Err(LineFault::InvalidUtf8));
     assert_eq!(fault("   "), LineFault::Empty);
     assert!(matches!(fault("{\"context\": [1,"), LineFault::NotJson(_)));
     assert_eq!(fault("[1, 2]"), LineFault::NotAnObject);
@@ -38,6 +44,12 @@ fn each_fault_is_named() {
         fault(r#"{"context": [1], "completion": [1, 99999999]}"#),
         LineFault::OutOfVocab { field: "completion", index: 1, id: 99999999, vocab: VOCAB }
     );
+    assert_eq!(
+        fault(r#"{"context": [4294967296]}"#),
+        LineFault::OutOfVocab { field: "context", index: 0, id: 4294967296, vocab: VOCAB },
+        "ids past u32 are refused, not truncated"
+    );
+    assert_eq!(fault(r#"{"context": [1], "completion": "text"}"#), LineFault::NotAnArray("completion"));
 }
 
 #[test]
@@ -59,7 +71,7 @@ fn file_errors_name_file_and_line_and_keep_count() {
 fn ids_are_line_numbers_and_crlf_is_accepted() {
     let text = b"{\"context\": [1]}\r\n{\"context\": [2]}\n";
     let records = parse_records(Path::new("x"), text, RecordLimits::vocab(VOCAB)).expect("valid");
-    assert_eq!(records, vec![Record { id: 0, context: vec![1] }, Record { id: 1, context: vec![2] }]);
+    assert_eq!(records, vec![record(0, &[1], &[]), record(1, &[2], &[])]);
     assert!(matches!(parse_records(Path::new("x"), b"", RecordLimits::vocab(VOCAB)), Err(DataError::NoRecords { .. })));
 }
 
@@ -75,4 +87,12 @@ fn service_limits_name_the_line() {
     let four = "{\"context\": [1]}\n".repeat(4);
     let err = parse_records(Path::new("x"), four.as_bytes(), limits).expect_err("too many lines");
     assert!(matches!(err, DataError::TooManyLines { limit: 3, .. }));
+}
+
+#[test]
+fn a_directory_is_named_as_one() {
+    let dir = std::env::temp_dir();
+    let err = read_records(&dir, VOCAB).expect_err("a directory is not data");
+    assert!(matches!(err, DataError::IsADirectory { .. }), "{err}");
+    assert!(err.to_string().ends_with("is a directory, not a JSONL file"), "{err}");
 }

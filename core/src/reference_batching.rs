@@ -12,6 +12,8 @@
 /// logits pick its first token when `batch_size` consecutive lines form a batch; `None`
 /// where that is the context itself.
 pub fn first_step_contexts(contexts: &[&[u32]], batch_size: usize, beam: usize) -> Vec<Option<Vec<u32>>> {
+    // A batch size of 0 (unset on the wire) or a beam of 0 (refused by validation before
+    // planning) must not divide by zero here: both read as 1, the reference's own minimum.
     let batch_size = batch_size.max(1);
     let beam = beam.max(1);
     contexts

@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn f32_rounds_like_a_float_tensor() {
-        let sum = -7.123_456_789_f32 as f64;
+        let sum = -7.123_457_f32 as f64;
         let f32_score = ScoreWidth::F32.normalize(sum, 7, 0.8);
         assert_eq!(f32_score, ((sum as f32) / (7f64.powf(0.8) as f32)) as f64);
         assert_eq!(ScoreWidth::F64.normalize(-2.0, 4, 0.5), -1.0);

@@ -1,0 +1,25 @@
+//! lorabeam's core: the rules that define a job, with no server, queue or libtorch in it.
+//! The embedded `lorabeam run`, the coordinator, the workers and the benches all read a job
+//! through this crate, so every entry point decodes exactly the same items.
+//!
+//! - [`records`]: a test JSONL checked into [`Record`]s, every fault named by `file:line`
+//!   and field;
+//! - [`params`]: decoding parameters with gpt2_beam.py's names and defaults, and the rules
+//!   they are validated by;
+//! - [`plan`] (with [`dedup`] and [`reference_batching`]): records to the distinct items a
+//!   job decodes;
+//! - [`predictions`]: the predictions JSONL (`{"id": N, "predict": [...]}`), written
+//!   atomically and read back with `file:line` errors.
+
+pub mod dedup;
+pub mod error;
+pub mod params;
+pub mod plan;
+pub mod predictions;
+pub mod records;
+pub mod reference_batching;
+
+pub use error::{DataError, LineError, LineFault, ParamError, PredictionsError, WriteError};
+pub use params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
+pub use plan::{plan_items, FirstStep, ItemInput, JobPlan};
+pub use records::{read_records, Record, RecordLimits};
