@@ -38,16 +38,11 @@ pub struct Plan {
 pub struct Results {
     store: JobStore,
     plans: Arc<Mutex<HashMap<String, Arc<Plan>>>>,
-    script: Arc<redis::Script>,
 }
 
 impl Results {
     pub fn new(store: JobStore) -> Self {
-        Self {
-            store,
-            plans: Arc::default(),
-            script: Arc::new(redis::Script::new(lorabeam_proto::queue_scripts::STORE_OUTCOMES)),
-        }
+        Self { store, plans: Arc::default() }
     }
 
     pub async fn plan(&self, job_id: &str) -> Result<Arc<Plan>> {
@@ -84,7 +79,7 @@ impl Results {
             Err(e) => return Err(e),
         };
         let keys = &self.store.keys;
-        let mut invocation = self.script.prepare_invoke();
+        let mut invocation = lorabeam_proto::queue_scripts::STORE_OUTCOMES.prepare_invoke();
         invocation.key(keys.job(job_id)).key(keys.results(job_id)).key(keys.failed(job_id));
         for outcome in outcomes {
             let item = match outcome {

@@ -309,7 +309,7 @@ pub fn parse_spec(job_id: &str, hash: &HashMap<String, String>) -> Result<Stored
 impl JobStore {
     /// Records that every item of a shard is stored. Returns whether the job still runs.
     pub async fn mark_shard_done(&self, job_id: &str, shard_id: &str) -> Result<bool> {
-        let state: Option<String> = redis::Script::new(lorabeam_proto::queue_scripts::MARK_SHARD_DONE)
+        let state: Option<String> = lorabeam_proto::queue_scripts::MARK_SHARD_DONE
             .key(self.keys.job(job_id))
             .key(self.keys.shards_done(job_id))
             .arg(shard_id)

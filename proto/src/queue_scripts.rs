@@ -1,49 +1,74 @@
-//! The Lua scripts of the queue schema, run atomically inside Redis.
+//! The Lua scripts of the queue schema, run atomically inside Redis. Job-hash field names and
+//! state values come from [`job_fields`] and [`job_states`], so the scripts and the Rust code
+//! cannot drift apart; each script is built (and hashed) once per process.
+
+use std::sync::LazyLock;
+
+use crate::queue::{job_fields as f, job_states};
 
 /// Stores a batch of outcomes for one job, each only if its item has none yet, and bumps the
 /// counters for the new ones. A job that is no longer running takes nothing.
 /// KEYS: job hash, results, failed. ARGV: 5 per outcome: kind (r|f), item, value, records, tokens.
 /// Returns {added, items_done, items, records_added, tokens_added}, or {-1, 0, 0, 0, 0} when the
 /// job is not running.
-pub const STORE_OUTCOMES: &str = r"
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {-1, 0, 0, 0, 0} end
+pub static STORE_OUTCOMES: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"
+if redis.call('HGET', KEYS[1], '{state}') ~= '{running}' then return {{-1, 0, 0, 0, 0}} end
 local added, records, tokens = 0, 0, 0
 for i = 1, #ARGV, 5 do
   local item = ARGV[i + 1]
   if redis.call('HEXISTS', KEYS[2], item) == 0 and redis.call('HEXISTS', KEYS[3], item) == 0 then
     if ARGV[i] == 'r' then
       redis.call('HSET', KEYS[2], item, ARGV[i + 2])
-      redis.call('HINCRBY', KEYS[1], 'generated_tokens', ARGV[i + 4])
+      redis.call('HINCRBY', KEYS[1], '{generated_tokens}', ARGV[i + 4])
       tokens = tokens + tonumber(ARGV[i + 4])
     else
       redis.call('HSET', KEYS[3], item, ARGV[i + 2])
     end
-    redis.call('HINCRBY', KEYS[1], 'records_done', ARGV[i + 3])
+    redis.call('HINCRBY', KEYS[1], '{records_done}', ARGV[i + 3])
     records = records + tonumber(ARGV[i + 3])
-    redis.call('HINCRBY', KEYS[1], 'items_done', 1)
+    redis.call('HINCRBY', KEYS[1], '{items_done}', 1)
     added = added + 1
   end
 end
-local done = tonumber(redis.call('HGET', KEYS[1], 'items_done'))
-return {added, done, tonumber(redis.call('HGET', KEYS[1], 'items')), records, tokens}
-";
+local done = tonumber(redis.call('HGET', KEYS[1], '{items_done}'))
+return {{added, done, tonumber(redis.call('HGET', KEYS[1], '{items}')), records, tokens}}
+",
+        state = f::STATE,
+        running = job_states::RUNNING,
+        generated_tokens = f::GENERATED_TOKENS,
+        records_done = f::RECORDS_DONE,
+        items_done = f::ITEMS_DONE,
+        items = f::ITEMS,
+    ))
+});
 
 /// Adds a shard to the job's done set if the job exists, giving the set the job's remaining
 /// lifetime (a shard may finish after the job did). KEYS: job hash, done set. ARGV: shard id.
 /// Returns the job's state, or false when the job is gone.
-pub const MARK_SHARD_DONE: &str = r"
+pub static MARK_SHARD_DONE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('SADD', KEYS[2], ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return redis.call('HGET', KEYS[1], 'state')
-";
+return redis.call('HGET', KEYS[1], '{state}')
+",
+        state = f::STATE,
+    ))
+});
 
 /// Renews a lease only while this consumer still holds it: a lease that expired and went to
 /// another worker stays there. KEYS: stream. ARGV: group, consumer, entry id.
-pub const RENEW_LEASE: &str = r"
+pub static RENEW_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
-";
+",
+    )
+});

@@ -145,7 +145,7 @@ impl ShardQueue {
 
     /// Renews the leases this worker still holds; returns how many it had lost.
     pub async fn renew(&self, entry_ids: &[String]) -> Result<usize, FleetError> {
-        let script = redis::Script::new(lorabeam_proto::queue_scripts::RENEW_LEASE);
+        let script = &*lorabeam_proto::queue_scripts::RENEW_LEASE;
         let mut lost = 0;
         for id in entry_ids {
             let held: i64 = script
