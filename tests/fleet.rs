@@ -1,6 +1,6 @@
 //! The fleet end to end, with real processes on loopback: `redis-server`, `lorabeam-coordinator`
 //! on 127.0.0.1:0, `lorabeam-worker`s holding the tiny fixture, and the `lorabeam` client.
-//! Outputs are checked against the reference's goldens with `compare.py --require-order`, which
+//! Outputs are checked against the reference's goldens with `support::compare` (the code of `lorabeam compare`), which
 //! also fails on a missing or duplicated id.
 
 mod support;

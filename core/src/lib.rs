@@ -9,15 +9,19 @@
 //! - [`plan`] (with [`dedup`] and [`reference_batching`]): records to the distinct items a
 //!   job decodes;
 //! - [`predictions`]: the predictions JSONL (`{"id": N, "predict": [...]}`), written
-//!   atomically and read back with `file:line` errors.
+//!   atomically and read back with `file:line` errors;
+//! - [`text`]: GPT-2 BPE, and the reference and prediction texts gpt2_decode.py writes;
+//! - [`eval`]: the E2E metrics as e2e-metrics' `measure_scores.py` computes them.
 
 pub mod dedup;
 pub mod error;
+pub mod eval;
 pub mod params;
 pub mod plan;
 pub mod predictions;
 pub mod records;
 pub mod reference_batching;
+pub mod text;
 
 pub use error::{DataError, LineError, LineFault, ParamError, PredictionsError, WriteError};
 pub use params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
