@@ -1,0 +1,115 @@
+//! gpt2_decode.py's E2E files (its default `--ref_type e2e`), from records as a job holds them
+//! (token ids) and their predictions. Records are grouped by context, groups in order of first
+//! appearance; each group has its references (every record's completion, in record order)
+//! and one hypothesis (the prediction read last among its records, as the script overwrites).
+
+use std::collections::HashMap;
+
+use super::bpe::decode;
+use super::error::E2eTextError;
+use super::postprocess::{cut_at_end, post_process, PostProcess};
+use crate::predictions::PredictionLine;
+use crate::records::Record;
+
+/// The references and the hypothesis of every context group, cut and stripped but not yet
+/// post-processed (the script applies `--lower`/`--tokenize` only when writing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct E2eTexts {
+    /// Per group, the references in record order.
+    pub references: Vec<Vec<String>>,
+    /// Per group, the hypothesis.
+    pub hypotheses: Vec<String>,
+}
+
+/// Records grouped by context ids, which groups them exactly as the script's text key does:
+/// encoding is a function and decoding inverts it, so equal texts are equal ids and back.
+struct Groups {
+    group_of_id: HashMap<usize, usize>,
+    first_id: Vec<usize>,
+    references: Vec<Vec<String>>,
+}
+
+fn group_records(records: &[Record]) -> Result<Groups, E2eTextError> {
+    let mut index: HashMap<&[u32], usize> = HashMap::new();
+    let mut groups = Groups { group_of_id: HashMap::new(), first_id: Vec::new(), references: Vec::new() };
+    for record in records {
+        let group = *index.entry(&record.context).or_insert_with(|| {
+            groups.first_id.push(record.id);
+            groups.references.push(Vec::new());
+            groups.references.len() - 1
+        });
+        groups.group_of_id.insert(record.id, group);
+        // The script reads the text completion; decoding its ids gives `' ' + completion` and
+        // the EOS text, which the same cut and strip remove.
+        let completion =
+            decode(&record.completion).map_err(|source| E2eTextError::BadCompletion { id: record.id, source })?;
+        groups.references[group].push(cut_at_end(&completion).to_owned());
+    }
+    Ok(groups)
+}
+
+impl E2eTexts {
+    /// Groups `records` and sets each group's hypothesis from `predictions`, `(id, tokens)` in
+    /// the order the sample file lists them: a later prediction for the same context replaces
+    /// an earlier one, as in the script. Every group needs one.
+    pub fn new<'a>(
+        records: &[Record],
+        predictions: impl IntoIterator<Item = (usize, &'a [u32])>,
+    ) -> Result<Self, E2eTextError> {
+        let groups = group_records(records)?;
+        let mut hypotheses: Vec<Option<String>> = vec![None; groups.references.len()];
+        for (id, tokens) in predictions {
+            let group = *groups.group_of_id.get(&id).ok_or(E2eTextError::UnknownId { id })?;
+            let text = decode(tokens).map_err(|source| E2eTextError::BadPrediction { id, source })?;
+            hypotheses[group] = Some(cut_at_end(&text).to_owned());
+        }
+        let hypotheses = hypotheses
+            .into_iter()
+            .enumerate()
+            .map(|(group, hypothesis)| hypothesis.ok_or_else(|| no_prediction(records, groups.first_id[group])))
+            .collect::<Result<Vec<String>, E2eTextError>>()?;
+        Ok(Self { references: groups.references, hypotheses })
+    }
+
+    /// [`E2eTexts::new`] from a predictions file's lines, in file order.
+    pub fn from_lines(records: &[Record], lines: &[PredictionLine]) -> Result<Self, E2eTextError> {
+        Self::new(records, lines.iter().map(|line| (line.id, line.predict.as_slice())))
+    }
+
+    /// The texts as the script writes them with `options`.
+    pub fn post_processed(&self, options: PostProcess) -> Self {
+        let line = |text: &String| post_process(text, options);
+        Self {
+            references: self.references.iter().map(|group| group.iter().map(line).collect()).collect(),
+            hypotheses: self.hypotheses.iter().map(line).collect(),
+        }
+    }
+
+    /// The `--output_ref_file` text: each reference on its line, a blank line after each group.
+    pub fn reference_file(&self, options: PostProcess) -> String {
+        let mut out = String::new();
+        for group in &self.references {
+            for reference in group {
+                out.push_str(&post_process(reference, options));
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The `--output_pred_file` text: one hypothesis per line, one line per group.
+    pub fn prediction_file(&self, options: PostProcess) -> String {
+        self.hypotheses.iter().map(|h| post_process(h, options) + "\n").collect()
+    }
+}
+
+fn no_prediction(records: &[Record], first_id: usize) -> E2eTextError {
+    let context = records
+        .iter()
+        .find(|r| r.id == first_id)
+        .and_then(|r| decode(&r.context).ok())
+        .map(|text| text.trim_end_matches(super::bpe::ENDOFTEXT).to_owned())
+        .unwrap_or_default();
+    E2eTextError::NoPrediction { context, first_id }
+}

@@ -1,0 +1,7 @@
+//! Tests of the text module against what microsoft/LoRA's Python writes.
+
+mod bpe;
+mod conformance;
+mod e2e_files;
+mod formatted;
+mod pystr;
