@@ -33,7 +33,7 @@ pub mod v1 {
     pub use crate::pb::worker_service_server::{WorkerService, WorkerServiceServer};
     pub use crate::pb::{
         CancelJobRequest, DecodeParams, GetJobRequest, ItemFailed, ItemResult, JobEvent, JobSpec, JobState, JobStatus,
-        ListJobsRequest, ListJobsResponse, Prediction, RecordChunk, ShardConfirmed, ShardFinished,
+        ListJobsRequest, ListJobsResponse, Prediction, RecordChunk, Scores, ShardConfirmed, ShardFinished,
         StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest, WorkerReport,
     };
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use lorabeam_core::predictions::{format_prediction, PredictionFile};
+use lorabeam_core::text::{cut_at_end, decode};
 use lorabeam_proto::v1::{CancelJobRequest, JobStatus, ListJobsRequest, StreamResultsRequest, WatchJobRequest};
 use std::io::Write;
 
@@ -36,6 +37,10 @@ pub struct ResultsArgs {
     /// First record id to fetch.
     #[arg(long, env = "LORABEAM_OFFSET", default_value_t = 0)]
     pub offset: u64,
+    /// Print each prediction as GPT-2 text, `{"id": N, "text": "..."}`, cut at
+    /// <|endoftext|> and stripped as gpt2_decode.py cuts it.
+    #[arg(long, env = "LORABEAM_TEXT")]
+    pub text: bool,
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
 }
@@ -75,7 +80,8 @@ pub fn cancel(args: JobArgs) -> anyhow::Result<()> {
 pub fn results(args: ResultsArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut client = args.coordinator.connect().await?;
-        let lines = fetch_results(&mut client, &args.job_id, args.offset, args.output.as_deref()).await?;
+        let format = if args.text { ResultFormat::Text } else { ResultFormat::Ids };
+        let lines = fetch_results(&mut client, &args.job_id, args.offset, args.output.as_deref(), format).await?;
         eprintln!("{lines} prediction(s) of {}", args.job_id);
         Ok(())
     })
@@ -100,12 +106,36 @@ pub async fn follow(
     anyhow::bail!("the coordinator ended the watch of {job_id} before the job ended")
 }
 
+/// How `results` writes each prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFormat {
+    /// The reference's `{"id": N, "predict": [ids]}`.
+    Ids,
+    /// `{"id": N, "text": "..."}`, decoded and cut as gpt2_decode.py does.
+    Text,
+}
+
+/// One prediction as a line of `format`.
+fn result_line(line: &mut String, id: usize, predict: &[u32], format: ResultFormat) -> anyhow::Result<()> {
+    line.clear();
+    match format {
+        ResultFormat::Ids => format_prediction(line, id, predict),
+        ResultFormat::Text => {
+            let text = decode(predict).with_context(|| format!("decoding the prediction of id {id}"))?;
+            line.push_str(&serde_json::json!({ "id": id, "text": cut_at_end(&text) }).to_string());
+            line.push('\n');
+        }
+    }
+    Ok(())
+}
+
 /// Streams a job's predictions in id order to `output` (atomically) or standard output.
 pub async fn fetch_results(
     client: &mut Client,
     job_id: &str,
     offset: u64,
     output: Option<&Path>,
+    format: ResultFormat,
 ) -> anyhow::Result<usize> {
     let request = StreamResultsRequest { job_id: job_id.to_string(), offset };
     let mut stream = client.stream_results(request).await.with_context(|| format!("fetching {job_id}"))?.into_inner();
@@ -114,13 +144,11 @@ pub async fn fetch_results(
     let mut line = String::new();
     let mut count = 0;
     while let Some(prediction) = stream.message().await.with_context(|| format!("fetching {job_id}"))? {
+        let id = usize::try_from(prediction.id).context("a prediction id past this machine's usize")?;
+        result_line(&mut line, id, &prediction.predict, format)?;
         match &mut file {
-            Some(file) => file.push(prediction.id as usize, &prediction.predict)?,
-            None => {
-                line.clear();
-                format_prediction(&mut line, prediction.id as usize, &prediction.predict);
-                stdout.write_all(line.as_bytes())?;
-            }
+            Some(file) => file.push_line(&line)?,
+            None => stdout.write_all(line.as_bytes())?,
         }
         count += 1;
     }

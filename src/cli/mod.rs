@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod compare;
+pub mod data;
 pub mod fixture;
 pub mod jobs;
 pub mod model_args;

@@ -6,15 +6,18 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use lorabeam_core::predictions::write_predictions;
-use lorabeam_core::{plan_items, read_records, FirstStep};
+use lorabeam_core::{plan_items, FirstStep};
 use lorabeam_worker::generation::{Engine, WorkItem};
 use lorabeam_worker::load_model;
 
+use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Test JSONL: one {"context": [ids], "completion": [ids]} per line.
+    /// Test JSONL: one {"context": [ids], "completion": [ids]} per line (gpt2_encode.py's
+    /// output), or its text form {"context": "...", "completion": "..."}, encoded here as
+    /// gpt2_encode.py --add_bos --add_eos would.
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Lines per batch, as in gpt2_beam.py. With beam > 1 the reference picks a line's first
@@ -45,7 +48,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let model = load_model(&args.model.spec()).context("loading the model")?;
     let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
-    let records = read_records(&args.data, model.config().vocab_size)?;
+    let data = read_job_data(&args.data, model.config().vocab_size)?;
+    let records = data.records;
     let first_step = FirstStep { reference_batch_size: args.batch_size, exact: args.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
     let loaded = started.elapsed();
@@ -79,8 +83,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
     write_predictions(&out, rows)?;
     eprintln!(
-        "decoded {} lines ({} distinct contexts) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s; wrote {}",
+        "decoded {} lines{} ({} distinct contexts) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s; wrote {}",
         records.len(),
+        if data.encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
         plan.distinct.len(),
         decode_time,
         loaded.as_secs_f64(),

@@ -1,15 +1,17 @@
 //! `lorabeam submit`: sends a test JSONL to a coordinator as a job, and with `--wait` follows
 //! it and writes its ordered predictions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use lorabeam_core::text::{detect_file_form, read_text_records, EncodeOptions, JsonlForm};
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::client::{block_on, check_final, CoordinatorArgs};
-use super::jobs::{fetch_results, follow};
+use super::data::{ids_jsonl, ENCODED_FROM_TEXT};
+use super::jobs::{fetch_results, follow, ResultFormat};
 use super::model_args::DecodeArgs;
 
 /// Bytes of JSONL per SubmitJob message.
@@ -22,7 +24,9 @@ pub struct SubmitArgs {
     /// The model id to decode with: workers serving it take the job.
     #[arg(long, env = "LORABEAM_MODEL_ID")]
     pub model_id: String,
-    /// Test JSONL: one {"context": [ids], "completion": [ids]} per line.
+    /// Test JSONL: one {"context": [ids], "completion": [ids]} per line, or its text form
+    /// {"context": "...", "completion": "..."}, encoded here as gpt2_encode.py --add_bos
+    /// --add_eos would before it is sent.
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Distinct contexts per shard; 0 uses the coordinator's default.
@@ -49,8 +53,7 @@ pub struct SubmitArgs {
 
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
-        let mut file =
-            tokio::fs::File::open(&args.data).await.with_context(|| format!("cannot read {}", args.data.display()))?;
+        let (mut file, encoded_from_text) = open_data(&args.data).await?;
         let spec = JobSpec {
             model_id: args.model_id.clone(),
             params: Some(v1::DecodeParams::try_from(&args.decode.params())?),
@@ -59,6 +62,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             name: args.data.display().to_string(),
             reference_batch_size: args.batch_size,
             exact_first_step: args.exact_first_step,
+            score: false,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut client = args.coordinator.connect().await?;
@@ -89,9 +93,10 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         sender.await?.with_context(|| format!("reading {}", data.display()))?;
         let job_id = response.job_id;
         eprintln!(
-            "{} job {job_id}: {} records, {} distinct contexts, {} shards",
+            "{} job {job_id}: {} records{}, {} distinct contexts, {} shards",
             if response.existing { "existing" } else { "submitted" },
             response.records,
+            if encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
             response.distinct_items,
             response.shards
         );
@@ -111,9 +116,24 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         progress.finish_and_clear();
         // Whatever decoded is written, even when some records failed.
         if let Some(output) = &args.output {
-            let lines = fetch_results(&mut client, &job_id, 0, Some(output)).await?;
+            let lines = fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids).await?;
             eprintln!("wrote {lines} predictions to {}", output.display());
         }
         check_final(&last)
     })
+}
+
+/// The bytes to send: the file as it is when it holds ids; its records encoded to ids when it
+/// is text (checked here, with `file:line` errors, before anything is sent).
+async fn open_data(path: &Path) -> anyhow::Result<(Box<dyn AsyncRead + Unpin + Send>, bool)> {
+    if path.is_dir() {
+        anyhow::bail!("{} is a directory, not a JSONL file", path.display());
+    }
+    let form = detect_file_form(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if form == Some(JsonlForm::Text) {
+        let records = read_text_records(path, EncodeOptions::E2E)?;
+        return Ok((Box::new(std::io::Cursor::new(ids_jsonl(&records)?)), true));
+    }
+    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((Box::new(file), false))
 }

@@ -66,6 +66,16 @@ impl PredictionFile {
 
     pub fn push(&mut self, id: usize, predict: &[u32]) -> Result<(), WriteError> {
         format_prediction(&mut self.buffer, id, predict);
+        self.flush_if_full()
+    }
+
+    /// Appends a line already formatted (it ends with `\n`), e.g. a prediction as text.
+    pub fn push_line(&mut self, line: &str) -> Result<(), WriteError> {
+        self.buffer.push_str(line);
+        self.flush_if_full()
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), WriteError> {
         if self.buffer.len() > 1 << 16 {
             self.file.write(self.buffer.as_bytes())?;
             self.buffer.clear();
