@@ -7,3 +7,7 @@ LORABEAM_VENV=$LORABEAM_CACHE/torch-$LORABEAM_TORCH_VERSION
 export LIBTORCH_USE_PYTORCH=1
 export PYTHON_SYS_EXECUTABLE=$LORABEAM_VENV/bin/python
 export PATH=$LORABEAM_VENV/bin:$HOME/.cargo/bin:$PATH
+# The official METEOR 1.5 jar (with its paraphrase data beside it), from pycocoevalcap.
+meteor_jar=$(ls "$LORABEAM_VENV"/lib/python3*/site-packages/pycocoevalcap/meteor/meteor-1.5.jar 2>/dev/null | head -n 1 || true)
+if [ -n "$meteor_jar" ]; then export LORABEAM_METEOR_JAR=${LORABEAM_METEOR_JAR:-$meteor_jar}; fi
+unset meteor_jar

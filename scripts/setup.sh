@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine, fast when already done:
 #   1. the Debian packages the build and the tests need;
-#   2. a venv with torch==2.11.0 (libtorch for tch 0.24) and safetensors (the tests write the
-#      fixture's other checkpoint layouts with them) in a per-user cache;
+#   2. a venv with torch==2.11.0 (libtorch for tch 0.24), safetensors (the tests write the
+#      fixture's other checkpoint layouts with them) and pycocoevalcap (it ships the official
+#      METEOR 1.5 jar and its paraphrase data, which `lorabeam score` runs with java) in a
+#      per-user cache;
 #   3. the release binaries (lorabeam, lorabeam-coordinator, lorabeam-worker); those that
 #      load models find libtorch through their RPATH.
 set -euo pipefail
@@ -10,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 missing=()
-for pkg in g++ pkg-config redis-server protobuf-compiler; do
+for pkg in g++ pkg-config redis-server protobuf-compiler default-jre-headless; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
@@ -27,16 +29,16 @@ venv_ok() {
   "$LORABEAM_VENV/bin/python" - <<PY 2>/dev/null
 import importlib.metadata as m
 assert m.version("torch").split("+")[0] == "$LORABEAM_TORCH_VERSION"
-for package in ("numpy", "safetensors"):
+for package in ("numpy", "safetensors", "pycocoevalcap"):
     m.version(package)
 PY
 }
 if ! venv_ok; then
-  echo "setup: installing torch==$LORABEAM_TORCH_VERSION, numpy and safetensors into $LORABEAM_VENV (about 4.7 GB, once per user)"
+  echo "setup: installing torch==$LORABEAM_TORCH_VERSION, numpy, safetensors and pycocoevalcap into $LORABEAM_VENV (about 4.8 GB, once per user)"
   mkdir -p "$LORABEAM_CACHE"
   [ -x "$LORABEAM_VENV/bin/pip" ] || python3 -m venv "$LORABEAM_VENV"
   "$LORABEAM_VENV/bin/pip" install -q --upgrade pip
-  "$LORABEAM_VENV/bin/pip" install -q "torch==$LORABEAM_TORCH_VERSION" numpy safetensors
+  "$LORABEAM_VENV/bin/pip" install -q "torch==$LORABEAM_TORCH_VERSION" numpy safetensors pycocoevalcap
   venv_ok
 fi
 

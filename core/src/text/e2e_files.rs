@@ -104,6 +104,58 @@ impl E2eTexts {
     }
 }
 
+/// What scoring a job needs from its records, kept from intake to completion: for every
+/// context group (first-appearance order) its references, and the record whose prediction
+/// becomes its hypothesis. Predictions of an ordered output come in id order, so the one the
+/// script keeps is that of the group's highest id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct E2eReferences {
+    pub groups: Vec<ReferenceGroup>,
+}
+
+/// One context group of [`E2eReferences`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReferenceGroup {
+    /// The record whose prediction is the group's hypothesis.
+    pub record: usize,
+    /// Its first record, to name the context in errors.
+    pub first_record: usize,
+    pub references: Vec<String>,
+}
+
+impl E2eReferences {
+    pub fn from_records(records: &[Record]) -> Result<Self, E2eTextError> {
+        let groups = group_records(records)?;
+        let mut last = groups.first_id.clone();
+        for (&id, &group) in &groups.group_of_id {
+            last[group] = last[group].max(id);
+        }
+        let groups = groups
+            .references
+            .into_iter()
+            .zip(groups.first_id)
+            .zip(last)
+            .map(|((references, first_record), record)| ReferenceGroup { record, first_record, references })
+            .collect();
+        Ok(Self { groups })
+    }
+
+    /// The texts, with each group's hypothesis the prediction `prediction_of` gives for its
+    /// record (`None`: that record has no prediction, e.g. its item failed).
+    pub fn texts<'a>(&self, prediction_of: impl Fn(usize) -> Option<&'a [u32]>) -> Result<E2eTexts, E2eTextError> {
+        let mut hypotheses = Vec::with_capacity(self.groups.len());
+        for group in &self.groups {
+            let Some(tokens) = prediction_of(group.record) else {
+                return Err(E2eTextError::NoPrediction { context: String::new(), first_id: group.first_record });
+            };
+            let text = decode(tokens).map_err(|source| E2eTextError::BadPrediction { id: group.record, source })?;
+            hypotheses.push(cut_at_end(&text).to_owned());
+        }
+        let references = self.groups.iter().map(|g| g.references.clone()).collect();
+        Ok(E2eTexts { references, hypotheses })
+    }
+}
+
 fn no_prediction(records: &[Record], first_id: usize) -> E2eTextError {
     let context = records
         .iter()

@@ -110,3 +110,21 @@ fn cut_at_end_takes_eos_then_blank_line_then_strips() {
     assert_eq!(cut_at_end("\u{1c} a\nb \u{a0}"), "a\nb", "one newline stays; Python's whitespace is stripped");
     assert_eq!(cut_at_end("<|endoftext|>"), "");
 }
+
+/// The plan a coordinator keeps from intake gives the texts the script writes from an ordered
+/// output: the highest id of a context wins.
+#[test]
+fn stored_references_rebuild_the_texts_of_an_ordered_output() {
+    let records = records();
+    let predictions = predictions();
+    let mut ordered = predictions.clone();
+    ordered.sort_by_key(|(id, _)| *id);
+    let direct = E2eTexts::new(&records, ordered.iter().map(|(id, p)| (*id, p.as_slice()))).expect("texts");
+    let plan = E2eReferences::from_records(&records).expect("plan");
+    assert_eq!(plan.groups.iter().map(|g| g.record).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let by_id: std::collections::HashMap<usize, &[u32]> = ordered.iter().map(|(id, p)| (*id, p.as_slice())).collect();
+    let stored: E2eReferences = serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("parse");
+    assert_eq!(stored.texts(|id| by_id.get(&id).copied()).expect("texts"), direct);
+    let missing = stored.texts(|id| if id == 3 { None } else { by_id.get(&id).copied() });
+    assert!(matches!(missing, Err(E2eTextError::NoPrediction { first_id: 3, .. })));
+}
