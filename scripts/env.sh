@@ -7,7 +7,11 @@ LORABEAM_VENV=$LORABEAM_CACHE/torch-$LORABEAM_TORCH_VERSION
 export LIBTORCH_USE_PYTORCH=1
 export PYTHON_SYS_EXECUTABLE=$LORABEAM_VENV/bin/python
 export PATH=$LORABEAM_VENV/bin:$HOME/.cargo/bin:$PATH
-# The official METEOR 1.5 jar (with its paraphrase data beside it), from pycocoevalcap.
-meteor_jar=$(ls "$LORABEAM_VENV"/lib/python3*/site-packages/pycocoevalcap/meteor/meteor-1.5.jar 2>/dev/null | head -n 1 || true)
-if [ -n "$meteor_jar" ]; then export LORABEAM_METEOR_JAR=${LORABEAM_METEOR_JAR:-$meteor_jar}; fi
-unset meteor_jar
+# The official METEOR 1.5 jar (with its paraphrase data beside it) and the Stanford CoreNLP
+# 3.4.1 jar (the tests compare the Rust PTB tokeniser with it), from pycocoevalcap.
+coco=$(ls -d "$LORABEAM_VENV"/lib/python3*/site-packages/pycocoevalcap 2>/dev/null | head -n 1 || true)
+if [ -n "$coco" ]; then
+  export LORABEAM_METEOR_JAR=${LORABEAM_METEOR_JAR:-$coco/meteor/meteor-1.5.jar}
+  export LORABEAM_PTB_JAR=${LORABEAM_PTB_JAR:-$coco/tokenizer/stanford-corenlp-3.4.1.jar}
+fi
+unset coco

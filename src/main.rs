@@ -29,6 +29,9 @@ enum Command {
     Results(cli::jobs::ResultsArgs),
     /// Compare a predictions file with a golden one, token for token.
     Compare(cli::compare::CompareArgs),
+    /// E2E scores (BLEU, NIST, METEOR, ROUGE-L, CIDEr) of predictions, as gpt2_decode.py then
+    /// measure_scores.py -p compute them.
+    Score(Box<cli::score::ScoreArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Cancel(args) => cli::jobs::cancel(args),
         Command::Results(args) => cli::jobs::results(args),
         Command::Compare(args) => cli::compare::compare(args),
+        Command::Score(args) => cli::score::score(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use clap::builder::RangedU64ValueParser;
 use lorabeam_core::records::parse_records;
-use lorabeam_core::{plan_items, DecodeParams, FirstStep, ModelLimits, RecordLimits};
+use lorabeam_core::text::E2eReferences;
+use lorabeam_core::{plan_items, DecodeParams, FirstStep, ModelLimits, Record, RecordLimits};
 use lorabeam_proto::queue::{encode_plan, StoredJobSpec};
 use lorabeam_proto::v1::{JobSpec, SubmitItem, SubmitJobRequest};
 use tokio_stream::{Stream, StreamExt};
@@ -167,6 +168,7 @@ pub fn plan_job(
     let first_step =
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
+    let references = spec.score.then(|| scoring_references(&records)).transpose()?;
     let shard_size = if spec.shard_size == 0 { limits.default_shard_size } else { spec.shard_size as usize };
     let shards = shard_items(&job_id, &plan, &params, shard_size)?;
     Ok(NewJob {
@@ -178,6 +180,7 @@ pub fn plan_job(
             reference_batch_size: spec.reference_batch_size as usize,
             exact_first_step: spec.exact_first_step,
             idempotency_key: spec.idempotency_key.clone(),
+            score: spec.score,
         },
         job_id,
         records: records.len(),
@@ -187,7 +190,16 @@ pub fn plan_job(
         client: String::new(),
         job_traceparent: None,
         shard_traceparents: Vec::new(),
+        references,
     })
+}
+
+/// What scoring needs from the records, kept with the job: a job that cannot be scored (a
+/// completion that does not decode) is refused now rather than failing at the end.
+fn scoring_references(records: &[Record]) -> Result<String> {
+    let references = E2eReferences::from_records(records)
+        .map_err(|e| CoordinatorError::InvalidSpec(format!("score: the job's references: {e}")))?;
+    serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))
 }
 
 /// A fresh job id: short, unique, safe in keys and file names.

@@ -5,6 +5,7 @@
 //! - [`intake`] reads a SubmitJob stream, checks it and plans it with the core's rules;
 //! - [`sharding`] cuts the plan into queue messages;
 //! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]);
+//! - [`scoring`] scores a job submitted with `score` when its output is complete;
 //! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge.
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod intake;
 mod job_service;
 pub mod metrics;
 pub mod results;
+pub mod scoring;
 pub mod server;
 pub mod sharding;
 pub mod store;

@@ -60,6 +60,13 @@ struct Args {
     /// PEM CA to trust for a `rediss://` Redis signed by a private CA.
     #[arg(long, env = "LORABEAM_REDIS_CA")]
     redis_ca: Option<PathBuf>,
+    /// The official meteor-1.5.jar for scored jobs (its data/paraphrase-en.gz beside it);
+    /// default: where scripts/setup.sh installs it. Without it, scores say METEOR is unavailable.
+    #[arg(long = "meteor-jar", env = "LORABEAM_METEOR_JAR")]
+    meteor_jar: Option<PathBuf>,
+    /// Score jobs without METEOR (it runs java with about 2 GB of heap per job).
+    #[arg(long = "no-meteor", env = "LORABEAM_NO_METEOR")]
+    no_meteor: bool,
     /// HTTP address for Prometheus `/metrics` and `/healthz`.
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: SocketAddr,
@@ -75,6 +82,11 @@ async fn main() -> anyhow::Result<()> {
         output_dir: args.output_dir,
         retention: Duration::from_secs(args.retention_secs),
         intake: args.intake,
+        meteor: if args.no_meteor {
+            Err(lorabeam_core::eval::MeteorUnavailable::new("left out (--no-meteor)"))
+        } else {
+            lorabeam_core::eval::MeteorRunner::locate(args.meteor_jar.as_deref())
+        },
         redis_ca: args.redis_ca.clone(),
     };
     let secret = |file: &Option<PathBuf>, value: &Option<String>| {

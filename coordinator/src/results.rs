@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use lorabeam_proto::queue::{decode_plan, format_token_field, job_fields as f, job_states, parse_token_field};
 
 use crate::error::{CoordinatorError, Result};
+use crate::scoring::{score_job, Meteor};
 use crate::store::JobStore;
 use lorabeam_core::predictions::{write_atomically, write_predictions};
 
@@ -153,7 +154,7 @@ impl Results {
     /// Writes the ordered JSONL of a job whose every item has an outcome, and marks the job
     /// completed (or completed with failures: failed records are left out of the file and
     /// listed in the job's status). Safe to run again after a crash.
-    pub async fn finalize(&self, job_id: &str, output_dir: &Path) -> Result<PathBuf> {
+    pub async fn finalize(&self, job_id: &str, output_dir: &Path, meteor: &Meteor) -> Result<PathBuf> {
         let plan = self.plan(job_id).await?;
         let stored: HashMap<u32, String> =
             redis::cmd("HGETALL").arg(self.store.keys.results(job_id)).query_async(&mut self.store.con.clone()).await?;
@@ -189,8 +190,35 @@ impl Results {
             let state = if predictions.is_empty() { job_states::FAILED } else { job_states::COMPLETED_WITH_FAILURES };
             (state, Some(format!("{} item(s) failed; item {item}: {reason}", failed.len())))
         };
-        self.store.finish(job_id, state, path.to_str(), error.as_deref()).await?;
+        let scores = self.scores(job_id, &plan, predictions, meteor).await?;
+        self.store.finish(job_id, state, path.to_str(), error.as_deref(), &scores).await?;
         Ok(path)
+    }
+
+    /// For a job submitted with `score`, its scores (or why it has none) as job-hash fields.
+    async fn scores(
+        &self,
+        job_id: &str,
+        plan: &Plan,
+        predictions: HashMap<u32, Vec<u32>>,
+        meteor: &Meteor,
+    ) -> Result<Vec<(&'static str, String)>> {
+        let references: Option<String> =
+            redis::cmd("GET").arg(self.store.keys.references(job_id)).query_async(&mut self.store.con.clone()).await?;
+        let Some(references) = references else { return Ok(Vec::new()) };
+        let item_of_record = Arc::new(plan.item_of_record.clone());
+        let scored = score_job(job_id, references, item_of_record, Arc::new(predictions), meteor.clone()).await?;
+        Ok(match scored {
+            Ok(scores) => {
+                let json = serde_json::to_string(&scores).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+                tracing::info!(%job_id, bleu = scores.bleu, "job scored");
+                vec![(f::SCORES, json)]
+            }
+            Err(why) => {
+                tracing::warn!(%job_id, error = %why, "job could not be scored");
+                vec![(f::SCORES_ERROR, why)]
+            }
+        })
     }
 
     /// Whether every item of a running job has an outcome (after a restart, finalize those).

@@ -17,6 +17,7 @@ use crate::error::{CoordinatorError, Result};
 use crate::events::JobEvents;
 use crate::intake::IntakeLimits;
 use crate::results::Results;
+use crate::scoring::Meteor;
 use crate::store::JobStore;
 
 /// Everything the coordinator's handlers share; cheap to clone.
@@ -27,6 +28,7 @@ pub struct Coordinator {
     pub(crate) events: JobEvents,
     pub(crate) output_dir: PathBuf,
     pub(crate) intake: IntakeLimits,
+    pub(crate) meteor: Meteor,
 }
 
 /// How to run a coordinator.
@@ -37,6 +39,8 @@ pub struct CoordinatorConfig {
     pub output_dir: PathBuf,
     pub retention: Duration,
     pub intake: IntakeLimits,
+    /// METEOR for scored jobs: the runner, or why there is none.
+    pub meteor: std::result::Result<lorabeam_core::eval::MeteorRunner, lorabeam_core::eval::MeteorUnavailable>,
     /// A CA for `rediss://` URLs signed by a private CA.
     pub redis_ca: Option<PathBuf>,
 }
@@ -78,6 +82,7 @@ impl Coordinator {
             events: JobEvents::default(),
             output_dir: config.output_dir.clone(),
             intake: config.intake,
+            meteor: std::sync::Arc::new(config.meteor.clone()),
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::queue::{
-    job_fields as f, job_states, model_fields, stream_fields, Keys, ShardMessage, StoredJobSpec,
+    job_fields as f, job_states, model_fields, stream_fields, Keys, ShardMessage, StoredJobSpec, StoredScores,
 };
 use lorabeam_proto::v1::{JobState, JobStatus};
 use redis::aio::ConnectionManager;
@@ -27,6 +27,8 @@ pub struct NewJob {
     pub job_traceparent: Option<String>,
     /// Per shard, the context of its enqueue span, so workers join the job's trace.
     pub shard_traceparents: Vec<Option<String>>,
+    /// For a job to be scored: the JSON of its `E2eReferences`.
+    pub references: Option<String>,
 }
 
 #[derive(Clone)]
@@ -112,6 +114,9 @@ impl JobStore {
         )
         .ignore();
         pipe.set(self.keys.plan(&job.job_id), job.plan.as_slice()).ignore();
+        if let Some(references) = &job.references {
+            pipe.set(self.keys.references(&job.job_id), references).ignore();
+        }
         pipe.zadd(self.keys.jobs(), &job.job_id, now_ms()).ignore();
         pipe.hset(self.keys.job(&job.job_id), f::CLIENT, &job.client).ignore();
         if let Some(tp) = &job.job_traceparent {
@@ -223,10 +228,19 @@ impl JobStore {
         Ok(true)
     }
 
-    /// Marks a job final (completed, with failures, or failed) and starts its retention clock.
-    pub async fn finish(&self, job_id: &str, state: &str, output: Option<&str>, error: Option<&str>) -> Result<()> {
+    /// Marks a job final (completed, with failures, or failed), with `extra` job-hash fields
+    /// (its scores), and starts its retention clock.
+    pub async fn finish(
+        &self,
+        job_id: &str,
+        state: &str,
+        output: Option<&str>,
+        error: Option<&str>,
+        extra: &[(&'static str, String)],
+    ) -> Result<()> {
         let spec = self.spec(job_id).await?;
         let mut fields = vec![(f::STATE, state.to_string()), (f::FINISHED_MS, now_ms().to_string())];
+        fields.extend(extra.iter().cloned());
         if let Some(output) = output {
             fields.push((f::OUTPUT, output.to_string()));
         }
@@ -296,6 +310,15 @@ impl JobStore {
             created_unix_ms: created,
             finished_unix_ms: finished,
             output_path: hash.get(f::OUTPUT).cloned().unwrap_or_default(),
+            scores: match hash.get(f::SCORES) {
+                Some(json) => {
+                    Some(lorabeam_proto::v1::Scores::from(&serde_json::from_str::<StoredScores>(json).map_err(
+                        |e| CoordinatorError::CorruptState { job_id: job_id.to_string(), what: format!("scores: {e}") },
+                    )?))
+                }
+                None => None,
+            },
+            scores_error: hash.get(f::SCORES_ERROR).cloned().unwrap_or_default(),
         })
     }
 }

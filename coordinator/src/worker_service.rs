@@ -136,7 +136,7 @@ impl Coordinator {
         if let Ok(tp) = self.store.job_traceparent(job_id).await {
             parent_from_traceparent(&span, &tp);
         }
-        match self.results.finalize(job_id, &self.output_dir).instrument(span).await {
+        match self.results.finalize(job_id, &self.output_dir, &self.meteor).instrument(span).await {
             Ok(path) => {
                 tracing::info!(%job_id, output = %path.display(), "job completed");
                 self.results.forget(job_id);

@@ -11,6 +11,9 @@
 //!   little-endian `u32`s: how the ordered output is put back together.
 //! - `{prefix}:job:{job_id}:shards_done` — a set of the shard ids whose every item is stored.
 //! - `{prefix}:job:{job_id}:entries` — a list of the job's stream entry ids (cancel deletes them).
+//! - `{prefix}:job:{job_id}:references` — for a job submitted with `score`, the JSON of
+//!   `lorabeam_core::text::E2eReferences`: each context group's references and the record
+//!   whose prediction is its hypothesis.
 //! - `{prefix}:jobs` — a sorted set of job ids by creation time.
 //! - `{prefix}:models` — a set of the model ids that have a stream, so the metrics read each
 //!   queue without scanning the key space.
@@ -52,6 +55,10 @@ pub mod job_fields {
     pub const CLIENT: &str = "client";
     /// W3C trace context of the SubmitJob span: the job's completion joins its trace.
     pub const TRACEPARENT: &str = "traceparent";
+    /// A scored job's scores: the JSON of `lorabeam_core::eval::E2eScores`.
+    pub const SCORES: &str = "scores";
+    /// Why a job submitted with `score` could not be scored.
+    pub const SCORES_ERROR: &str = "scores_error";
 }
 
 /// Fields of the model hash.
@@ -114,8 +121,12 @@ impl Keys {
         format!("{}:job:{job_id}:entries", self.prefix)
     }
 
+    pub fn references(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:references", self.prefix)
+    }
+
     /// Every key that holds one job's state (not its idempotency key).
-    pub fn all_of_job(&self, job_id: &str) -> [String; 6] {
+    pub fn all_of_job(&self, job_id: &str) -> [String; 7] {
         [
             self.job(job_id),
             self.results(job_id),
@@ -123,6 +134,7 @@ impl Keys {
             self.plan(job_id),
             self.shards_done(job_id),
             self.entries(job_id),
+            self.references(job_id),
         ]
     }
 
@@ -189,6 +201,51 @@ pub struct StoredJobSpec {
     pub exact_first_step: bool,
     #[serde(default)]
     pub idempotency_key: String,
+    /// Score the output against the records' completions when the job completes.
+    #[serde(default)]
+    pub score: bool,
+}
+
+/// A scored job's scores as [`job_fields::SCORES`] holds them (JSON), the 4-decimal values
+/// measure_scores.py prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredScores {
+    pub bleu: f64,
+    pub nist: f64,
+    pub meteor: Option<f64>,
+    #[serde(default)]
+    pub meteor_unavailable: String,
+    pub rouge_l: f64,
+    pub cider: f64,
+    pub groups: u32,
+}
+
+impl From<&StoredScores> for crate::v1::Scores {
+    fn from(s: &StoredScores) -> Self {
+        Self {
+            bleu: s.bleu,
+            nist: s.nist,
+            meteor: s.meteor,
+            meteor_unavailable: s.meteor_unavailable.clone(),
+            rouge_l: s.rouge_l,
+            cider: s.cider,
+            groups: s.groups,
+        }
+    }
+}
+
+/// A job's scores from the wire, as the core prints them (METEOR's absence keeps its reason).
+impl From<&crate::v1::Scores> for lorabeam_core::eval::E2eScores {
+    fn from(s: &crate::v1::Scores) -> Self {
+        let unavailable = || lorabeam_core::eval::MeteorUnavailable::new(s.meteor_unavailable.clone());
+        Self {
+            bleu: s.bleu,
+            nist: s.nist,
+            meteor: s.meteor.ok_or_else(unavailable),
+            rouge_l: s.rouge_l,
+            cider: s.cider,
+        }
+    }
 }
 
 /// Token ids as a Redis field holds them: decimal, comma-separated (readable in `redis-cli`).

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
 use lorabeam_proto::job_state_name;
-use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus};
+use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus, Scores};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -103,7 +103,19 @@ pub fn status_line(s: &JobStatus) -> String {
     if !s.error.is_empty() {
         line.push_str(&format!("  ({})", s.error));
     }
+    if let Some(scores) = &s.scores {
+        line.push_str(&format!("  {}", scores_summary(scores)));
+    }
+    if !s.scores_error.is_empty() {
+        line.push_str(&format!("  (not scored: {})", s.scores_error));
+    }
     line
+}
+
+/// A job's five scores on one line, as measure_scores.py names them.
+pub fn scores_summary(s: &Scores) -> String {
+    let meteor = s.meteor.map_or_else(|| "n/a".to_string(), |m| format!("{m:.4}"));
+    format!("BLEU {:.4}  NIST {:.4}  METEOR {meteor}  ROUGE_L {:.4}  CIDEr {:.4}", s.bleu, s.nist, s.rouge_l, s.cider)
 }
 
 /// A final state other than `completed` is an error for scripts (exit status 1).

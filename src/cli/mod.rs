@@ -7,4 +7,5 @@ pub mod fixture;
 pub mod jobs;
 pub mod model_args;
 pub mod run;
+pub mod score;
 pub mod submit;

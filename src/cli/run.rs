@@ -5,13 +5,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use lorabeam_core::eval::score_texts;
 use lorabeam_core::predictions::write_predictions;
-use lorabeam_core::{plan_items, FirstStep};
+use lorabeam_core::text::{E2eTexts, PostProcess};
+use lorabeam_core::{plan_items, FirstStep, Record};
 use lorabeam_worker::generation::{Engine, WorkItem};
 use lorabeam_worker::load_model;
 
 use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
+use super::score::{write_text_files, ScoreOptions};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -38,6 +41,13 @@ pub struct RunArgs {
     /// Predictions file name inside work_dir.
     #[arg(long = "output_file", env = "LORABEAM_OUTPUT_FILE", default_value = "beam_prediction.jsonl")]
     pub output_file: String,
+    /// Score the predictions against each line's completion (BLEU, NIST, METEOR, ROUGE-L,
+    /// CIDEr, as gpt2_decode.py then measure_scores.py -p compute them); writes scores.json,
+    /// e2e_ref.txt and e2e_pred.txt beside the output.
+    #[arg(long, env = "LORABEAM_SCORE")]
+    pub score: bool,
+    #[command(flatten)]
+    pub score_options: ScoreOptions,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -73,17 +83,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let decode_time = decode_started.elapsed().as_secs_f64();
 
-    let rows = records.iter().zip(&plan.index_of_record).map(|(record, &item)| {
-        let predict = predictions[item].as_deref().unwrap_or_default();
-        (record.id, predict)
-    });
+    let rows: Vec<(usize, &[u32])> = records
+        .iter()
+        .zip(&plan.index_of_record)
+        .map(|(record, &item)| (record.id, predictions[item].as_deref().unwrap_or_default()))
+        .collect();
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("creating work_dir {}", args.work_dir.display()))?;
     let out = args.work_dir.join(&args.output_file);
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
-    write_predictions(&out, rows)?;
+    write_predictions(&out, rows.iter().copied())?;
+    let bleu = if args.score { score_output(&args, &records, &rows)? } else { String::new() };
     eprintln!(
-        "decoded {} lines{} ({} distinct contexts) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s; wrote {}",
+        "decoded {} lines{} ({} distinct contexts) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s{bleu}; wrote {}",
         records.len(),
         if data.encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
         plan.distinct.len(),
@@ -95,4 +107,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// Scores the predictions just written: prints the scores, writes scores.json and
+/// gpt2_decode.py's two files into work_dir, and returns the summary's BLEU part.
+fn score_output(args: &RunArgs, records: &[Record], rows: &[(usize, &[u32])]) -> anyhow::Result<String> {
+    let texts = E2eTexts::new(records, rows.iter().copied())?;
+    let report = score_texts(&texts, PostProcess::default(), &args.score_options.meteor())?;
+    let dir = &args.work_dir;
+    write_text_files(&report, Some(&dir.join("e2e_ref.txt")), Some(&dir.join("e2e_pred.txt")))?;
+    let json = format!("{}\n", report.scores.to_json_line());
+    lorabeam_core::predictions::write_atomically(&dir.join("scores.json"), json.as_bytes())?;
+    args.score_options.print(&report.scores);
+    Ok(format!(", BLEU {:.4} over {} contexts", report.scores.bleu, report.groups))
 }

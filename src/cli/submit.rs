@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use lorabeam_core::eval::E2eScores;
 use lorabeam_core::text::{detect_file_form, read_text_records, EncodeOptions, JsonlForm};
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -47,6 +48,13 @@ pub struct SubmitArgs {
     /// Write the ordered predictions JSONL here when the job completes.
     #[arg(long, env = "LORABEAM_OUTPUT")]
     pub output: Option<PathBuf>,
+    /// Have the coordinator score the job against each line's completion when it completes
+    /// (BLEU, NIST, METEOR, ROUGE-L, CIDEr); with --wait, print the scores at the end.
+    #[arg(long, env = "LORABEAM_SCORE")]
+    pub score: bool,
+    /// With --score: print the scores as one JSON line instead of a table.
+    #[arg(long, env = "LORABEAM_JSON", requires = "score")]
+    pub json: bool,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
@@ -62,7 +70,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             name: args.data.display().to_string(),
             reference_batch_size: args.batch_size,
             exact_first_step: args.exact_first_step,
-            score: false,
+            score: args.score,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut client = args.coordinator.connect().await?;
@@ -119,6 +127,9 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             let lines = fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids).await?;
             eprintln!("wrote {lines} predictions to {}", output.display());
         }
+        if args.score {
+            print_job_scores(&last, args.json);
+        }
         check_final(&last)
     })
 }
@@ -136,4 +147,22 @@ async fn open_data(path: &Path) -> anyhow::Result<(Box<dyn AsyncRead + Unpin + S
     }
     let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot read {}", path.display()))?;
     Ok((Box::new(file), false))
+}
+
+/// The scores a completed job carries, as `lorabeam score` prints them.
+fn print_job_scores(status: &v1::JobStatus, json: bool) {
+    match &status.scores {
+        Some(scores) => {
+            let scores = E2eScores::from(scores);
+            if json {
+                println!("{}", scores.to_json_line());
+            } else {
+                println!("{scores}");
+            }
+        }
+        None if !status.scores_error.is_empty() => {
+            eprintln!("job {} was not scored: {}", status.job_id, status.scores_error)
+        }
+        None => eprintln!("job {} has no scores", status.job_id),
+    }
 }

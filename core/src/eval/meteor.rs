@@ -14,6 +14,36 @@ use super::error::MeteorUnavailable;
 /// The environment variable naming meteor-1.5.jar.
 pub const METEOR_JAR_ENV: &str = "LORABEAM_METEOR_JAR";
 
+/// `~/.cache/lorabeam/torch-*/lib/python3*/site-packages/pycocoevalcap/meteor/meteor-1.5.jar`
+/// (`$LORABEAM_CACHE` or `$XDG_CACHE_HOME/lorabeam` first), as scripts/setup.sh lays it out.
+fn default_jar() -> Option<PathBuf> {
+    let cache = std::env::var_os("LORABEAM_CACHE").map(PathBuf::from).or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("lorabeam"))
+    })?;
+    let children = |dir: &Path, prefix: &str| -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found
+    };
+    for venv in children(&cache, "torch-") {
+        for python in children(&venv.join("lib"), "python3") {
+            let jar = python.join("site-packages/pycocoevalcap/meteor/meteor-1.5.jar");
+            if jar.is_file() {
+                return Some(jar);
+            }
+        }
+    }
+    None
+}
+
 /// Runs the METEOR jar; one child process per [`MeteorRunner::score`] call.
 #[derive(Debug, Clone)]
 pub struct MeteorRunner {
@@ -37,6 +67,24 @@ impl MeteorRunner {
     /// A runner for the jar named by `LORABEAM_METEOR_JAR`, if set.
     pub fn from_env() -> Option<Self> {
         std::env::var_os(METEOR_JAR_ENV).map(Self::new)
+    }
+
+    /// The jar to use: `explicit` (a flag), else `LORABEAM_METEOR_JAR`, else where
+    /// `scripts/setup.sh` installs it (pycocoevalcap in the per-user lorabeam venv). Where none
+    /// is found, the reason, which a report shows in METEOR's place.
+    pub fn locate(explicit: Option<&Path>) -> Result<Self, MeteorUnavailable> {
+        let chosen = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(METEOR_JAR_ENV).map(PathBuf::from));
+        if let Some(jar) = chosen {
+            return match jar.is_file() {
+                true => Ok(Self::new(jar)),
+                false => Err(MeteorUnavailable::new(format!("no METEOR jar at {}", jar.display()))),
+            };
+        }
+        default_jar().map(Self::new).ok_or_else(|| {
+            MeteorUnavailable::new(format!(
+                "no meteor-1.5.jar found: give --meteor-jar or set {METEOR_JAR_ENV} (scripts/setup.sh installs it with pycocoevalcap)"
+            ))
+        })
     }
 
     pub fn jar(&self) -> &Path {

@@ -18,6 +18,7 @@ mod ptb;
 mod ptb_jar;
 mod ptb_rules;
 mod pystr;
+mod report;
 mod rouge;
 mod scores;
 
@@ -33,5 +34,6 @@ pub use mteval::mteval_tokenize;
 pub use nist::corpus_nist;
 pub use ptb::{jar_output, ptb_tokenize, PUNCTUATIONS};
 pub use ptb_jar::{PtbJar, PTB_JAR_ENV};
+pub use report::{score_files, score_texts, scores_with_meteor, ScoreReport};
 pub use rouge::{corpus_rouge_l, rouge_l_sentence};
 pub use scores::{e2e_scores, e2e_scores_with, round4, E2eScores, PtbTokenizer};

@@ -118,6 +118,19 @@ impl E2eScores {
             "CIDEr": round4(self.cider),
         })
     }
+
+    /// [`to_json`](Self::to_json) as one line in measure_scores.py's order and with its 4
+    /// printed decimals: `{"BLEU":0.1226,"NIST":1.7698,"METEOR":0.1476,"ROUGE_L":0.3160,"CIDEr":0.3032}`.
+    pub fn to_json_line(&self) -> String {
+        let meteor = match &self.meteor {
+            Ok(m) => format!("{m:.4}"),
+            Err(_) => "null".to_string(),
+        };
+        format!(
+            r#"{{"BLEU":{:.4},"NIST":{:.4},"METEOR":{meteor},"ROUGE_L":{:.4},"CIDEr":{:.4}}}"#,
+            self.bleu, self.nist, self.rouge_l, self.cider
+        )
+    }
 }
 
 impl fmt::Display for E2eScores {

@@ -143,6 +143,10 @@ fn scoring_errors_are_typed() {
     assert!(why.to_string().starts_with("METEOR unavailable: no METEOR jar at /nonexistent"), "{why}");
     let json = scores.to_json();
     assert!(json["METEOR"].is_null() && json["BLEU"].is_number(), "{json}");
+    let line = scores.to_json_line();
+    assert!(line.starts_with(r#"{"BLEU":"#) && line.contains(r#""METEOR":null,"ROUGE_L":"#), "{line}");
+    let parsed: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!(parsed, json, "the line and the value agree");
     assert!(scores.to_string().contains("METEOR: n/a (METEOR unavailable"));
     let no_java = MeteorRunner::new(example_dir().join("devel-conc.txt")).with_java("/nonexistent/java");
     assert!(no_java.score(&refs[..1], &hyps[..1]).expect_err("no java").reason.contains("cannot start"));
