@@ -296,3 +296,31 @@ fn finished_jobs_and_their_outputs_expire_after_the_retention() {
     wait_until("the job to expire", LONG, || client.status(&job_id).is_none() && !output.exists());
     assert_eq!(redis.cli(&["KEYS", &format!("lorabeam:job:{job_id}*")]), "", "every key of the job is gone");
 }
+
+/// A job submitted as text with --score: the coordinator scores it at completion, and reports
+/// the same five numbers as `lorabeam score` on the job's output; `lorabeam jobs` shows them.
+#[test]
+fn a_scored_job_reports_what_score_reports_on_its_output() {
+    let fleet = setup(&["a"], &[]);
+    let dir = fleet.dir.path();
+    let text = head(&conformance_dir().join("data/e2e_test_formatted.jsonl"), 24, dir, "text.jsonl");
+    let output = dir.join("scored.jsonl");
+    let flags = ["--wait", "--score", "--json", "--output", output.to_str().expect("utf-8")];
+    let out = submit(&fleet.coordinator, &text, "greedy-f64", &flags);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "submit failed: {stderr}\n{}", fleet.coordinator.stderr());
+    assert!(stderr.contains("text input, encoded as gpt2_encode.py --add_bos --add_eos"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fleet_scores = stdout.lines().last().unwrap_or_default().to_string();
+    let args = strings(&["score", "--data", text.to_str().expect("utf-8"), "--predictions"]);
+    let local = lorabeam(&[args, strings(&[output.to_str().expect("utf-8"), "--json"])].concat());
+    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
+    let local_scores = String::from_utf8_lossy(&local.stdout).lines().last().unwrap_or_default().to_string();
+    assert!(fleet_scores.starts_with("{\"BLEU\":"), "{stdout}");
+    assert_eq!(fleet_scores, local_scores, "the fleet's scores are lorabeam score's on its output");
+    let jobs = lorabeam(&strings(&["jobs", "--coordinator", &fleet.coordinator.url()]));
+    let listing = String::from_utf8_lossy(&jobs.stdout);
+    let bleu: serde_json::Value = serde_json::from_str(&fleet_scores).expect("json");
+    let shown = format!("BLEU {:.4}", bleu["BLEU"].as_f64().expect("BLEU"));
+    assert!(listing.contains(&shown), "jobs shows the scores: {listing}");
+}
