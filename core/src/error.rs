@@ -42,11 +42,14 @@ pub enum LineFault {
     MissingField(&'static str),
     #[error("field `{0}` must be an array of token ids")]
     NotAnArray(&'static str),
+    /// The text form's fields are strings (gpt2_encode.py's input).
+    #[error("field `{field}` must be a string, not {value}")]
+    NotAString { field: &'static str, value: String },
     #[error("field `{field}`: element {index} is not a non-negative integer token id: {value}")]
     NotATokenId { field: &'static str, index: usize, value: String },
     #[error("field `{field}`: token id {id} at index {index} is outside the vocabulary (0..{vocab})")]
     OutOfVocab { field: &'static str, index: usize, id: u64, vocab: usize },
-    #[error("field `context` is empty: there is nothing to condition on")]
+    #[error("field `context` is empty (no tokens): there is nothing to condition on")]
     EmptyContext,
     #[error("line is {bytes} bytes, over the limit of {limit}")]
     LineTooLong { bytes: usize, limit: usize },

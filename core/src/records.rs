@@ -68,12 +68,17 @@ pub fn parse_line(id: usize, bytes: &[u8], vocab: usize) -> Result<Record, LineF
     Ok(Record { id, context, completion })
 }
 
-/// Checks one line against the size limits, then its content.
-fn check_line(id: usize, line: &[u8], limits: &RecordLimits) -> Result<Record, LineFault> {
+/// Checks one line against the size limits, then its content with `parse`.
+fn check_line(
+    id: usize,
+    line: &[u8],
+    limits: &RecordLimits,
+    parse: &impl Fn(usize, &[u8]) -> Result<Record, LineFault>,
+) -> Result<Record, LineFault> {
     if line.len() > limits.max_line_bytes {
         return Err(LineFault::LineTooLong { bytes: line.len(), limit: limits.max_line_bytes });
     }
-    let record = parse_line(id, line, limits.vocab_size)?;
+    let record = parse(id, line)?;
     if record.context.len() > limits.max_context_tokens {
         return Err(LineFault::ContextTooLong { tokens: record.context.len(), limit: limits.max_context_tokens });
     }
@@ -82,6 +87,17 @@ fn check_line(id: usize, line: &[u8], limits: &RecordLimits) -> Result<Record, L
 
 /// Checks every line of `bytes` (a whole JSONL file named `path`).
 pub fn parse_records(path: &Path, bytes: &[u8], limits: RecordLimits) -> Result<Vec<Record>, DataError> {
+    parse_lines(path, bytes, limits, |id, line| parse_line(id, line, limits.vocab_size))
+}
+
+/// Checks every line of a JSONL file's bytes with `parse` (one form's line reader), under the
+/// limits: every bad line is named, and the file is taken whole or not at all.
+pub fn parse_lines(
+    path: &Path,
+    bytes: &[u8],
+    limits: RecordLimits,
+    parse: impl Fn(usize, &[u8]) -> Result<Record, LineFault>,
+) -> Result<Vec<Record>, DataError> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if body.is_empty() {
         return Err(DataError::NoRecords { path: path.to_path_buf() });
@@ -94,7 +110,7 @@ pub fn parse_records(path: &Path, bytes: &[u8], limits: RecordLimits) -> Result<
     let mut total = 0;
     for (id, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match check_line(id, line, &limits) {
+        match check_line(id, line, &limits, &parse) {
             Ok(record) => records.push(record),
             Err(fault) => {
                 total += 1;
@@ -112,11 +128,15 @@ pub fn parse_records(path: &Path, bytes: &[u8], limits: RecordLimits) -> Result<
 
 /// Reads and checks a JSONL file.
 pub fn read_records(path: &Path, vocab: usize) -> Result<Vec<Record>, DataError> {
+    parse_records(path, &read_data_file(path)?, RecordLimits::vocab(vocab))
+}
+
+/// A data file's bytes; a directory is named as one.
+pub fn read_data_file(path: &Path) -> Result<Vec<u8>, DataError> {
     if path.is_dir() {
         return Err(DataError::IsADirectory { path: path.to_path_buf() });
     }
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    parse_records(path, &bytes, RecordLimits::vocab(vocab))
+    std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

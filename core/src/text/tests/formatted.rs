@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::records::RecordLimits;
 use crate::text::*;
+use crate::LineFault;
 
 const LINE: &[u8] = br#"{"context": "name : The Eagle", "completion": "The Eagle is a pub ."}"#;
 
@@ -28,28 +29,28 @@ fn the_completion_gets_one_leading_space() {
     assert_eq!(completion, [317, 2240], "` A` and ` pub`, not `A`");
 }
 
-fn fault(line: &str) -> TextLineFault {
+fn fault(line: &str) -> LineFault {
     parse_text_line(0, line.as_bytes(), EncodeOptions::E2E).expect_err("line must be refused")
 }
 
 #[test]
 fn each_fault_is_named() {
-    assert_eq!(parse_text_line(0, b"\xff", EncodeOptions::E2E), Err(TextLineFault::InvalidUtf8));
-    assert_eq!(fault(" "), TextLineFault::Empty);
-    assert!(matches!(fault("{\"context\": \"a"), TextLineFault::NotJson(_)));
-    assert_eq!(fault("[\"a\"]"), TextLineFault::NotAnObject);
-    assert_eq!(fault(r#"{"completion": "a"}"#), TextLineFault::MissingField("context"));
-    assert_eq!(fault(r#"{"context": "a"}"#), TextLineFault::MissingField("completion"));
+    assert_eq!(parse_text_line(0, b"\xff", EncodeOptions::E2E), Err(LineFault::InvalidUtf8));
+    assert_eq!(fault(" "), LineFault::Empty);
+    assert!(matches!(fault("{\"context\": \"a"), LineFault::NotJson(_)));
+    assert_eq!(fault("[\"a\"]"), LineFault::NotAnObject);
+    assert_eq!(fault(r#"{"completion": "a"}"#), LineFault::MissingField("context"));
+    assert_eq!(fault(r#"{"context": "a"}"#), LineFault::MissingField("completion"));
     assert_eq!(
         fault(r#"{"context": [1, 2], "completion": "a"}"#),
-        TextLineFault::NotAString { field: "context", value: "[1,2]".into() }
+        LineFault::NotAString { field: "context", value: "[1,2]".into() }
     );
     assert_eq!(
         fault(r#"{"context": "a", "completion": null}"#),
-        TextLineFault::NotAString { field: "completion", value: "null".into() }
+        LineFault::NotAString { field: "completion", value: "null".into() }
     );
     let bare = parse_text_line(0, br#"{"context": "", "completion": ""}"#, EncodeOptions::default());
-    assert_eq!(bare, Err(TextLineFault::EmptyContext));
+    assert_eq!(bare, Err(LineFault::EmptyContext));
     let with_bos = parse_text_line(0, br#"{"context": "", "completion": ""}"#, EncodeOptions::E2E);
     assert_eq!(with_bos.expect("BOS alone is a context").context, [ENDOFTEXT_ID]);
 }
@@ -69,7 +70,7 @@ fn bad_lines_are_reported_by_file_and_line() {
     assert_eq!(good.iter().map(|r| r.id).collect::<Vec<_>>(), [0, 1]);
     let limits = RecordLimits { max_context_tokens: 2, ..RecordLimits::vocab(VOCAB_SIZE) };
     let err = parse_text_records(path, LINE, EncodeOptions::E2E, limits).expect_err("context is 5 tokens");
-    assert!(err.to_string().contains(":1: field `context` encodes to 5 tokens, over the limit of 2"), "{err}");
+    assert!(err.to_string().contains(":1: field `context` has 5 tokens, over the limit of 2"), "{err}");
 }
 
 #[test]
