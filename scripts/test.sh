@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test: unit, integration (conformance against ../shared/conformance, checkpoint
+# Every test: unit, integration (conformance against tests/conformance, checkpoint
 # layouts, loader and input errors, the fleet with real redis-server and processes on
 # loopback, traces and metrics), with real libtorch; then the Helm chart's lint, render and
 # schema validation, and a short fuzzing run. Installs what it needs first.
