@@ -79,6 +79,7 @@ impl Results {
             Err(CoordinatorError::JobNotFound(_)) => return Ok(Stored::JobGone),
             Err(e) => return Err(e),
         };
+        check_outcomes(job_id, outcomes)?;
         let keys = &self.store.keys;
         let mut invocation = lorabeam_proto::queue_scripts::STORE_OUTCOMES.prepare_invoke();
         invocation.key(keys.job(job_id)).key(keys.results(job_id)).key(keys.failed(job_id));
@@ -100,8 +101,13 @@ impl Results {
         }
         let (added, done, items, records, tokens): (i64, u64, u64, u64, u64) =
             invocation.invoke_async(&mut self.store.con.clone()).await?;
-        if added < 0 {
-            return Ok(Stored::JobGone);
+        match added {
+            -1 => return Ok(Stored::JobGone),
+            -2 => {
+                let detail = format!("job {job_id}: outcome {done} of the batch has a bad count; nothing was stored");
+                return Err(CoordinatorError::BadWorkerReport(detail));
+            }
+            _ => {}
         }
         crate::metrics::METRICS.records_done.inc_by(records);
         crate::metrics::METRICS.generated_tokens.inc_by(tokens);
@@ -231,6 +237,24 @@ impl Results {
             .await?;
         Ok(matches!((done, items), (Some(d), Some(i)) if d >= i))
     }
+}
+
+/// Most tokens one item may report: far above any beam × eval_len, far below what the job's
+/// counters (Redis integers) could overflow on.
+const MAX_TOKENS_PER_ITEM: u64 = u32::MAX as u64;
+
+/// Refuses a batch with an impossible count before anything of it reaches Redis.
+fn check_outcomes(job_id: &str, outcomes: &[Outcome]) -> Result<()> {
+    for outcome in outcomes {
+        if let Outcome::Predicted { item, generated_tokens, .. } = outcome {
+            if *generated_tokens > MAX_TOKENS_PER_ITEM {
+                return Err(CoordinatorError::BadWorkerReport(format!(
+                    "job {job_id} item {item}: {generated_tokens} generated tokens is over {MAX_TOKENS_PER_ITEM}; nothing was stored"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Next to a job's output, the records missing from it: `{"id": N, "error": "..."}` per line.

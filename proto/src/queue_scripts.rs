@@ -7,14 +7,26 @@ use std::sync::LazyLock;
 use crate::queue::{job_fields as f, job_states};
 
 /// Stores a batch of outcomes for one job, each only if its item has none yet, and bumps the
-/// counters for the new ones. A job that is no longer running takes nothing.
+/// counters for the new ones. A job that is no longer running takes nothing. Every argument is
+/// checked before the first write, so a bad one (a count `HINCRBY` would refuse half-way)
+/// changes nothing: a Lua error after a write would leave the write in place.
 /// KEYS: job hash, results, failed. ARGV: 5 per outcome: kind (r|f), item, value, records, tokens.
-/// Returns {added, items_done, items, records_added, tokens_added}, or {-1, 0, 0, 0, 0} when the
-/// job is not running.
+/// Returns {added, items_done, items, records_added, tokens_added}, {-1, 0, 0, 0, 0} when the
+/// job is not running, or {-2, i, 0, 0, 0} when outcome `i` (0-based) has a bad argument.
 pub static STORE_OUTCOMES: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
 if redis.call('HGET', KEYS[1], '{state}') ~= '{running}' then return {{-1, 0, 0, 0, 0}} end
+local function count(text)
+  local n = tonumber(text)
+  return n ~= nil and n >= 0 and n < 2^50 and n == math.floor(n)
+end
+for i = 1, #ARGV, 5 do
+  local kind = ARGV[i]
+  if (kind ~= 'r' and kind ~= 'f') or not count(ARGV[i + 1]) or not count(ARGV[i + 3]) or not count(ARGV[i + 4]) then
+    return {{-2, (i - 1) / 5, 0, 0, 0}}
+  end
+end
 local added, records, tokens = 0, 0, 0
 for i = 1, #ARGV, 5 do
   local item = ARGV[i + 1]
