@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use lorabeam_core::DecodeParams;
+use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use lorabeam_worker::checkpoint::{load_state_dict, save_torch_checkpoint};
 use support::cluster::{Coordinator, Redis};
@@ -29,6 +30,13 @@ fn chunk(bytes: &[u8]) -> SubmitJobRequest {
     SubmitJobRequest { item: Some(SubmitItem::Chunk(RecordChunk { jsonl: bytes.to_vec() })) }
 }
 
+/// The DataEnd of `bytes` sent whole: what a well-formed submission ends with.
+fn end_of(bytes: &[u8]) -> SubmitJobRequest {
+    let mut digest = DataDigest::default();
+    digest.update(bytes);
+    SubmitJobRequest { item: Some(SubmitItem::End(digest.end())) }
+}
+
 fn small() -> DecodeParams {
     DecodeParams { beam: 2, eval_len: 8, seq_len: 64, ..Default::default() }
 }
@@ -43,11 +51,13 @@ struct Case {
 }
 
 fn data(name: &'static str, bytes: &[u8], expect: &'static str) -> Case {
-    Case { area: "jsonl", name, messages: vec![spec(small()), chunk(bytes)], code: Code::InvalidArgument, expect }
+    let messages = vec![spec(small()), chunk(bytes), end_of(bytes)];
+    Case { area: "jsonl", name, messages, code: Code::InvalidArgument, expect }
 }
 
 fn params(name: &'static str, params: DecodeParams, code: Code, expect: &'static str) -> Case {
-    Case { area: "params", name, messages: vec![spec(params), chunk(GOOD.as_bytes())], code, expect }
+    let messages = vec![spec(params), chunk(GOOD.as_bytes()), end_of(GOOD.as_bytes())];
+    Case { area: "params", name, messages, code, expect }
 }
 
 fn grpc(name: &'static str, messages: Vec<SubmitJobRequest>, code: Code, expect: &'static str) -> Case {
@@ -186,6 +196,35 @@ fn catalogue() -> Vec<Case> {
             vec![spec(small()), chunk(&vec![b' '; 2 << 20])],
             Code::OutOfRange,
             "message length too large",
+        ),
+        grpc(
+            "records without their DataEnd (a client's read error)",
+            vec![spec(small()), chunk(GOOD.as_bytes())],
+            inv,
+            "ended after 42 bytes without its DataEnd message",
+        ),
+        grpc(
+            "DataEnd counting more bytes than arrived",
+            vec![spec(small()), chunk(GOOD.as_bytes()), end_of(GOOD.repeat(2).as_bytes())],
+            inv,
+            "the chunks hold 42 bytes, but the DataEnd message counts 84",
+        ),
+        grpc(
+            "chunks reordered (checksum)",
+            vec![
+                spec(small()),
+                chunk(b"{\"context\": [2]}\n"),
+                chunk(b"{\"context\": [1]}\n"),
+                end_of(b"{\"context\": [1]}\n{\"context\": [2]}\n"),
+            ],
+            inv,
+            "or their checksum differs",
+        ),
+        grpc(
+            "a chunk after the DataEnd",
+            vec![spec(small()), chunk(GOOD.as_bytes()), end_of(GOOD.as_bytes()), chunk(GOOD.as_bytes())],
+            inv,
+            "nothing may follow the DataEnd message",
         ),
     ]
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, JobState, RecordChunk, SubmitItem, SubmitJobRequest};
+use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, JobState};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -109,10 +109,7 @@ fn one_trace_per_job_across_coordinator_and_worker() {
             shard_size: 2,
             ..Default::default()
         };
-        let messages = vec![
-            SubmitJobRequest { item: Some(SubmitItem::Spec(spec)) },
-            SubmitJobRequest { item: Some(SubmitItem::Chunk(RecordChunk { jsonl })) },
-        ];
+        let messages = lorabeam_proto::submission::submission_messages(spec, &jsonl, 1 << 20);
         let mut request = tonic::Request::new(tokio_stream::iter(messages));
         let traceparent = format!("00-{trace_id}-{client_span}-01");
         request.metadata_mut().insert("traceparent", traceparent.parse().expect("ascii"));

@@ -82,3 +82,25 @@ fn a_report_redis_would_refuse_half_way_changes_nothing_and_the_job_completes() 
     assert_eq!(redis.cli(&["HLEN", &results]), "0", "not even the good outcome before the bad one");
     assert_eq!(redis.cli(&["HGET", job, "items_done"]), "0");
 }
+
+/// A file `submit` cannot read, or a folder, is named as such and makes no job: the stream
+/// ends without its DataEnd, which the coordinator refuses, so nothing partial is ever queued.
+#[test]
+fn unreadable_data_makes_no_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let submit = |data: &str| {
+        let args = ["submit", "--coordinator", &coordinator.url(), "--model-id", "tiny", "--data", data];
+        lorabeam(&strings(&[&args[..], &["--eval_len", "8", "--seq_len", "64"]].concat()))
+    };
+    let folder = submit(dir.path().to_str().expect("utf-8"));
+    let stderr = String::from_utf8_lossy(&folder.stderr);
+    assert!(!folder.status.success() && stderr.contains("is a directory, not a JSONL file"), "{stderr}");
+    // Reading address 0 of a process's memory fails with EIO: a read error, not an end of file.
+    let unreadable = submit("/proc/self/mem");
+    let stderr = String::from_utf8_lossy(&unreadable.stderr);
+    assert!(!unreadable.status.success() && stderr.contains("/proc/self/mem"), "{stderr}");
+    assert!(String::from_utf8_lossy(&unreadable.stdout).trim().is_empty(), "no job id is printed");
+    assert_eq!(redis.cli(&["KEYS", "lorabeam:job*"]), "", "nothing was stored");
+}

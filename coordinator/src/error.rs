@@ -23,6 +23,8 @@ pub enum CoordinatorError {
     JobNotRunning { job_id: String, state: String, action: &'static str },
     #[error("bad worker report: {0}")]
     BadWorkerReport(String),
+    #[error("incomplete submission: {0}")]
+    TruncatedSubmission(String),
     #[error("the request stream failed: {0}")]
     Stream(Status),
     #[error(transparent)]
@@ -44,6 +46,7 @@ impl CoordinatorError {
             CoordinatorError::JobNotFound(_) => "job_not_found",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
+            CoordinatorError::TruncatedSubmission(_) => "truncated_submission",
             CoordinatorError::Stream(_) => "stream",
             CoordinatorError::Write(_) => "write",
             CoordinatorError::Internal(_) => "internal",
@@ -61,7 +64,8 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::InvalidSpec(_)
             | CoordinatorError::InvalidParams(_)
             | CoordinatorError::InvalidData(_)
-            | CoordinatorError::BadWorkerReport(_) => Code::InvalidArgument,
+            | CoordinatorError::BadWorkerReport(_)
+            | CoordinatorError::TruncatedSubmission(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) => Code::NotFound,
             CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,

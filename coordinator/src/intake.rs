@@ -8,7 +8,8 @@ use lorabeam_core::records::parse_records;
 use lorabeam_core::text::E2eReferences;
 use lorabeam_core::{plan_items, DecodeParams, FirstStep, ModelLimits, Record, RecordLimits};
 use lorabeam_proto::queue::{encode_plan, StoredJobSpec};
-use lorabeam_proto::v1::{JobSpec, SubmitItem, SubmitJobRequest};
+use lorabeam_proto::submission::DataDigest;
+use lorabeam_proto::v1::{DataEnd, JobSpec, SubmitItem, SubmitJobRequest};
 use tokio_stream::{Stream, StreamExt};
 
 use crate::error::{CoordinatorError, Result};
@@ -78,7 +79,9 @@ impl Default for IntakeLimits {
     }
 }
 
-/// Reads a SubmitJob stream: the spec first, then the records in chunks.
+/// Reads a SubmitJob stream: the spec first, then the records in chunks, then their end. A
+/// stream that ends without the end, or whose chunks do not add up to it, was cut short: it is
+/// refused, so no job is ever made of part of its data.
 pub async fn read_submission(
     mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
     limits: IntakeLimits,
@@ -90,6 +93,7 @@ pub async fn read_submission(
     };
     check_spec(&spec)?;
     let mut data = Vec::new();
+    let mut digest = DataDigest::default();
     while let Some(message) = stream.next().await {
         match message.map_err(CoordinatorError::Stream)?.item {
             Some(SubmitItem::Chunk(chunk)) => {
@@ -102,13 +106,39 @@ pub async fn read_submission(
                         ),
                     });
                 }
+                digest.update(&chunk.jsonl);
                 data.extend_from_slice(&chunk.jsonl);
             }
+            Some(SubmitItem::End(end)) => return finish_submission(spec, data, digest, &end, stream).await,
             Some(SubmitItem::Spec(_)) => {
                 return Err(CoordinatorError::InvalidSpec("only the first SubmitJob message may be a JobSpec".into()))
             }
             None => return Err(CoordinatorError::InvalidSpec("a SubmitJob message carries nothing".into())),
         }
+    }
+    Err(CoordinatorError::TruncatedSubmission(format!(
+        "the stream ended after {} bytes without its DataEnd message: the data may be cut short, so nothing was queued",
+        data.len()
+    )))
+}
+
+/// After the end: the data must be what the sender counted, and nothing may follow.
+async fn finish_submission(
+    spec: JobSpec,
+    data: Vec<u8>,
+    digest: DataDigest,
+    end: &DataEnd,
+    mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
+) -> Result<(JobSpec, Vec<u8>)> {
+    if !digest.matches(end) {
+        return Err(CoordinatorError::TruncatedSubmission(format!(
+            "the chunks hold {} bytes, but the DataEnd message counts {} (or their checksum differs): nothing was queued",
+            data.len(),
+            end.bytes
+        )));
+    }
+    if stream.next().await.is_some() {
+        return Err(CoordinatorError::InvalidSpec("nothing may follow the DataEnd message".into()));
     }
     Ok((spec, data))
 }

@@ -13,6 +13,7 @@ pub mod connect;
 pub mod metrics_http;
 pub mod queue;
 pub mod queue_scripts;
+pub mod submission;
 pub mod telemetry;
 
 use lorabeam_core::{DecodeParams, ParamError};
@@ -32,8 +33,8 @@ pub mod v1 {
     pub use crate::pb::worker_service_client::WorkerServiceClient;
     pub use crate::pb::worker_service_server::{WorkerService, WorkerServiceServer};
     pub use crate::pb::{
-        CancelJobRequest, DecodeParams, GetJobRequest, ItemFailed, ItemResult, JobEvent, JobSpec, JobState, JobStatus,
-        ListJobsRequest, ListJobsResponse, Prediction, RecordChunk, Scores, ShardConfirmed, ShardFinished,
+        CancelJobRequest, DataEnd, DecodeParams, GetJobRequest, ItemFailed, ItemResult, JobEvent, JobSpec, JobState,
+        JobStatus, ListJobsRequest, ListJobsResponse, Prediction, RecordChunk, Scores, ShardConfirmed, ShardFinished,
         StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest, WorkerReport,
     };
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use lorabeam_core::eval::E2eScores;
 use lorabeam_core::text::{detect_file_form, read_text_records, EncodeOptions, JsonlForm};
+use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -79,12 +80,17 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             if tx.send(SubmitJobRequest { item: Some(SubmitItem::Spec(spec)) }).await.is_err() {
                 return Ok::<(), std::io::Error>(());
             }
+            // On a read error the stream ends without its DataEnd: the coordinator refuses it
+            // whole rather than queue the part it got.
+            let mut digest = DataDigest::default();
             loop {
                 let mut chunk = Vec::with_capacity(CHUNK_BYTES);
                 let read = (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut chunk).await?;
                 if read == 0 {
+                    let _ = tx.send(SubmitJobRequest { item: Some(SubmitItem::End(digest.end())) }).await;
                     return Ok(());
                 }
+                digest.update(&chunk);
                 let message = SubmitJobRequest { item: Some(SubmitItem::Chunk(RecordChunk { jsonl: chunk })) };
                 if tx.send(message).await.is_err() {
                     return Ok(());
@@ -92,13 +98,13 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             }
         });
         let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        let response = client
-            .submit_job(request)
-            .await
+        let response = client.submit_job(request).await;
+        // A read error explains a refusal better than the refusal itself.
+        sender.await?.with_context(|| format!("reading {}", data.display()))?;
+        let response = response
             .map_err(|status| anyhow::anyhow!("{}", status.message()))
             .with_context(|| format!("the coordinator refused {}", data.display()))?
             .into_inner();
-        sender.await?.with_context(|| format!("reading {}", data.display()))?;
         let job_id = response.job_id;
         eprintln!(
             "{} job {job_id}: {} records{}, {} distinct contexts, {} shards",
