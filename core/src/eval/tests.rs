@@ -111,18 +111,12 @@ fn full_test_set(shift: usize) -> (Vec<Vec<String>>, Vec<String>) {
     order.iter().map(|c| groups.remove(c).expect("group")).unzip()
 }
 
+/// The whole E2E test set (its speed is measured by `cargo bench --bench score`, not here).
 #[test]
-fn whole_test_set_scores_and_speed() {
+fn whole_test_set_scores() {
     for (shift, expected) in [(7, [0.3301, 5.6818, 0.3136, 0.4723, 0.9787]), (0, [1.0, 14.156, 1.0, 1.0, 3.4075])] {
         let (refs, hyps) = full_test_set(shift);
         assert_eq!((refs.len(), refs.iter().map(Vec::len).sum::<usize>()), (630, 4693));
-        let start = Instant::now();
-        let scores = e2e_scores(&refs, &hyps, None).expect("scores");
-        let took = start.elapsed();
-        println!("whole test set (shift {shift}), without METEOR: {took:?}\n{scores}");
-        if !cfg!(debug_assertions) {
-            assert!(took.as_secs_f64() < 5.0, "took {took:?}");
-        }
         check(&format!("whole test set (shift {shift})"), &refs, &hyps, expected);
     }
 }
