@@ -10,7 +10,7 @@ use std::process::Command;
 use lorabeam_core::DecodeParams;
 use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use lorabeam_worker::checkpoint::{load_state_dict, save_torch_checkpoint};
-use support::cluster::{Coordinator, Redis};
+use support::cluster::{http_get, Coordinator, Redis};
 use support::*;
 use tonic::Code;
 
@@ -331,4 +331,87 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
     }
     eprintln!("bad inputs: {} cases, {} refused as expected", rows.len(), rows.iter().filter(|r| r.4).count());
     assert!(rows.len() >= 30);
+}
+
+/// A job the coordinator accepted (no worker serves it, so it stays running).
+async fn submit_good(client: &mut JobServiceClient<tonic::transport::Channel>) -> String {
+    let messages = vec![spec(small()), chunk(GOOD.as_bytes())];
+    client.submit_job(tokio_stream::iter(messages)).await.expect("a good job is accepted").into_inner().job_id
+}
+
+/// The value of one counter line (`name{labels}`) on a metrics page, 0 when absent.
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+}
+
+#[test]
+fn malformed_job_ids_are_not_found_and_never_reach_redis() {
+    use lorabeam_proto::v1::{
+        CancelJobRequest, GetJobRequest, ItemResult, Report, StreamResultsRequest, WatchJobRequest, WorkerReport,
+        WorkerServiceClient,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
+        let job = submit_good(&mut client).await;
+        let keys = || {
+            let mut keys: Vec<String> = redis.cli(&["KEYS", "lorabeam:*"]).lines().map(String::from).collect();
+            keys.sort();
+            keys
+        };
+        let before = keys();
+        let bad = [
+            format!("{job}:results"),
+            format!("{job}:plan"),
+            format!("{job}:failed"),
+            "job-none".to_string(),
+            job.to_uppercase(),
+            "x".repeat(100_000),
+            String::new(),
+        ];
+        for id in &bad {
+            let shown: String = id.chars().take(40).collect();
+            let refusals = [
+                ("GetJob", client.get_job(GetJobRequest { job_id: id.clone() }).await.map(|_| ())),
+                ("WatchJob", client.watch_job(WatchJobRequest { job_id: id.clone() }).await.map(|_| ())),
+                ("CancelJob", client.cancel_job(CancelJobRequest { job_id: id.clone() }).await.map(|_| ())),
+                (
+                    "StreamResults",
+                    client.stream_results(StreamResultsRequest { job_id: id.clone(), offset: 0 }).await.map(|_| ()),
+                ),
+            ];
+            for (rpc, answer) in refusals {
+                let status = answer.expect_err("a malformed id is refused");
+                assert_eq!(status.code(), Code::NotFound, "{rpc}({shown}): {}", status.message());
+                assert!(status.message().contains("job ids are `job-` and 16 lowercase hex digits"), "{rpc}");
+                assert!(status.message().len() < 200, "{rpc} echoes the id: {} bytes", status.message().len());
+            }
+        }
+        // A worker reporting for a key-shaped id is refused before any key is built.
+        let mut workers = WorkerServiceClient::connect(coordinator.url()).await.expect("connect");
+        let report = WorkerReport {
+            report: Some(Report::Result(ItemResult {
+                job_id: format!("{job}:plan"),
+                shard_id: "s0".into(),
+                item: 0,
+                predict: vec![1],
+                ..Default::default()
+            })),
+        };
+        let mut confirmations =
+            workers.report(tokio_stream::iter(vec![report])).await.expect("stream opens").into_inner();
+        let status = confirmations.message().await.expect_err("the report is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(status.message().contains("bad worker report: no job"), "{}", status.message());
+        assert_eq!(keys(), before, "no key was written");
+        let status = client.get_job(GetJobRequest { job_id: job.clone() }).await.expect("the real job is intact");
+        assert_eq!(status.into_inner().records, 1);
+    });
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"redis\"}"), 0.0, "{metrics}");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"corrupt_state\"}"), 0.0, "{metrics}");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"invalid_job_id\"}"), 28.0, "{metrics}");
 }

@@ -19,6 +19,9 @@ pub enum CoordinatorError {
     LimitExceeded { limit: &'static str, detail: String },
     #[error("no job {0}")]
     JobNotFound(String),
+    /// An id not of the issued format (already quoted): never looked up.
+    #[error("no job {0}: job ids are `job-` and 16 lowercase hex digits")]
+    InvalidJobId(String),
     #[error("job {job_id} is {state}: {action} needs a running job")]
     JobNotRunning { job_id: String, state: String, action: &'static str },
     #[error("bad worker report: {0}")]
@@ -42,6 +45,7 @@ impl CoordinatorError {
             CoordinatorError::InvalidData(_) => "invalid_data",
             CoordinatorError::LimitExceeded { .. } => "limit",
             CoordinatorError::JobNotFound(_) => "job_not_found",
+            CoordinatorError::InvalidJobId(_) => "invalid_job_id",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
             CoordinatorError::Stream(_) => "stream",
@@ -63,7 +67,7 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::InvalidData(_)
             | CoordinatorError::BadWorkerReport(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
-            CoordinatorError::JobNotFound(_) => Code::NotFound,
+            CoordinatorError::JobNotFound(_) | CoordinatorError::InvalidJobId(_) => Code::NotFound,
             CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
             CoordinatorError::Stream(status) => return status.clone(),
             CoordinatorError::Write(_) | CoordinatorError::Internal(_) => Code::Internal,

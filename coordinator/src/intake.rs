@@ -202,12 +202,6 @@ fn scoring_references(records: &[Record]) -> Result<String> {
     serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))
 }
 
-/// A fresh job id: short, unique, safe in keys and file names.
-pub fn new_job_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("job-{}", &id[..16])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,8 @@ use tonic::{Request, Response, Status, Streaming};
 use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
 use tracing::{info_span, Instrument};
 
-use crate::error::Result;
+use crate::error::{CoordinatorError, Result};
+use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::results::{Outcome, Stored};
 use crate::server::Coordinator;
@@ -66,11 +67,13 @@ impl Coordinator {
         for report in batch.into_iter().filter_map(|r| r.report) {
             let (job_id, outcome, tp) = match report {
                 Report::Result(r) => (
-                    r.job_id,
+                    report_job_id(&r.job_id)?,
                     Outcome::Predicted { item: r.item, predict: r.predict, generated_tokens: r.generated_tokens },
                     r.traceparent,
                 ),
-                Report::Failed(r) => (r.job_id, Outcome::Failed { item: r.item, reason: r.reason }, r.traceparent),
+                Report::Failed(r) => {
+                    (report_job_id(&r.job_id)?, Outcome::Failed { item: r.item, reason: r.reason }, r.traceparent)
+                }
                 Report::Finished(finished) => {
                     if let Some(batch) = pending.take() {
                         self.store_outcomes(batch).await?;
@@ -99,14 +102,15 @@ impl Coordinator {
 
     /// Every result before a ShardFinished is stored: mark the shard done and confirm it.
     async fn confirm(&self, finished: ShardFinished) -> Result<ShardConfirmed> {
-        let span = info_span!("confirm_shard", job_id = %finished.job_id, shard_id = %finished.shard_id);
+        let job_id = report_job_id(&finished.job_id)?;
+        let span = info_span!("confirm_shard", %job_id, shard_id = %finished.shard_id);
         parent_from_traceparent(&span, &finished.traceparent);
         let job_alive =
-            self.store.mark_shard_done(&finished.job_id, &finished.shard_id).instrument(span.clone()).await?;
+            self.store.mark_shard_done(job_id.as_str(), &finished.shard_id).instrument(span.clone()).await?;
         crate::metrics::METRICS.shards_done.inc();
-        self.events.notify(&finished.job_id);
+        self.events.notify(job_id.as_str());
         Ok(ShardConfirmed {
-            job_id: finished.job_id,
+            job_id: job_id.into_string(),
             shard_id: finished.shard_id,
             job_alive,
             traceparent: traceparent(&span).unwrap_or_default(),
@@ -149,10 +153,15 @@ impl Coordinator {
 
 /// Consecutive outcomes of one job, stored in one Redis call.
 struct Pending {
-    job_id: String,
+    job_id: JobId,
     outcomes: Vec<Outcome>,
     /// The context of the first report: its shard-run span on the worker.
     traceparent: String,
+}
+
+/// A report's job id, checked before it names a Redis key.
+fn report_job_id(id: &str) -> Result<JobId> {
+    JobId::parse(id).map_err(|e| CoordinatorError::BadWorkerReport(e.to_string()))
 }
 
 type ConfirmationStream = Pin<Box<dyn Stream<Item = std::result::Result<ShardConfirmed, Status>> + Send>>;
