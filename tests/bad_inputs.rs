@@ -69,9 +69,20 @@ fn catalogue() -> Vec<Case> {
         }
         m
     };
-    let mut long_key = spec(small());
-    if let Some(SubmitItem::Spec(s)) = &mut long_key.item {
-        s.idempotency_key = "k".repeat(300);
+    let with_spec = |edit: &dyn Fn(&mut JobSpec)| {
+        let mut m = spec(small());
+        if let Some(SubmitItem::Spec(s)) = &mut m.item {
+            edit(s);
+        }
+        vec![m, chunk(GOOD.as_bytes())]
+    };
+    let long_key = with_spec(&|s| s.idempotency_key = "k".repeat(300));
+    let long_name = with_spec(&|s| s.name = "n".repeat(64 << 10));
+    let many_eos = DecodeParams { extra_eos_token_ids: (0..200_000).map(|i| i % 50_000).collect(), ..small() };
+    let long_value = format!("{{\"context\": [1, \"{}\"]}}\n", "v".repeat(3000));
+    let mut bad_lines_long_name = spec(small());
+    if let Some(SubmitItem::Spec(s)) = &mut bad_lines_long_name.item {
+        s.name = "m".repeat(1000);
     }
     let d = small();
     let inv = Code::InvalidArgument;
@@ -171,9 +182,34 @@ fn catalogue() -> Vec<Case> {
         grpc("empty model id", vec![with_model(""), chunk(GOOD.as_bytes())], inv, "model_id `` must be"),
         grpc(
             "idempotency key too long",
-            vec![long_key, chunk(GOOD.as_bytes())],
+            long_key,
+            Code::ResourceExhausted,
+            "idempotency_key in bytes is 300, over this coordinator's limit of 256",
+        ),
+        grpc(
+            "job name too long",
+            long_name,
+            Code::ResourceExhausted,
+            "the job's name in bytes is 65536, over this coordinator's limit of 1024",
+        ),
+        params(
+            "200,000 extra eos ids",
+            many_eos,
+            Code::ResourceExhausted,
+            "the number of extra eos token ids is 200000, over this coordinator's limit of 64",
+        ),
+        grpc(
+            "model id of 100,000 bytes (quoted short)",
+            vec![with_model(&"a".repeat(100_000)), chunk(GOOD.as_bytes())],
             inv,
-            "idempotency_key is longer than 256 bytes",
+            "…` (100000 bytes) must be 1 to 128 characters",
+        ),
+        data("long string as a token id (quoted short)", long_value.as_bytes(), "token id: \"vvvvvvvvvv"),
+        grpc(
+            "bad lines under a long name (name cut)",
+            vec![bad_lines_long_name, chunk(b"x\ny\nz\n")],
+            inv,
+            "mmmmmmmmmm…:3: not JSON",
         ),
         grpc(
             "job over the byte limit",
@@ -276,7 +312,8 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
             let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
             client.submit_job(tokio_stream::iter(case.messages)).await.expect_err("must be refused")
         });
-        let ok = status.code() == case.code && status.message().contains(case.expect);
+        // No answer echoes a client string at length.
+        let ok = status.code() == case.code && status.message().contains(case.expect) && status.message().len() < 2048;
         rows.push((case.area, case.name, format!("{:?}", status.code()), status.message().replace('\n', " "), ok));
         assert!(
             ok,
@@ -414,4 +451,68 @@ fn malformed_job_ids_are_not_found_and_never_reach_redis() {
     assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"redis\"}"), 0.0, "{metrics}");
     assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"corrupt_state\"}"), 0.0, "{metrics}");
     assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"invalid_job_id\"}"), 28.0, "{metrics}");
+}
+
+#[test]
+fn huge_names_are_refused_and_list_jobs_pages() {
+    use lorabeam_proto::v1::ListJobsRequest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
+        // Two 9 MiB names used to make ListJobs too large for everyone.
+        for _ in 0..2 {
+            let mut huge = spec(small());
+            if let Some(SubmitItem::Spec(s)) = &mut huge.item {
+                s.name = "n".repeat(9 << 20);
+            }
+            let status = client
+                .submit_job(tokio_stream::iter(vec![huge, chunk(GOOD.as_bytes())]))
+                .await
+                .expect_err("a 9 MiB name is refused");
+            assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+            assert!(status.message().contains("name in bytes is 9437184, over"), "{}", status.message());
+            assert!(status.message().len() < 200);
+        }
+        assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing stored");
+        let mut submitted = Vec::new();
+        for _ in 0..5 {
+            submitted.push(submit_good(&mut client).await);
+        }
+        let list = |page_size: u32, page_token: String| {
+            let mut client = client.clone();
+            async move { client.list_jobs(ListJobsRequest { page_size, page_token }).await.map(|r| r.into_inner()) }
+        };
+        let all = list(0, String::new()).await.expect("an old client's request: the default page");
+        // Oldest first; jobs created in the same millisecond come in id order.
+        let in_order: Vec<String> = all.jobs.iter().map(|j| j.job_id.clone()).collect();
+        let mut sorted = in_order.clone();
+        sorted.sort();
+        submitted.sort();
+        assert_eq!(sorted, submitted);
+        assert_eq!(all.next_page_token, "");
+        let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), Vec::new());
+        loop {
+            let page = list(2, token).await.expect("a page");
+            pages.push(page.jobs.len());
+            seen.extend(page.jobs.into_iter().map(|j| j.job_id));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        assert_eq!(pages, [2, 2, 1]);
+        assert_eq!(seen, in_order, "every job once, in the same order");
+        assert_eq!(list(5000, String::new()).await.expect("clamped").jobs.len(), 5);
+        for bad in ["zzz", "12.job-none", &"t".repeat(100_000)] {
+            let status = list(2, bad.to_string()).await.expect_err("a token it did not give");
+            assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+            assert!(status.message().contains("is not one this coordinator gave"), "{}", status.message());
+            assert!(status.message().len() < 200);
+        }
+    });
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_limit_rejections_total{limit=\"name_bytes\"}"), 2.0, "{metrics}");
 }

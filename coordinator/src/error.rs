@@ -24,6 +24,9 @@ pub enum CoordinatorError {
     InvalidJobId(String),
     #[error("job {job_id} is {state}: {action} needs a running job")]
     JobNotRunning { job_id: String, state: String, action: &'static str },
+    /// A ListJobs page_token this coordinator did not give (already quoted).
+    #[error("page_token {0} is not one this coordinator gave")]
+    BadPageToken(String),
     #[error("bad worker report: {0}")]
     BadWorkerReport(String),
     #[error("the request stream failed: {0}")]
@@ -47,6 +50,7 @@ impl CoordinatorError {
             CoordinatorError::JobNotFound(_) => "job_not_found",
             CoordinatorError::InvalidJobId(_) => "invalid_job_id",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
+            CoordinatorError::BadPageToken(_) => "bad_page_token",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
             CoordinatorError::Stream(_) => "stream",
             CoordinatorError::Write(_) => "write",
@@ -65,6 +69,7 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::InvalidSpec(_)
             | CoordinatorError::InvalidParams(_)
             | CoordinatorError::InvalidData(_)
+            | CoordinatorError::BadPageToken(_)
             | CoordinatorError::BadWorkerReport(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) | CoordinatorError::InvalidJobId(_) => Code::NotFound,

@@ -27,7 +27,7 @@ impl JobId {
         if well_formed {
             Ok(Self(id.to_string()))
         } else {
-            Err(CoordinatorError::InvalidJobId(crate::quote::quote(id)))
+            Err(CoordinatorError::InvalidJobId(lorabeam_core::quote::quote(id)))
         }
     }
 

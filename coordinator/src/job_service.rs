@@ -21,9 +21,13 @@ use crate::intake::{plan_job, read_submission};
 use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::server::Coordinator;
+use crate::store::PageToken;
 
 /// How often followers re-read Redis even without a local notification.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Jobs in a ListJobs answer when the client does not say, and the most it may ask for.
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1000;
 /// Records fetched per round of StreamResults.
 const RESULT_WINDOW: usize = 512;
 
@@ -221,18 +225,28 @@ impl JobService for Coordinator {
         request: Request<ListJobsRequest>,
     ) -> std::result::Result<Response<ListJobsResponse>, Status> {
         let span = rpc_span("ListJobs", &request);
-        let jobs = async {
+        let request = request.into_inner();
+        let page = async {
+            let after = match request.page_token.as_str() {
+                "" => None,
+                token => Some(PageToken::parse(token)?),
+            };
+            let size = match request.page_size as usize {
+                0 => DEFAULT_PAGE_SIZE,
+                n => n.min(MAX_PAGE_SIZE),
+            };
+            let (ids, next) = self.store.job_page(after.as_ref(), size).await?;
             let mut jobs = Vec::new();
-            for job_id in self.store.job_ids().await? {
+            for job_id in ids {
                 match self.store.status(&job_id).await {
                     Ok(status) => jobs.push(status),
                     Err(CoordinatorError::JobNotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
-            Ok(jobs)
+            Ok(ListJobsResponse { jobs, next_page_token: next.map(|t| t.encode()).unwrap_or_default() })
         };
-        Ok(Response::new(ListJobsResponse { jobs: jobs.instrument(span).await.map_err(rpc_error)? }))
+        Ok(Response::new(page.instrument(span).await.map_err(rpc_error)?))
     }
 
     async fn cancel_job(&self, request: Request<CancelJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
