@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use lorabeam_core::DecodeParams;
-use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
+use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, JobStatus, RecordChunk, SubmitItem, SubmitJobRequest};
 use lorabeam_worker::checkpoint::{load_state_dict, save_torch_checkpoint};
 use support::cluster::{http_get, Coordinator, Redis};
 use support::*;
@@ -515,4 +515,60 @@ fn huge_names_are_refused_and_list_jobs_pages() {
     });
     let metrics = http_get(coordinator.metrics_port, "/metrics");
     assert_eq!(counter(&metrics, "lorabeam_limit_rejections_total{limit=\"name_bytes\"}"), 2.0, "{metrics}");
+}
+
+#[test]
+fn a_huge_failure_reason_is_stored_cut_and_printed_escaped() {
+    use lorabeam_proto::v1::{GetJobRequest, ItemFailed, Report, WorkerReport, WorkerServiceClient};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let reason = format!("\u{1b}[2J\u{1b}[31mPWNED\r{}", "x".repeat(4 << 20));
+    let job = runtime.block_on(async {
+        let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
+        let job = submit_good(&mut client).await;
+        // A worker (or something holding its token) fails the job's only item with 4 MiB.
+        let mut workers =
+            WorkerServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let failed = WorkerReport {
+            report: Some(Report::Failed(ItemFailed {
+                job_id: job.clone(),
+                shard_id: "s".into(),
+                item: 0,
+                reason: reason.clone(),
+                ..Default::default()
+            })),
+        };
+        let mut confirmations = workers.report(tokio_stream::iter(vec![failed])).await.expect("opens").into_inner();
+        while confirmations.message().await.expect("no error").is_some() {}
+        let mut status = JobStatus::default();
+        for _ in 0..100 {
+            status = client.get_job(GetJobRequest { job_id: job.clone() }).await.expect("get").into_inner();
+            if lorabeam_proto::job_state_is_final(status.state) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status.state, v1::JobState::Failed as i32, "{status:?}");
+        assert!(status.error.len() < 4096 + 100, "the reason is stored cut: {} bytes", status.error.len());
+        assert!(status.error.contains(&format!("[cut: {} bytes in all]", reason.len())), "{}", &status.error[..80]);
+        job
+    });
+    let stored = redis.cli(&["HSTRLEN", &format!("lorabeam:job:{job}:failed"), "0"]);
+    assert!(stored.trim().parse::<usize>().expect("a length") < 4096 + 100, "stored: {stored}");
+    let url = coordinator.url();
+    for args in [vec!["jobs", "--coordinator", &url], vec!["watch", &job, "--coordinator", &url]] {
+        let out = lorabeam(&strings(&args));
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !bytes.iter().any(|&b| b == 0x1b || b == b'\r'),
+                "{args:?} {stream} prints raw control bytes: {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("\\u{1b}[31mPWNED\\r"), "{args:?} shows the reason escaped: {text}");
+        assert!(text.len() < 3 * (4096 + 200), "{args:?} printed {} bytes", text.len());
+    }
 }

@@ -53,6 +53,9 @@ pub struct IntakeLimits {
     /// Most extra end-of-sequence token ids a job may give (each shard carries them all).
     #[arg(long, env = "LORABEAM_MAX_EOS_IDS", default_value_t = defaults::MAX_EOS_IDS, value_parser = at_least_one())]
     pub max_eos_ids: usize,
+    /// Longest failure reason kept from a worker, in bytes; longer ones are cut, with a marker.
+    #[arg(long, env = "LORABEAM_MAX_REASON_BYTES", default_value_t = defaults::MAX_REASON_BYTES, value_parser = at_least_one())]
+    pub max_reason_bytes: usize,
 }
 
 /// The limits' defaults, named once for the flags and for [`IntakeLimits::default`]: generous,
@@ -69,6 +72,7 @@ pub mod defaults {
     pub const MAX_NAME_BYTES: usize = 1024;
     pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
     pub const MAX_EOS_IDS: usize = 64;
+    pub const MAX_REASON_BYTES: usize = 4096;
 }
 
 /// A count flag that refuses 0 with clap's message instead of clamping it.
@@ -90,6 +94,7 @@ impl Default for IntakeLimits {
             max_name_bytes: defaults::MAX_NAME_BYTES,
             max_idempotency_key_bytes: defaults::MAX_IDEMPOTENCY_KEY_BYTES,
             max_eos_ids: defaults::MAX_EOS_IDS,
+            max_reason_bytes: defaults::MAX_REASON_BYTES,
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use lorabeam_core::quote::truncate;
 use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
 use tracing::{info_span, Instrument};
 
@@ -72,7 +73,9 @@ impl Coordinator {
                     r.traceparent,
                 ),
                 Report::Failed(r) => {
-                    (report_job_id(&r.job_id)?, Outcome::Failed { item: r.item, reason: r.reason }, r.traceparent)
+                    // Stored, then shown in every status and on terminals: kept bounded.
+                    let reason = truncate(&r.reason, self.intake.max_reason_bytes);
+                    (report_job_id(&r.job_id)?, Outcome::Failed { item: r.item, reason }, r.traceparent)
                 }
                 Report::Finished(finished) => {
                     if let Some(batch) = pending.take() {

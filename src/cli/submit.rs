@@ -10,7 +10,7 @@ use lorabeam_core::text::{detect_file_form, read_text_records, EncodeOptions, Js
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::client::{block_on, check_final, CoordinatorArgs};
+use super::client::{block_on, check_final, shown, CoordinatorArgs};
 use super::data::{ids_jsonl, ENCODED_FROM_TEXT};
 use super::jobs::{fetch_results, follow, ResultFormat};
 use super::model_args::DecodeArgs;
@@ -95,20 +95,21 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         let response = client
             .submit_job(request)
             .await
-            .map_err(|status| anyhow::anyhow!("{}", status.message()))
+            .map_err(|status| anyhow::anyhow!("{}", shown(status.message())))
             .with_context(|| format!("the coordinator refused {}", data.display()))?
             .into_inner();
         sender.await?.with_context(|| format!("reading {}", data.display()))?;
         let job_id = response.job_id;
         eprintln!(
-            "{} job {job_id}: {} records{}, {} distinct contexts, {} shards",
+            "{} job {}: {} records{}, {} distinct contexts, {} shards",
             if response.existing { "existing" } else { "submitted" },
+            shown(&job_id),
             response.records,
             if encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
             response.distinct_items,
             response.shards
         );
-        println!("{job_id}");
+        println!("{}", shown(&job_id));
         if !(args.wait || args.output.is_some()) {
             return Ok(());
         }
@@ -161,8 +162,8 @@ fn print_job_scores(status: &v1::JobStatus, json: bool) {
             }
         }
         None if !status.scores_error.is_empty() => {
-            eprintln!("job {} was not scored: {}", status.job_id, status.scores_error)
+            eprintln!("job {} was not scored: {}", shown(&status.job_id), shown(&status.scores_error))
         }
-        None => eprintln!("job {} has no scores", status.job_id),
+        None => eprintln!("job {} has no scores", shown(&status.job_id)),
     }
 }
