@@ -220,8 +220,8 @@ fn catalogue() -> Vec<Case> {
         grpc(
             "message over the gRPC size limit",
             vec![spec(small()), chunk(&vec![b' '; 2 << 20])],
-            Code::OutOfRange,
-            "message length too large",
+            Code::ResourceExhausted,
+            "over this coordinator's limit (--max-message-bytes): decoded message length too large",
         ),
     ]
 }
@@ -571,4 +571,66 @@ fn a_huge_failure_reason_is_stored_cut_and_printed_escaped() {
         assert!(text.contains("\\u{1b}[31mPWNED\\r"), "{args:?} shows the reason escaped: {text}");
         assert!(text.len() < 3 * (4096 + 200), "{args:?} printed {} bytes", text.len());
     }
+}
+
+#[test]
+fn oversize_and_undecodable_messages_are_errors_the_caller_sees() {
+    use lorabeam_proto::v1::{
+        GetJobRequest, ItemFailed, ListJobsRequest, Report, ShardConfirmed, WatchJobRequest, WorkerReport,
+        WorkerServiceClient,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &["--max-message-bytes", "1048576"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let huge_id = format!("job-{}", "0".repeat(2 << 20));
+    let too_large = |rpc: &str, status: tonic::Status| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{rpc}: {}", status.message());
+        assert!(status.message().contains("(--max-message-bytes): decoded message length too large"), "{rpc}");
+    };
+    runtime.block_on(async {
+        let mut client =
+            JobServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let status = client.get_job(GetJobRequest { job_id: huge_id.clone() }).await.expect_err("too large");
+        too_large("GetJob", status);
+        let status = client.watch_job(WatchJobRequest { job_id: huge_id.clone() }).await.expect_err("too large");
+        too_large("WatchJob", status);
+        let messages = vec![spec(small()), chunk(&vec![b' '; 2 << 20])];
+        too_large("SubmitJob", client.submit_job(tokio_stream::iter(messages)).await.expect_err("too large"));
+
+        // An 18 MiB-style report (here 2 MiB over a 1 MiB limit) ends the stream with the error.
+        let job = submit_good(&mut client).await;
+        let mut workers =
+            WorkerServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let failed = WorkerReport {
+            report: Some(Report::Failed(ItemFailed {
+                job_id: job.clone(),
+                shard_id: "s".into(),
+                item: 0,
+                reason: "r".repeat(2 << 20),
+                ..Default::default()
+            })),
+        };
+        let mut confirmations = workers.report(tokio_stream::iter(vec![failed])).await.expect("opens").into_inner();
+        too_large("Report", confirmations.message().await.expect_err("the worker learns its report was refused"));
+
+        // A frame that is not a WorkerReport (field 1 as a varint) is an error too, not an OK end.
+        let channel =
+            tonic::transport::Channel::from_shared(coordinator.url()).expect("url").connect().await.expect("connect");
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.expect("ready");
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/lorabeam.v1.WorkerService/Report");
+        let codec = tonic_prost::ProstCodec::<ListJobsRequest, ShardConfirmed>::default();
+        let garbage = tokio_stream::iter(vec![ListJobsRequest { page_size: 5, page_token: String::new() }]);
+        let mut answers = grpc.streaming(tonic::Request::new(garbage), path, codec).await.expect("opens").into_inner();
+        let status = answers.message().await.expect_err("an undecodable frame is refused");
+        assert_eq!(status.code(), Code::Internal, "{}", status.message());
+        assert!(status.message().contains("decode"), "{}", status.message());
+        let status = client.get_job(GetJobRequest { job_id: job }).await.expect("the job is intact").into_inner();
+        assert_eq!(status.records_done, 0, "nothing of the refused reports was stored");
+    });
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_limit_rejections_total{limit=\"message_bytes\"}"), 4.0, "{metrics}");
+    let log = coordinator.stderr();
+    assert!(log.lines().filter(|l| l.contains("WARN") && l.contains("worker reports refused")).count() >= 2, "{log}");
 }

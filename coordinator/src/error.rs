@@ -83,6 +83,24 @@ impl From<CoordinatorError> for Status {
 
 pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
 
+/// tonic's refusal of a message over `--max-message-bytes` (OUT_OF_RANGE), as the limit it is.
+pub fn oversize(status: &Status) -> Option<CoordinatorError> {
+    let too_large = status.code() == Code::OutOfRange && status.message().contains("message length too large");
+    too_large.then(|| CoordinatorError::LimitExceeded {
+        limit: "message_bytes",
+        detail: format!(
+            "a gRPC message is over this coordinator's limit (--max-message-bytes): {}",
+            status.message().trim_start_matches("Error, ")
+        ),
+    })
+}
+
+/// An error read from a request stream: an oversize message is a limit, anything else (an
+/// undecodable frame, a reset) the stream's own status.
+pub fn stream_error(status: Status) -> CoordinatorError {
+    oversize(&status).unwrap_or(CoordinatorError::Stream(status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +115,19 @@ mod tests {
         assert_eq!(Status::from(CoordinatorError::Redis(redis)).code(), Code::Unavailable);
         let bad = CoordinatorError::BadWorkerReport("job j has no item 9".into());
         assert_eq!(Status::from(bad).code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn oversize_messages_are_a_limit_and_other_stream_errors_stay_as_they_are() {
+        let tonic_says =
+            Status::out_of_range("Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes");
+        let err = stream_error(tonic_says);
+        assert!(matches!(err, CoordinatorError::LimitExceeded { limit: "message_bytes", .. }), "{err}");
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("decoded message length too large: found 9 bytes"), "{}", status.message());
+        let reset = stream_error(Status::internal("failed to decode Protobuf message"));
+        assert_eq!(Status::from(reset).code(), Code::Internal);
+        assert!(oversize(&Status::out_of_range("offset past the end")).is_none());
     }
 }

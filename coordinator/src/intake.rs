@@ -12,7 +12,7 @@ use lorabeam_proto::queue::{encode_plan, StoredJobSpec};
 use lorabeam_proto::v1::{JobSpec, SubmitItem, SubmitJobRequest};
 use tokio_stream::{Stream, StreamExt};
 
-use crate::error::{CoordinatorError, Result};
+use crate::error::{stream_error, CoordinatorError, Result};
 use crate::sharding::shard_items;
 use crate::store::NewJob;
 
@@ -104,7 +104,7 @@ pub async fn read_submission(
     mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
     limits: IntakeLimits,
 ) -> Result<(JobSpec, Vec<u8>)> {
-    let first = stream.next().await.transpose().map_err(CoordinatorError::Stream)?;
+    let first = stream.next().await.transpose().map_err(stream_error)?;
     let spec = match first.and_then(|m| m.item) {
         Some(SubmitItem::Spec(spec)) => spec,
         _ => return Err(CoordinatorError::InvalidSpec("the first SubmitJob message must be a JobSpec".into())),
@@ -112,7 +112,7 @@ pub async fn read_submission(
     check_spec(&spec, &limits)?;
     let mut data = Vec::new();
     while let Some(message) = stream.next().await {
-        match message.map_err(CoordinatorError::Stream)?.item {
+        match message.map_err(stream_error)?.item {
             Some(SubmitItem::Chunk(chunk)) => {
                 if data.len() + chunk.jsonl.len() > limits.max_job_bytes {
                     return Err(CoordinatorError::LimitExceeded {

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod job_id;
 mod job_service;
 pub mod metrics;
+mod oversize;
 pub mod results;
 pub mod scoring;
 pub mod server;

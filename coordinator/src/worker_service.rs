@@ -18,7 +18,7 @@ use lorabeam_core::quote::truncate;
 use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
 use tracing::{info_span, Instrument};
 
-use crate::error::{CoordinatorError, Result};
+use crate::error::{stream_error, CoordinatorError, Result};
 use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::results::{Outcome, Stored};
@@ -34,18 +34,16 @@ impl Coordinator {
         loop {
             let mut batch = match inbound.next().await {
                 Some(Ok(report)) => vec![report],
-                Some(Err(status)) => {
-                    tracing::debug!(%status, "worker stream ended");
-                    return;
-                }
+                Some(Err(status)) => return refuse_stream(status, &tx).await,
                 None => return,
             };
-            let mut ended = false;
+            // What ends the stream after this batch: its end, or the error that broke it.
+            let mut ended = None;
             while batch.len() < MAX_BATCH {
                 match tokio::time::timeout(Duration::ZERO, inbound.next()).await {
                     Ok(Some(Ok(report))) => batch.push(report),
-                    Ok(_) => {
-                        ended = true;
+                    Ok(end) => {
+                        ended = Some(end.and_then(|r| r.err()));
                         break;
                     }
                     Err(_) => break,
@@ -56,8 +54,10 @@ impl Coordinator {
                 let _ = tx.send(Err(rpc_error(e))).await;
                 return;
             }
-            if ended {
-                return;
+            match ended {
+                Some(Some(status)) => return refuse_stream(status, &tx).await,
+                Some(None) => return,
+                None => {}
             }
         }
     }
@@ -160,6 +160,14 @@ struct Pending {
     outcomes: Vec<Outcome>,
     /// The context of the first report: its shard-run span on the worker.
     traceparent: String,
+}
+
+/// A report stream broken by what the worker sent (a message over the size limit, a frame that
+/// does not decode): the worker learns it from the stream's end, with the error's status.
+async fn refuse_stream(status: Status, tx: &Confirmations) {
+    let err = stream_error(status);
+    tracing::warn!(error = %err, "worker reports refused; ending the stream with the error");
+    let _ = tx.send(Err(rpc_error(err))).await;
 }
 
 /// A report's job id, checked before it names a Redis key.
