@@ -384,8 +384,8 @@ fn counter(metrics: &str, series: &str) -> f64 {
 #[test]
 fn malformed_job_ids_are_not_found_and_never_reach_redis() {
     use lorabeam_proto::v1::{
-        CancelJobRequest, GetJobRequest, ItemResult, Report, StreamResultsRequest, WatchJobRequest, WorkerReport,
-        WorkerServiceClient,
+        CancelJobRequest, GetJobRequest, ItemResult, Report, ShardFinished, StreamResultsRequest, WatchJobRequest,
+        WorkerReport, WorkerServiceClient,
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start(dir.path());
@@ -443,6 +443,19 @@ fn malformed_job_ids_are_not_found_and_never_reach_redis() {
         let status = confirmations.message().await.expect_err("the report is refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
         assert!(status.message().contains("bad worker report: no job"), "{}", status.message());
+        // A shard id goes into a Redis set: one that is not of the issued form is refused too.
+        let finished = WorkerReport {
+            report: Some(Report::Finished(ShardFinished {
+                job_id: job.clone(),
+                shard_id: "s".repeat(100_000),
+                ..Default::default()
+            })),
+        };
+        let mut confirmations =
+            workers.report(tokio_stream::iter(vec![finished])).await.expect("stream opens").into_inner();
+        let status = confirmations.message().await.expect_err("the report is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(status.message().contains("is not a shard id") && status.message().len() < 300);
         assert_eq!(keys(), before, "no key was written");
         let status = client.get_job(GetJobRequest { job_id: job.clone() }).await.expect("the real job is intact");
         assert_eq!(status.into_inner().records, 1);

@@ -23,6 +23,7 @@ use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::results::{Outcome, Stored};
 use crate::server::Coordinator;
+use crate::sharding::is_shard_id;
 
 /// Most reports applied in one batch.
 const MAX_BATCH: usize = 2048;
@@ -106,6 +107,10 @@ impl Coordinator {
     /// Every result before a ShardFinished is stored: mark the shard done and confirm it.
     async fn confirm(&self, finished: ShardFinished) -> Result<ShardConfirmed> {
         let job_id = report_job_id(&finished.job_id)?;
+        if !is_shard_id(&finished.shard_id) {
+            let shown = lorabeam_core::quote::quote(&finished.shard_id);
+            return Err(CoordinatorError::BadWorkerReport(format!("{shown} is not a shard id")));
+        }
         let span = info_span!("confirm_shard", %job_id, shard_id = %finished.shard_id);
         parent_from_traceparent(&span, &finished.traceparent);
         let job_alive =
