@@ -53,7 +53,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Errors may carry a server's words: no control character reaches the terminal raw.
+            eprintln!("error: {}", lorabeam_core::quote::escape_controls(&format!("{err:#}"), true));
             std::process::ExitCode::FAILURE
         }
     }

@@ -9,9 +9,9 @@ use std::process::Command;
 
 use lorabeam_core::DecodeParams;
 use lorabeam_proto::submission::DataDigest;
-use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
+use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, JobStatus, RecordChunk, SubmitItem, SubmitJobRequest};
 use lorabeam_worker::checkpoint::{load_state_dict, save_torch_checkpoint};
-use support::cluster::{Coordinator, Redis};
+use support::cluster::{http_get, Coordinator, Redis};
 use support::*;
 use tonic::Code;
 
@@ -79,9 +79,20 @@ fn catalogue() -> Vec<Case> {
         }
         m
     };
-    let mut long_key = spec(small());
-    if let Some(SubmitItem::Spec(s)) = &mut long_key.item {
-        s.idempotency_key = "k".repeat(300);
+    let with_spec = |edit: &dyn Fn(&mut JobSpec)| {
+        let mut m = spec(small());
+        if let Some(SubmitItem::Spec(s)) = &mut m.item {
+            edit(s);
+        }
+        vec![m, chunk(GOOD.as_bytes()), end_of(GOOD.as_bytes())]
+    };
+    let long_key = with_spec(&|s| s.idempotency_key = "k".repeat(300));
+    let long_name = with_spec(&|s| s.name = "n".repeat(64 << 10));
+    let many_eos = DecodeParams { extra_eos_token_ids: (0..200_000).map(|i| i % 50_000).collect(), ..small() };
+    let long_value = format!("{{\"context\": [1, \"{}\"]}}\n", "v".repeat(3000));
+    let mut bad_lines_long_name = spec(small());
+    if let Some(SubmitItem::Spec(s)) = &mut bad_lines_long_name.item {
+        s.name = "m".repeat(1000);
     }
     let d = small();
     let inv = Code::InvalidArgument;
@@ -181,9 +192,34 @@ fn catalogue() -> Vec<Case> {
         grpc("empty model id", vec![with_model(""), chunk(GOOD.as_bytes())], inv, "model_id `` must be"),
         grpc(
             "idempotency key too long",
-            vec![long_key, chunk(GOOD.as_bytes())],
+            long_key,
+            Code::ResourceExhausted,
+            "idempotency_key in bytes is 300, over this coordinator's limit of 256",
+        ),
+        grpc(
+            "job name too long",
+            long_name,
+            Code::ResourceExhausted,
+            "the job's name in bytes is 65536, over this coordinator's limit of 1024",
+        ),
+        params(
+            "200,000 extra eos ids",
+            many_eos,
+            Code::ResourceExhausted,
+            "the number of extra eos token ids is 200000, over this coordinator's limit of 64",
+        ),
+        grpc(
+            "model id of 100,000 bytes (quoted short)",
+            vec![with_model(&"a".repeat(100_000)), chunk(GOOD.as_bytes())],
             inv,
-            "idempotency_key is longer than 256 bytes",
+            "…` (100000 bytes) must be 1 to 128 characters",
+        ),
+        data("long string as a token id (quoted short)", long_value.as_bytes(), "token id: \"vvvvvvvvvv"),
+        grpc(
+            "bad lines under a long name (name cut)",
+            vec![bad_lines_long_name, chunk(b"x\ny\nz\n"), end_of(b"x\ny\nz\n")],
+            inv,
+            "mmmmmmmmmm…:3: not JSON",
         ),
         grpc(
             "job over the byte limit",
@@ -194,8 +230,8 @@ fn catalogue() -> Vec<Case> {
         grpc(
             "message over the gRPC size limit",
             vec![spec(small()), chunk(&vec![b' '; 2 << 20])],
-            Code::OutOfRange,
-            "message length too large",
+            Code::ResourceExhausted,
+            "over this coordinator's limit (--max-message-bytes): decoded message length too large",
         ),
         grpc(
             "records without their DataEnd (a client's read error)",
@@ -315,7 +351,8 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
             let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
             client.submit_job(tokio_stream::iter(case.messages)).await.expect_err("must be refused")
         });
-        let ok = status.code() == case.code && status.message().contains(case.expect);
+        // No answer echoes a client string at length.
+        let ok = status.code() == case.code && status.message().contains(case.expect) && status.message().len() < 2048;
         rows.push((case.area, case.name, format!("{:?}", status.code()), status.message().replace('\n', " "), ok));
         assert!(
             ok,
@@ -370,4 +407,282 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
     }
     eprintln!("bad inputs: {} cases, {} refused as expected", rows.len(), rows.iter().filter(|r| r.4).count());
     assert!(rows.len() >= 30);
+}
+
+/// A job the coordinator accepted (no worker serves it, so it stays running).
+async fn submit_good(client: &mut JobServiceClient<tonic::transport::Channel>) -> String {
+    let messages = vec![spec(small()), chunk(GOOD.as_bytes()), end_of(GOOD.as_bytes())];
+    client.submit_job(tokio_stream::iter(messages)).await.expect("a good job is accepted").into_inner().job_id
+}
+
+/// The value of one counter line (`name{labels}`) on a metrics page, 0 when absent.
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+}
+
+#[test]
+fn malformed_job_ids_are_not_found_and_never_reach_redis() {
+    use lorabeam_proto::v1::{
+        CancelJobRequest, GetJobRequest, ItemResult, Report, ShardFinished, StreamResultsRequest, WatchJobRequest,
+        WorkerReport, WorkerServiceClient,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
+        let job = submit_good(&mut client).await;
+        let keys = || {
+            let mut keys: Vec<String> = redis.cli(&["KEYS", "lorabeam:*"]).lines().map(String::from).collect();
+            keys.sort();
+            keys
+        };
+        let before = keys();
+        let bad = [
+            format!("{job}:results"),
+            format!("{job}:plan"),
+            format!("{job}:failed"),
+            "job-none".to_string(),
+            job.to_uppercase(),
+            "x".repeat(100_000),
+            String::new(),
+        ];
+        for id in &bad {
+            let shown: String = id.chars().take(40).collect();
+            let refusals = [
+                ("GetJob", client.get_job(GetJobRequest { job_id: id.clone() }).await.map(|_| ())),
+                ("WatchJob", client.watch_job(WatchJobRequest { job_id: id.clone() }).await.map(|_| ())),
+                ("CancelJob", client.cancel_job(CancelJobRequest { job_id: id.clone() }).await.map(|_| ())),
+                (
+                    "StreamResults",
+                    client.stream_results(StreamResultsRequest { job_id: id.clone(), offset: 0 }).await.map(|_| ()),
+                ),
+            ];
+            for (rpc, answer) in refusals {
+                let status = answer.expect_err("a malformed id is refused");
+                assert_eq!(status.code(), Code::NotFound, "{rpc}({shown}): {}", status.message());
+                assert!(status.message().contains("job ids are `job-` and 16 lowercase hex digits"), "{rpc}");
+                assert!(status.message().len() < 200, "{rpc} echoes the id: {} bytes", status.message().len());
+            }
+        }
+        // A worker reporting for a key-shaped id is refused before any key is built.
+        let mut workers = WorkerServiceClient::connect(coordinator.url()).await.expect("connect");
+        let report = WorkerReport {
+            report: Some(Report::Result(ItemResult {
+                job_id: format!("{job}:plan"),
+                shard_id: "s0".into(),
+                item: 0,
+                predict: vec![1],
+                ..Default::default()
+            })),
+        };
+        let mut confirmations =
+            workers.report(tokio_stream::iter(vec![report])).await.expect("stream opens").into_inner();
+        let status = confirmations.message().await.expect_err("the report is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(status.message().contains("bad worker report: no job"), "{}", status.message());
+        // A shard id goes into a Redis set: one that is not of the issued form is refused too.
+        let finished = WorkerReport {
+            report: Some(Report::Finished(ShardFinished {
+                job_id: job.clone(),
+                shard_id: "s".repeat(100_000),
+                ..Default::default()
+            })),
+        };
+        let mut confirmations =
+            workers.report(tokio_stream::iter(vec![finished])).await.expect("stream opens").into_inner();
+        let status = confirmations.message().await.expect_err("the report is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(status.message().contains("is not a shard id") && status.message().len() < 300);
+        assert_eq!(keys(), before, "no key was written");
+        let status = client.get_job(GetJobRequest { job_id: job.clone() }).await.expect("the real job is intact");
+        assert_eq!(status.into_inner().records, 1);
+    });
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"redis\"}"), 0.0, "{metrics}");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"corrupt_state\"}"), 0.0, "{metrics}");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"invalid_job_id\"}"), 28.0, "{metrics}");
+}
+
+#[test]
+fn huge_names_are_refused_and_list_jobs_pages() {
+    use lorabeam_proto::v1::ListJobsRequest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
+        // Two 9 MiB names used to make ListJobs too large for everyone.
+        for _ in 0..2 {
+            let mut huge = spec(small());
+            if let Some(SubmitItem::Spec(s)) = &mut huge.item {
+                s.name = "n".repeat(9 << 20);
+            }
+            let status = client
+                .submit_job(tokio_stream::iter(vec![huge, chunk(GOOD.as_bytes())]))
+                .await
+                .expect_err("a 9 MiB name is refused");
+            assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+            assert!(status.message().contains("name in bytes is 9437184, over"), "{}", status.message());
+            assert!(status.message().len() < 200);
+        }
+        assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing stored");
+        let mut submitted = Vec::new();
+        for _ in 0..5 {
+            submitted.push(submit_good(&mut client).await);
+        }
+        let list = |page_size: u32, page_token: String| {
+            let mut client = client.clone();
+            async move { client.list_jobs(ListJobsRequest { page_size, page_token }).await.map(|r| r.into_inner()) }
+        };
+        let all = list(0, String::new()).await.expect("an old client's request: the default page");
+        // Oldest first; jobs created in the same millisecond come in id order.
+        let in_order: Vec<String> = all.jobs.iter().map(|j| j.job_id.clone()).collect();
+        let mut sorted = in_order.clone();
+        sorted.sort();
+        submitted.sort();
+        assert_eq!(sorted, submitted);
+        assert_eq!(all.next_page_token, "");
+        let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), Vec::new());
+        loop {
+            let page = list(2, token).await.expect("a page");
+            pages.push(page.jobs.len());
+            seen.extend(page.jobs.into_iter().map(|j| j.job_id));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        assert_eq!(pages, [2, 2, 1]);
+        assert_eq!(seen, in_order, "every job once, in the same order");
+        assert_eq!(list(5000, String::new()).await.expect("clamped").jobs.len(), 5);
+        for bad in ["zzz", "12.job-none", &"t".repeat(100_000)] {
+            let status = list(2, bad.to_string()).await.expect_err("a token it did not give");
+            assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+            assert!(status.message().contains("is not one this coordinator gave"), "{}", status.message());
+            assert!(status.message().len() < 200);
+        }
+    });
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_limit_rejections_total{limit=\"name_bytes\"}"), 2.0, "{metrics}");
+}
+
+#[test]
+fn a_huge_failure_reason_is_stored_cut_and_printed_escaped() {
+    use lorabeam_proto::v1::{GetJobRequest, ItemFailed, Report, WorkerReport, WorkerServiceClient};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let reason = format!("\u{1b}[2J\u{1b}[31mPWNED\r{}", "x".repeat(4 << 20));
+    let job = runtime.block_on(async {
+        let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
+        let job = submit_good(&mut client).await;
+        // A worker (or something holding its token) fails the job's only item with 4 MiB.
+        let mut workers =
+            WorkerServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let failed = WorkerReport {
+            report: Some(Report::Failed(ItemFailed {
+                job_id: job.clone(),
+                shard_id: "s".into(),
+                item: 0,
+                reason: reason.clone(),
+                ..Default::default()
+            })),
+        };
+        let mut confirmations = workers.report(tokio_stream::iter(vec![failed])).await.expect("opens").into_inner();
+        while confirmations.message().await.expect("no error").is_some() {}
+        let mut status = JobStatus::default();
+        for _ in 0..100 {
+            status = client.get_job(GetJobRequest { job_id: job.clone() }).await.expect("get").into_inner();
+            if lorabeam_proto::job_state_is_final(status.state) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status.state, v1::JobState::Failed as i32, "{status:?}");
+        assert!(status.error.len() < 4096 + 100, "the reason is stored cut: {} bytes", status.error.len());
+        assert!(status.error.contains(&format!("[cut: {} bytes in all]", reason.len())), "{}", &status.error[..80]);
+        job
+    });
+    let stored = redis.cli(&["HSTRLEN", &format!("lorabeam:job:{job}:failed"), "0"]);
+    assert!(stored.trim().parse::<usize>().expect("a length") < 4096 + 100, "stored: {stored}");
+    let url = coordinator.url();
+    for args in [vec!["jobs", "--coordinator", &url], vec!["watch", &job, "--coordinator", &url]] {
+        let out = lorabeam(&strings(&args));
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !bytes.iter().any(|&b| b == 0x1b || b == b'\r'),
+                "{args:?} {stream} prints raw control bytes: {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("\\u{1b}[31mPWNED\\r"), "{args:?} shows the reason escaped: {text}");
+        assert!(text.len() < 3 * (4096 + 200), "{args:?} printed {} bytes", text.len());
+    }
+}
+
+#[test]
+fn oversize_and_undecodable_messages_are_errors_the_caller_sees() {
+    use lorabeam_proto::v1::{
+        GetJobRequest, ItemFailed, ListJobsRequest, Report, ShardConfirmed, WatchJobRequest, WorkerReport,
+        WorkerServiceClient,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &["--max-message-bytes", "1048576"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let huge_id = format!("job-{}", "0".repeat(2 << 20));
+    let too_large = |rpc: &str, status: tonic::Status| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{rpc}: {}", status.message());
+        assert!(status.message().contains("(--max-message-bytes): decoded message length too large"), "{rpc}");
+    };
+    runtime.block_on(async {
+        let mut client =
+            JobServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let status = client.get_job(GetJobRequest { job_id: huge_id.clone() }).await.expect_err("too large");
+        too_large("GetJob", status);
+        let status = client.watch_job(WatchJobRequest { job_id: huge_id.clone() }).await.expect_err("too large");
+        too_large("WatchJob", status);
+        let messages = vec![spec(small()), chunk(&vec![b' '; 2 << 20])];
+        too_large("SubmitJob", client.submit_job(tokio_stream::iter(messages)).await.expect_err("too large"));
+
+        // An 18 MiB-style report (here 2 MiB over a 1 MiB limit) ends the stream with the error.
+        let job = submit_good(&mut client).await;
+        let mut workers =
+            WorkerServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let failed = WorkerReport {
+            report: Some(Report::Failed(ItemFailed {
+                job_id: job.clone(),
+                shard_id: "s".into(),
+                item: 0,
+                reason: "r".repeat(2 << 20),
+                ..Default::default()
+            })),
+        };
+        let mut confirmations = workers.report(tokio_stream::iter(vec![failed])).await.expect("opens").into_inner();
+        too_large("Report", confirmations.message().await.expect_err("the worker learns its report was refused"));
+
+        // A frame that is not a WorkerReport (field 1 as a varint) is an error too, not an OK end.
+        let channel =
+            tonic::transport::Channel::from_shared(coordinator.url()).expect("url").connect().await.expect("connect");
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.expect("ready");
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/lorabeam.v1.WorkerService/Report");
+        let codec = tonic_prost::ProstCodec::<ListJobsRequest, ShardConfirmed>::default();
+        let garbage = tokio_stream::iter(vec![ListJobsRequest { page_size: 5, page_token: String::new() }]);
+        let mut answers = grpc.streaming(tonic::Request::new(garbage), path, codec).await.expect("opens").into_inner();
+        let status = answers.message().await.expect_err("an undecodable frame is refused");
+        assert_eq!(status.code(), Code::Internal, "{}", status.message());
+        assert!(status.message().contains("decode"), "{}", status.message());
+        let status = client.get_job(GetJobRequest { job_id: job }).await.expect("the job is intact").into_inner();
+        assert_eq!(status.records_done, 0, "nothing of the refused reports was stored");
+    });
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_limit_rejections_total{limit=\"message_bytes\"}"), 4.0, "{metrics}");
+    let log = coordinator.stderr();
+    assert!(log.lines().filter(|l| l.contains("WARN") && l.contains("worker reports refused")).count() >= 2, "{log}");
 }

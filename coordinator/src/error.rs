@@ -19,8 +19,14 @@ pub enum CoordinatorError {
     LimitExceeded { limit: &'static str, detail: String },
     #[error("no job {0}")]
     JobNotFound(String),
+    /// An id not of the issued format (already quoted): never looked up.
+    #[error("no job {0}: job ids are `job-` and 16 lowercase hex digits")]
+    InvalidJobId(String),
     #[error("job {job_id} is {state}: {action} needs a running job")]
     JobNotRunning { job_id: String, state: String, action: &'static str },
+    /// A ListJobs page_token this coordinator did not give (already quoted).
+    #[error("page_token {0} is not one this coordinator gave")]
+    BadPageToken(String),
     #[error("bad worker report: {0}")]
     BadWorkerReport(String),
     #[error("incomplete submission: {0}")]
@@ -44,7 +50,9 @@ impl CoordinatorError {
             CoordinatorError::InvalidData(_) => "invalid_data",
             CoordinatorError::LimitExceeded { .. } => "limit",
             CoordinatorError::JobNotFound(_) => "job_not_found",
+            CoordinatorError::InvalidJobId(_) => "invalid_job_id",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
+            CoordinatorError::BadPageToken(_) => "bad_page_token",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
             CoordinatorError::TruncatedSubmission(_) => "truncated_submission",
             CoordinatorError::Stream(_) => "stream",
@@ -64,10 +72,11 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::InvalidSpec(_)
             | CoordinatorError::InvalidParams(_)
             | CoordinatorError::InvalidData(_)
+            | CoordinatorError::BadPageToken(_)
             | CoordinatorError::BadWorkerReport(_)
             | CoordinatorError::TruncatedSubmission(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
-            CoordinatorError::JobNotFound(_) => Code::NotFound,
+            CoordinatorError::JobNotFound(_) | CoordinatorError::InvalidJobId(_) => Code::NotFound,
             CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
             CoordinatorError::Stream(status) => return status.clone(),
             CoordinatorError::Write(_) | CoordinatorError::Internal(_) => Code::Internal,
@@ -77,6 +86,24 @@ impl From<CoordinatorError> for Status {
 }
 
 pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
+
+/// tonic's refusal of a message over `--max-message-bytes` (OUT_OF_RANGE), as the limit it is.
+pub fn oversize(status: &Status) -> Option<CoordinatorError> {
+    let too_large = status.code() == Code::OutOfRange && status.message().contains("message length too large");
+    too_large.then(|| CoordinatorError::LimitExceeded {
+        limit: "message_bytes",
+        detail: format!(
+            "a gRPC message is over this coordinator's limit (--max-message-bytes): {}",
+            status.message().trim_start_matches("Error, ")
+        ),
+    })
+}
+
+/// An error read from a request stream: an oversize message is a limit, anything else (an
+/// undecodable frame, a reset) the stream's own status.
+pub fn stream_error(status: Status) -> CoordinatorError {
+    oversize(&status).unwrap_or(CoordinatorError::Stream(status))
+}
 
 #[cfg(test)]
 mod tests {
@@ -92,5 +119,19 @@ mod tests {
         assert_eq!(Status::from(CoordinatorError::Redis(redis)).code(), Code::Unavailable);
         let bad = CoordinatorError::BadWorkerReport("job j has no item 9".into());
         assert_eq!(Status::from(bad).code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn oversize_messages_are_a_limit_and_other_stream_errors_stay_as_they_are() {
+        let tonic_says =
+            Status::out_of_range("Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes");
+        let err = stream_error(tonic_says);
+        assert!(matches!(err, CoordinatorError::LimitExceeded { limit: "message_bytes", .. }), "{err}");
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("decoded message length too large: found 9 bytes"), "{}", status.message());
+        let reset = stream_error(Status::internal("failed to decode Protobuf message"));
+        assert_eq!(Status::from(reset).code(), Code::Internal);
+        assert!(oversize(&Status::out_of_range("offset past the end")).is_none());
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use clap::builder::RangedU64ValueParser;
+use lorabeam_core::quote::{prefix, quote};
 use lorabeam_core::records::parse_records;
 use lorabeam_core::text::E2eReferences;
 use lorabeam_core::{plan_items, DecodeParams, FirstStep, ModelLimits, Record, RecordLimits};
@@ -12,7 +13,7 @@ use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{DataEnd, JobSpec, SubmitItem, SubmitJobRequest};
 use tokio_stream::{Stream, StreamExt};
 
-use crate::error::{CoordinatorError, Result};
+use crate::error::{stream_error, CoordinatorError, Result};
 use crate::sharding::shard_items;
 use crate::store::NewJob;
 
@@ -44,6 +45,18 @@ pub struct IntakeLimits {
     /// Running jobs one client (peer address) may have at once.
     #[arg(long = "max-jobs-per-client", env = "LORABEAM_MAX_JOBS_PER_CLIENT", default_value_t = defaults::MAX_JOBS_PER_CLIENT, value_parser = at_least_one())]
     pub max_running_jobs_per_client: usize,
+    /// Longest job name (JobSpec.name), in bytes.
+    #[arg(long, env = "LORABEAM_MAX_NAME_BYTES", default_value_t = defaults::MAX_NAME_BYTES, value_parser = at_least_one())]
+    pub max_name_bytes: usize,
+    /// Longest idempotency key, in bytes.
+    #[arg(long, env = "LORABEAM_MAX_IDEMPOTENCY_KEY_BYTES", default_value_t = defaults::MAX_IDEMPOTENCY_KEY_BYTES, value_parser = at_least_one())]
+    pub max_idempotency_key_bytes: usize,
+    /// Most extra end-of-sequence token ids a job may give (each shard carries them all).
+    #[arg(long, env = "LORABEAM_MAX_EOS_IDS", default_value_t = defaults::MAX_EOS_IDS, value_parser = at_least_one())]
+    pub max_eos_ids: usize,
+    /// Longest failure reason kept from a worker, in bytes; longer ones are cut, with a marker.
+    #[arg(long, env = "LORABEAM_MAX_REASON_BYTES", default_value_t = defaults::MAX_REASON_BYTES, value_parser = at_least_one())]
+    pub max_reason_bytes: usize,
 }
 
 /// The limits' defaults, named once for the flags and for [`IntakeLimits::default`]: generous,
@@ -57,6 +70,10 @@ pub mod defaults {
     pub const MAX_EVAL_LEN: usize = 1024;
     pub const MAX_BEAM: usize = 64;
     pub const MAX_JOBS_PER_CLIENT: usize = 16;
+    pub const MAX_NAME_BYTES: usize = 1024;
+    pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
+    pub const MAX_EOS_IDS: usize = 64;
+    pub const MAX_REASON_BYTES: usize = 4096;
 }
 
 /// A count flag that refuses 0 with clap's message instead of clamping it.
@@ -75,6 +92,10 @@ impl Default for IntakeLimits {
             max_eval_len: defaults::MAX_EVAL_LEN,
             max_beam: defaults::MAX_BEAM,
             max_running_jobs_per_client: defaults::MAX_JOBS_PER_CLIENT,
+            max_name_bytes: defaults::MAX_NAME_BYTES,
+            max_idempotency_key_bytes: defaults::MAX_IDEMPOTENCY_KEY_BYTES,
+            max_eos_ids: defaults::MAX_EOS_IDS,
+            max_reason_bytes: defaults::MAX_REASON_BYTES,
         }
     }
 }
@@ -86,16 +107,16 @@ pub async fn read_submission(
     mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
     limits: IntakeLimits,
 ) -> Result<(JobSpec, Vec<u8>)> {
-    let first = stream.next().await.transpose().map_err(CoordinatorError::Stream)?;
+    let first = stream.next().await.transpose().map_err(stream_error)?;
     let spec = match first.and_then(|m| m.item) {
         Some(SubmitItem::Spec(spec)) => spec,
         _ => return Err(CoordinatorError::InvalidSpec("the first SubmitJob message must be a JobSpec".into())),
     };
-    check_spec(&spec)?;
+    check_spec(&spec, &limits)?;
     let mut data = Vec::new();
     let mut digest = DataDigest::default();
     while let Some(message) = stream.next().await {
-        match message.map_err(CoordinatorError::Stream)?.item {
+        match message.map_err(stream_error)?.item {
             Some(SubmitItem::Chunk(chunk)) => {
                 if data.len() + chunk.jsonl.len() > limits.max_job_bytes {
                     return Err(CoordinatorError::LimitExceeded {
@@ -143,20 +164,34 @@ async fn finish_submission(
     Ok((spec, data))
 }
 
-/// Model ids become Redis key parts and file names: keep them plain.
-fn check_spec(spec: &JobSpec) -> Result<()> {
+/// Model ids become Redis key parts and file names: keep them plain. The client's strings and
+/// lists are bounded before anything is read or stored.
+fn check_spec(spec: &JobSpec, limits: &IntakeLimits) -> Result<()> {
     let id = &spec.model_id;
     let plain = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if id.is_empty() || id.len() > 128 || !plain {
         return Err(CoordinatorError::InvalidSpec(format!(
-            "model_id `{id}` must be 1 to 128 characters of letters, digits, `.`, `_` or `-`"
+            "model_id {} must be 1 to 128 characters of letters, digits, `.`, `_` or `-`",
+            quote(id)
         )));
     }
-    if spec.params.is_none() {
+    let Some(params) = &spec.params else {
         return Err(CoordinatorError::InvalidSpec("params are missing".into()));
+    };
+    let over = |limit: &'static str, what: &str, size: usize, max: usize| CoordinatorError::LimitExceeded {
+        limit,
+        detail: format!("{what} is {size}, over this coordinator's limit of {max}"),
+    };
+    if spec.name.len() > limits.max_name_bytes {
+        return Err(over("name_bytes", "the job's name in bytes", spec.name.len(), limits.max_name_bytes));
     }
-    if spec.idempotency_key.len() > 256 {
-        return Err(CoordinatorError::InvalidSpec("idempotency_key is longer than 256 bytes".into()));
+    if spec.idempotency_key.len() > limits.max_idempotency_key_bytes {
+        let (size, max) = (spec.idempotency_key.len(), limits.max_idempotency_key_bytes);
+        return Err(over("idempotency_key_bytes", "idempotency_key in bytes", size, max));
+    }
+    if params.extra_eos_token_ids.len() > limits.max_eos_ids {
+        let (size, max) = (params.extra_eos_token_ids.len(), limits.max_eos_ids);
+        return Err(over("eos_ids", "the number of extra eos token ids", size, max));
     }
     Ok(())
 }
@@ -187,14 +222,15 @@ pub fn plan_job(
         });
     }
     let params = params.validate(model)?;
-    let name = if spec.name.is_empty() { "<submitted data>" } else { spec.name.as_str() };
+    // The name heads every `name:line` error: only its prefix is shown.
+    let name = if spec.name.is_empty() { "<submitted data>".to_string() } else { prefix(&spec.name) };
     let record_limits = RecordLimits {
         vocab_size: model.vocab_size,
         max_lines: limits.max_lines,
         max_line_bytes: limits.max_line_bytes,
         max_context_tokens: limits.max_context_tokens,
     };
-    let records = parse_records(Path::new(name), data, record_limits)?;
+    let records = parse_records(Path::new(&name), data, record_limits)?;
     let first_step =
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
@@ -232,12 +268,6 @@ fn scoring_references(records: &[Record]) -> Result<String> {
     serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))
 }
 
-/// A fresh job id: short, unique, safe in keys and file names.
-pub fn new_job_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("job-{}", &id[..16])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,11 +302,15 @@ mod tests {
         assert!(err.contains("--shard-size") && err.contains("0 is not in 1.."), "{err}");
     }
 
+    fn check_spec_default(spec: &JobSpec) -> Result<()> {
+        check_spec(spec, &IntakeLimits::default())
+    }
+
     #[test]
     fn model_ids_stay_plain() {
-        assert!(check_spec(&spec("e2e-md_v1.2")).is_ok());
+        assert!(check_spec_default(&spec("e2e-md_v1.2")).is_ok());
         for bad in ["", "a:b", "a/b", "a b"] {
-            assert!(matches!(check_spec(&spec(bad)), Err(CoordinatorError::InvalidSpec(_))), "{bad}");
+            assert!(matches!(check_spec_default(&spec(bad)), Err(CoordinatorError::InvalidSpec(_))), "{bad}");
         }
     }
 

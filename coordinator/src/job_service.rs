@@ -17,12 +17,17 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{field::Empty, info_span, Instrument, Span};
 
 use crate::error::{CoordinatorError, Result};
-use crate::intake::{new_job_id, plan_job, read_submission};
+use crate::intake::{plan_job, read_submission};
+use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::server::Coordinator;
+use crate::store::PageToken;
 
 /// How often followers re-read Redis even without a local notification.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Jobs in a ListJobs answer when the client does not say, and the most it may ask for.
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1000;
 /// Records fetched per round of StreamResults.
 const RESULT_WINDOW: usize = 512;
 
@@ -45,7 +50,7 @@ impl Coordinator {
         }
         let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(ModelLimits::GPT2);
         let intake = self.intake;
-        let job_id = new_job_id();
+        let job_id = JobId::fresh().into_string();
         let mut job = tokio::task::spawn_blocking(move || plan_job(job_id, &spec, &data, model, intake))
             .await
             .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
@@ -96,14 +101,15 @@ impl Coordinator {
     }
 
     /// Streams a job's status on every change until it is final.
-    fn watch(&self, job_id: String) -> BoxStream<JobEvent> {
+    fn watch(&self, job_id: JobId) -> BoxStream<JobEvent> {
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
         tokio::spawn(async move {
-            let mut changes = this.events.subscribe(&job_id);
+            let job_id = job_id.as_str();
+            let mut changes = this.events.subscribe(job_id);
             let mut last: Option<JobStatus> = None;
             loop {
-                let status = match this.status(&job_id).await {
+                let status = match this.status(job_id).await {
                     Ok(status) => status,
                     Err(e) => {
                         let _ = tx.send(Err(rpc_error(e))).await;
@@ -130,11 +136,11 @@ impl Coordinator {
 
     /// Streams predictions in id order from `offset`, waiting for each while the job runs.
     /// Records whose item failed are skipped (they are listed in the job's status).
-    fn stream_results(&self, job_id: String, offset: usize) -> BoxStream<Prediction> {
+    fn stream_results(&self, job_id: JobId, offset: usize) -> BoxStream<Prediction> {
         let (tx, rx) = mpsc::channel(RESULT_WINDOW);
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.send_results(&job_id, offset, &tx).await {
+            if let Err(e) = this.send_results(job_id.as_str(), offset, &tx).await {
                 let _ = tx.send(Err(rpc_error(e))).await;
             }
         });
@@ -203,14 +209,15 @@ impl JobService for Coordinator {
         request: Request<WatchJobRequest>,
     ) -> std::result::Result<Response<Self::WatchJobStream>, Status> {
         let span = rpc_span("WatchJob", &request);
-        let job_id = request.into_inner().job_id;
-        self.store.job_hash(&job_id).instrument(span).await.map_err(rpc_error)?;
+        let job_id = JobId::parse(&request.into_inner().job_id).map_err(rpc_error)?;
+        self.store.job_hash(job_id.as_str()).instrument(span).await.map_err(rpc_error)?;
         Ok(Response::new(self.watch(job_id)))
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
         let span = rpc_span("GetJob", &request);
-        Ok(Response::new(self.status(&request.into_inner().job_id).instrument(span).await.map_err(rpc_error)?))
+        let job_id = JobId::parse(&request.into_inner().job_id).map_err(rpc_error)?;
+        Ok(Response::new(self.status(job_id.as_str()).instrument(span).await.map_err(rpc_error)?))
     }
 
     async fn list_jobs(
@@ -218,23 +225,33 @@ impl JobService for Coordinator {
         request: Request<ListJobsRequest>,
     ) -> std::result::Result<Response<ListJobsResponse>, Status> {
         let span = rpc_span("ListJobs", &request);
-        let jobs = async {
+        let request = request.into_inner();
+        let page = async {
+            let after = match request.page_token.as_str() {
+                "" => None,
+                token => Some(PageToken::parse(token)?),
+            };
+            let size = match request.page_size as usize {
+                0 => DEFAULT_PAGE_SIZE,
+                n => n.min(MAX_PAGE_SIZE),
+            };
+            let (ids, next) = self.store.job_page(after.as_ref(), size).await?;
             let mut jobs = Vec::new();
-            for job_id in self.store.job_ids().await? {
+            for job_id in ids {
                 match self.store.status(&job_id).await {
                     Ok(status) => jobs.push(status),
                     Err(CoordinatorError::JobNotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
-            Ok(jobs)
+            Ok(ListJobsResponse { jobs, next_page_token: next.map(|t| t.encode()).unwrap_or_default() })
         };
-        Ok(Response::new(ListJobsResponse { jobs: jobs.instrument(span).await.map_err(rpc_error)? }))
+        Ok(Response::new(page.instrument(span).await.map_err(rpc_error)?))
     }
 
     async fn cancel_job(&self, request: Request<CancelJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
         let span = rpc_span("CancelJob", &request);
-        let job_id = request.into_inner().job_id;
+        let job_id = JobId::parse(&request.into_inner().job_id).map_err(rpc_error)?;
         self.cancel(job_id).instrument(span).await.map(Response::new).map_err(rpc_error)
     }
 
@@ -246,24 +263,26 @@ impl JobService for Coordinator {
     ) -> std::result::Result<Response<Self::StreamResultsStream>, Status> {
         let span = rpc_span("StreamResults", &request);
         let request = request.into_inner();
-        self.store.job_hash(&request.job_id).instrument(span).await.map_err(rpc_error)?;
-        Ok(Response::new(Coordinator::stream_results(self, request.job_id, request.offset as usize)))
+        let job_id = JobId::parse(&request.job_id).map_err(rpc_error)?;
+        self.store.job_hash(job_id.as_str()).instrument(span).await.map_err(rpc_error)?;
+        Ok(Response::new(Coordinator::stream_results(self, job_id, request.offset as usize)))
     }
 }
 
 impl Coordinator {
-    async fn cancel(&self, job_id: String) -> Result<JobStatus> {
-        if !self.store.cancel(&job_id).await? {
-            let status = self.store.status(&job_id).await?;
+    async fn cancel(&self, job_id: JobId) -> Result<JobStatus> {
+        let job_id = job_id.as_str();
+        if !self.store.cancel(job_id).await? {
+            let status = self.store.status(job_id).await?;
             return Err(CoordinatorError::JobNotRunning {
-                job_id,
+                job_id: job_id.to_string(),
                 state: job_state_name(status.state),
                 action: "cancel",
             });
         }
         tracing::info!(%job_id, "job cancelled");
-        self.events.notify(&job_id);
-        self.status(&job_id).await
+        self.events.notify(job_id);
+        self.status(job_id).await
     }
 }
 

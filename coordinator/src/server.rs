@@ -16,6 +16,7 @@ use crate::auth::{Role, Tokens};
 use crate::error::{CoordinatorError, Result};
 use crate::events::JobEvents;
 use crate::intake::IntakeLimits;
+use crate::oversize::OversizeAsLimit;
 use crate::results::Results;
 use crate::scoring::Meteor;
 use crate::store::JobStore;
@@ -153,11 +154,11 @@ impl Coordinator {
         let jobs = JobServiceServer::new(self.clone())
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
-        let jobs = InterceptedService::new(jobs, options.tokens.interceptor(Role::Client));
+        let jobs = OversizeAsLimit(InterceptedService::new(jobs, options.tokens.interceptor(Role::Client)));
         let workers = WorkerServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
-        let workers = InterceptedService::new(workers, options.tokens.interceptor(Role::Worker));
+        let workers = OversizeAsLimit(InterceptedService::new(workers, options.tokens.interceptor(Role::Worker)));
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &options.tls {
             lorabeam_proto::connect::install_crypto_provider();

@@ -31,11 +31,22 @@ pub fn shard_items(
         .enumerate()
         .map(|(k, chunk)| ShardMessage {
             job_id: job_id.to_string(),
-            shard_id: format!("s{k:06}"),
+            shard_id: shard_id(k),
             params: (**params).clone(),
             items: chunk.to_vec(),
         })
         .collect())
+}
+
+/// The `k`th shard's id: `s` and at least six digits.
+fn shard_id(k: usize) -> String {
+    format!("s{k:06}")
+}
+
+/// Whether a worker's report names a shard id of that form (it goes into a Redis set).
+pub fn is_shard_id(id: &str) -> bool {
+    id.strip_prefix('s')
+        .is_some_and(|digits| (6..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -57,5 +68,10 @@ mod tests {
         let items: Vec<Vec<u32>> = shards.iter().map(|s| s.items.iter().map(|i| i.item).collect()).collect();
         assert_eq!(items, vec![vec![0, 1], vec![2]]);
         assert_eq!(shards[1].shard_id, "s000001");
+        assert!(shards.iter().all(|s| is_shard_id(&s.shard_id)));
+        assert!(is_shard_id(&shard_id(12_345_678)));
+        for bad in ["", "s", "s12", "x000001", "s00000a", &format!("s{}", "0".repeat(1000))] {
+            assert!(!is_shard_id(bad), "{bad}");
+        }
     }
 }

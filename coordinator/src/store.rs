@@ -13,6 +13,7 @@ use lorabeam_proto::v1::{JobState, JobStatus};
 use redis::aio::ConnectionManager;
 
 use crate::error::{CoordinatorError, Result};
+use crate::job_id::JobId;
 
 /// A job ready to be stored: everything the intake worked out.
 pub struct NewJob {
@@ -200,6 +201,46 @@ impl JobStore {
         Ok(running)
     }
 
+    /// Up to `size` job ids after `after`, in the jobs set's order (creation time, then id),
+    /// and where the next page starts when more follow.
+    pub async fn job_page(&self, after: Option<&PageToken>, size: usize) -> Result<(Vec<String>, Option<PageToken>)> {
+        let min = after.map_or_else(|| "-inf".to_string(), |t| t.created_ms.to_string());
+        let mut page: Vec<(String, i64)> = Vec::new();
+        let mut skip = 0;
+        loop {
+            let batch: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.keys.jobs())
+                .arg(&min)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(skip)
+                .arg(size + 1)
+                .query_async(&mut self.con.clone())
+                .await?;
+            let fetched = batch.len();
+            skip += fetched;
+            for (job_id, score) in batch {
+                let created_ms = score as i64;
+                let seen = after.is_some_and(|t| created_ms == t.created_ms && job_id.as_str() <= t.job_id.as_str());
+                if seen {
+                    continue;
+                }
+                if page.len() == size {
+                    let next = match page.last() {
+                        Some((id, ms)) => Some(PageToken { created_ms: *ms, job_id: JobId::parse(id)? }),
+                        None => None,
+                    };
+                    return Ok((page.into_iter().map(|(id, _)| id).collect(), next));
+                }
+                page.push((job_id, created_ms));
+            }
+            if fetched < size + 1 {
+                return Ok((page.into_iter().map(|(id, _)| id).collect(), None));
+            }
+        }
+    }
+
     pub async fn job_ids(&self) -> Result<Vec<String>> {
         Ok(redis::cmd("ZRANGE").arg(self.keys.jobs()).arg(0).arg(-1).query_async(&mut self.con.clone()).await?)
     }
@@ -320,6 +361,25 @@ impl JobStore {
             },
             scores_error: hash.get(f::SCORES_ERROR).cloned().unwrap_or_default(),
         })
+    }
+}
+
+/// Where a ListJobs page goes on: after this job, `<created ms>.<job id>` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub created_ms: i64,
+    pub job_id: JobId,
+}
+
+impl PageToken {
+    pub fn parse(token: &str) -> Result<Self> {
+        let bad = || CoordinatorError::BadPageToken(lorabeam_core::quote::quote(token));
+        let (ms, id) = token.split_once('.').ok_or_else(bad)?;
+        Ok(Self { created_ms: ms.parse().map_err(|_| bad())?, job_id: JobId::parse(id).map_err(|_| bad())? })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_ms, self.job_id)
     }
 }
 

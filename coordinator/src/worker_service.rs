@@ -14,13 +14,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use lorabeam_core::quote::truncate;
 use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
 use tracing::{info_span, Instrument};
 
-use crate::error::Result;
+use crate::error::{stream_error, CoordinatorError, Result};
+use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::results::{Outcome, Stored};
 use crate::server::Coordinator;
+use crate::sharding::is_shard_id;
 
 /// Most reports applied in one batch.
 const MAX_BATCH: usize = 2048;
@@ -32,18 +35,16 @@ impl Coordinator {
         loop {
             let mut batch = match inbound.next().await {
                 Some(Ok(report)) => vec![report],
-                Some(Err(status)) => {
-                    tracing::debug!(%status, "worker stream ended");
-                    return;
-                }
+                Some(Err(status)) => return refuse_stream(status, &tx).await,
                 None => return,
             };
-            let mut ended = false;
+            // What ends the stream after this batch: its end, or the error that broke it.
+            let mut ended = None;
             while batch.len() < MAX_BATCH {
                 match tokio::time::timeout(Duration::ZERO, inbound.next()).await {
                     Ok(Some(Ok(report))) => batch.push(report),
-                    Ok(_) => {
-                        ended = true;
+                    Ok(end) => {
+                        ended = Some(end.and_then(|r| r.err()));
                         break;
                     }
                     Err(_) => break,
@@ -54,8 +55,10 @@ impl Coordinator {
                 let _ = tx.send(Err(rpc_error(e))).await;
                 return;
             }
-            if ended {
-                return;
+            match ended {
+                Some(Some(status)) => return refuse_stream(status, &tx).await,
+                Some(None) => return,
+                None => {}
             }
         }
     }
@@ -66,11 +69,15 @@ impl Coordinator {
         for report in batch.into_iter().filter_map(|r| r.report) {
             let (job_id, outcome, tp) = match report {
                 Report::Result(r) => (
-                    r.job_id,
+                    report_job_id(&r.job_id)?,
                     Outcome::Predicted { item: r.item, predict: r.predict, generated_tokens: r.generated_tokens },
                     r.traceparent,
                 ),
-                Report::Failed(r) => (r.job_id, Outcome::Failed { item: r.item, reason: r.reason }, r.traceparent),
+                Report::Failed(r) => {
+                    // Stored, then shown in every status and on terminals: kept bounded.
+                    let reason = truncate(&r.reason, self.intake.max_reason_bytes);
+                    (report_job_id(&r.job_id)?, Outcome::Failed { item: r.item, reason }, r.traceparent)
+                }
                 Report::Finished(finished) => {
                     if let Some(batch) = pending.take() {
                         self.store_outcomes(batch).await?;
@@ -99,14 +106,19 @@ impl Coordinator {
 
     /// Every result before a ShardFinished is stored: mark the shard done and confirm it.
     async fn confirm(&self, finished: ShardFinished) -> Result<ShardConfirmed> {
-        let span = info_span!("confirm_shard", job_id = %finished.job_id, shard_id = %finished.shard_id);
+        let job_id = report_job_id(&finished.job_id)?;
+        if !is_shard_id(&finished.shard_id) {
+            let shown = lorabeam_core::quote::quote(&finished.shard_id);
+            return Err(CoordinatorError::BadWorkerReport(format!("{shown} is not a shard id")));
+        }
+        let span = info_span!("confirm_shard", %job_id, shard_id = %finished.shard_id);
         parent_from_traceparent(&span, &finished.traceparent);
         let job_alive =
-            self.store.mark_shard_done(&finished.job_id, &finished.shard_id).instrument(span.clone()).await?;
+            self.store.mark_shard_done(job_id.as_str(), &finished.shard_id).instrument(span.clone()).await?;
         crate::metrics::METRICS.shards_done.inc();
-        self.events.notify(&finished.job_id);
+        self.events.notify(job_id.as_str());
         Ok(ShardConfirmed {
-            job_id: finished.job_id,
+            job_id: job_id.into_string(),
             shard_id: finished.shard_id,
             job_alive,
             traceparent: traceparent(&span).unwrap_or_default(),
@@ -149,10 +161,23 @@ impl Coordinator {
 
 /// Consecutive outcomes of one job, stored in one Redis call.
 struct Pending {
-    job_id: String,
+    job_id: JobId,
     outcomes: Vec<Outcome>,
     /// The context of the first report: its shard-run span on the worker.
     traceparent: String,
+}
+
+/// A report stream broken by what the worker sent (a message over the size limit, a frame that
+/// does not decode): the worker learns it from the stream's end, with the error's status.
+async fn refuse_stream(status: Status, tx: &Confirmations) {
+    let err = stream_error(status);
+    tracing::warn!(error = %err, "worker reports refused; ending the stream with the error");
+    let _ = tx.send(Err(rpc_error(err))).await;
+}
+
+/// A report's job id, checked before it names a Redis key.
+fn report_job_id(id: &str) -> Result<JobId> {
+    JobId::parse(id).map_err(|e| CoordinatorError::BadWorkerReport(e.to_string()))
 }
 
 type ConfirmationStream = Pin<Box<dyn Stream<Item = std::result::Result<ShardConfirmed, Status>> + Send>>;

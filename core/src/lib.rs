@@ -19,6 +19,7 @@ pub mod eval;
 pub mod params;
 pub mod plan;
 pub mod predictions;
+pub mod quote;
 pub mod records;
 pub mod reference_batching;
 pub mod text;

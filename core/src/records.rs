@@ -39,7 +39,11 @@ fn token_ids(value: Option<&serde_json::Value>, field: &'static str, vocab: usiz
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            let id = item.as_u64().ok_or_else(|| LineFault::NotATokenId { field, index, value: item.to_string() })?;
+            let id = item.as_u64().ok_or_else(|| LineFault::NotATokenId {
+                field,
+                index,
+                value: crate::quote::prefix(&item.to_string()),
+            })?;
             match u32::try_from(id) {
                 Ok(token) if (token as usize) < vocab => Ok(token),
                 _ => Err(LineFault::OutOfVocab { field, index, id, vocab }),

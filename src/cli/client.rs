@@ -84,13 +84,19 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) 
         .block_on(future)
 }
 
+/// A string from the server as a terminal may show it: control characters (ANSI escapes,
+/// carriage returns, newlines) escaped.
+pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    lorabeam_core::quote::escape_controls(s, false)
+}
+
 /// One line about a job, as `lorabeam jobs` and `lorabeam watch` print it.
 pub fn status_line(s: &JobStatus) -> String {
     let mut line = format!(
         "{}  {:<24} {:<10} {}/{} records  {}/{} shards  {:.0} tokens/s",
-        s.job_id,
+        shown(&s.job_id),
         job_state_name(s.state),
-        s.model_id,
+        shown(&s.model_id),
         s.records_done,
         s.records,
         s.shards_done,
@@ -101,13 +107,13 @@ pub fn status_line(s: &JobStatus) -> String {
         line.push_str(&format!("  {} failed", s.failed_ids.len()));
     }
     if !s.error.is_empty() {
-        line.push_str(&format!("  ({})", s.error));
+        line.push_str(&format!("  ({})", shown(&s.error)));
     }
     if let Some(scores) = &s.scores {
         line.push_str(&format!("  {}", scores_summary(scores)));
     }
     if !s.scores_error.is_empty() {
-        line.push_str(&format!("  (not scored: {})", s.scores_error));
+        line.push_str(&format!("  (not scored: {})", shown(&s.scores_error)));
     }
     line
 }
@@ -126,13 +132,18 @@ pub fn check_final(status: &JobStatus) -> anyhow::Result<()> {
             let ids: Vec<String> = status.failed_ids.iter().take(20).map(u64::to_string).collect();
             anyhow::bail!(
                 "job {} completed with {} failed record(s), missing from the output (ids: {}{}): {}",
-                status.job_id,
+                shown(&status.job_id),
                 status.failed_ids.len(),
                 ids.join(", "),
                 if status.failed_ids.len() > 20 { ", ..." } else { "" },
-                status.error
+                shown(&status.error)
             )
         }
-        _ => anyhow::bail!("job {} ended {}: {}", status.job_id, job_state_name(status.state), status.error),
+        _ => anyhow::bail!(
+            "job {} ended {}: {}",
+            shown(&status.job_id),
+            job_state_name(status.state),
+            shown(&status.error)
+        ),
     }
 }

@@ -48,12 +48,21 @@ pub struct ResultsArgs {
 pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut client = args.coordinator.connect().await?;
-        let jobs = client.list_jobs(ListJobsRequest {}).await.context("listing jobs")?.into_inner().jobs;
-        if jobs.is_empty() {
-            println!("no jobs");
+        let (mut page_token, mut any) = (String::new(), false);
+        loop {
+            let request = ListJobsRequest { page_size: 0, page_token };
+            let page = client.list_jobs(request).await.context("listing jobs")?.into_inner();
+            for job in &page.jobs {
+                println!("{}", status_line(job));
+                any = true;
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
         }
-        for job in jobs {
-            println!("{}", status_line(&job));
+        if !any {
+            println!("no jobs");
         }
         Ok(())
     })

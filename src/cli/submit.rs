@@ -11,7 +11,7 @@ use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::client::{block_on, check_final, CoordinatorArgs};
+use super::client::{block_on, check_final, shown, CoordinatorArgs};
 use super::data::{ids_jsonl, ENCODED_FROM_TEXT};
 use super::jobs::{fetch_results, follow, ResultFormat};
 use super::model_args::DecodeArgs;
@@ -102,19 +102,20 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         // A read error explains a refusal better than the refusal itself.
         sender.await?.with_context(|| format!("reading {}", data.display()))?;
         let response = response
-            .map_err(|status| anyhow::anyhow!("{}", status.message()))
+            .map_err(|status| anyhow::anyhow!("{}", shown(status.message())))
             .with_context(|| format!("the coordinator refused {}", data.display()))?
             .into_inner();
         let job_id = response.job_id;
         eprintln!(
-            "{} job {job_id}: {} records{}, {} distinct contexts, {} shards",
+            "{} job {}: {} records{}, {} distinct contexts, {} shards",
             if response.existing { "existing" } else { "submitted" },
+            shown(&job_id),
             response.records,
             if encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
             response.distinct_items,
             response.shards
         );
-        println!("{job_id}");
+        println!("{}", shown(&job_id));
         if !(args.wait || args.output.is_some()) {
             return Ok(());
         }
@@ -167,8 +168,8 @@ fn print_job_scores(status: &v1::JobStatus, json: bool) {
             }
         }
         None if !status.scores_error.is_empty() => {
-            eprintln!("job {} was not scored: {}", status.job_id, status.scores_error)
+            eprintln!("job {} was not scored: {}", shown(&status.job_id), shown(&status.scores_error))
         }
-        None => eprintln!("job {} has no scores", status.job_id),
+        None => eprintln!("job {} has no scores", shown(&status.job_id)),
     }
 }

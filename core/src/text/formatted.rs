@@ -44,7 +44,7 @@ fn text_field<'a>(
     field: &'static str,
 ) -> Result<&'a str, LineFault> {
     let value = object.get(field).ok_or(LineFault::MissingField(field))?;
-    value.as_str().ok_or_else(|| LineFault::NotAString { field, value: value.to_string() })
+    value.as_str().ok_or_else(|| LineFault::NotAString { field, value: crate::quote::prefix(&value.to_string()) })
 }
 
 /// Checks one text-form line into the record with id `id`. Both fields are required, as
