@@ -367,7 +367,7 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
     assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
     let missing = runtime.block_on(async {
         let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
-        client.get_job(v1::GetJobRequest { job_id: "job-none".into() }).await.expect_err("no such job")
+        client.get_job(v1::GetJobRequest { job_id: "job-0000000000000000".into() }).await.expect_err("no such job")
     });
     assert_eq!(missing.code(), Code::NotFound);
     rows.push(("grpc", "GetJob of an unknown job", format!("{:?}", missing.code()), missing.message().into(), true));

@@ -161,7 +161,7 @@ fn metrics_are_scraped_from_both_processes() {
     args.extend(strings(&["--beam", "2", "--eval_len", "8", "--seq_len", "64", "--shard-size", "3", "--wait"]));
     let out = lorabeam(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let missing = lorabeam(&strings(&["watch", "job-nope", "--coordinator", &coordinator.url()]));
+    let missing = lorabeam(&strings(&["watch", "job-0000000000000000", "--coordinator", &coordinator.url()]));
     assert!(!missing.status.success());
 
     let text = http_get(coordinator.metrics_port, "/metrics");
