@@ -34,17 +34,21 @@ pub async fn score_job(
             .texts(prediction_of)
             .map_err(|e| e.to_string())
             .and_then(|texts| score_texts(&texts, PostProcess::default(), &meteor).map_err(|e| e.to_string()));
-        Ok(scored.map(|report| {
+        let groups = |report: &lorabeam_core::eval::ScoreReport| {
+            u32::try_from(report.groups).map_err(|_| format!("{} context groups do not fit the status", report.groups))
+        };
+        Ok(scored.and_then(|report| {
+            let groups = groups(&report)?;
             let scores = report.scores;
-            StoredScores {
+            Ok(StoredScores {
                 bleu: round4(scores.bleu),
                 nist: round4(scores.nist),
                 meteor: scores.meteor.as_ref().ok().map(|m| round4(*m)),
                 meteor_unavailable: scores.meteor.err().map(|why| why.reason).unwrap_or_default(),
                 rouge_l: round4(scores.rouge_l),
                 cider: round4(scores.cider),
-                groups: u32::try_from(report.groups).unwrap_or(u32::MAX),
-            }
+                groups,
+            })
         }))
     });
     task.await.map_err(|e| CoordinatorError::Internal(format!("scoring task: {e}")))?

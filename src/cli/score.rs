@@ -69,11 +69,17 @@ impl ScoreOptions {
 
     /// Prints the scores as a table, or as one JSON line.
     pub fn print(&self, scores: &E2eScores) {
-        if self.json {
-            println!("{}", scores.to_json_line());
-        } else {
-            println!("{scores}");
-        }
+        print_scores(scores, self.json);
+    }
+}
+
+/// The scores as measure_scores.py prints them, or as one JSON line last: the one way every
+/// command shows them.
+pub fn print_scores(scores: &E2eScores, json: bool) {
+    if json {
+        println!("{}", scores.to_json_line());
+    } else {
+        println!("{scores}");
     }
 }
 

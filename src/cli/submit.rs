@@ -15,6 +15,7 @@ use super::client::{block_on, check_final, shown, CoordinatorArgs};
 use super::data::{ids_jsonl, ENCODED_FROM_TEXT};
 use super::jobs::{fetch_results, follow, ResultFormat};
 use super::model_args::DecodeArgs;
+use super::score::print_scores;
 
 /// Bytes of JSONL per SubmitJob message.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -159,14 +160,7 @@ async fn open_data(path: &Path) -> anyhow::Result<(Box<dyn AsyncRead + Unpin + S
 /// The scores a completed job carries, as `lorabeam score` prints them.
 fn print_job_scores(status: &v1::JobStatus, json: bool) {
     match &status.scores {
-        Some(scores) => {
-            let scores = E2eScores::from(scores);
-            if json {
-                println!("{}", scores.to_json_line());
-            } else {
-                println!("{scores}");
-            }
-        }
+        Some(scores) => print_scores(&E2eScores::from(scores), json),
         None if !status.scores_error.is_empty() => {
             eprintln!("job {} was not scored: {}", shown(&status.job_id), shown(&status.scores_error))
         }
