@@ -6,6 +6,7 @@ mod support;
 
 use lorabeam_proto::v1::{self, JobServiceClient, JobStatus, SubmitItem};
 use support::cluster::http_get;
+use support::rogue::{as_consumer, take_lease};
 use support::submissions::*;
 use support::*;
 use tonic::Code;
@@ -65,8 +66,11 @@ fn malformed_job_ids_are_not_found_and_never_reach_redis() {
                 ..Default::default()
             })),
         };
-        let mut confirmations =
-            workers.report(tokio_stream::iter(vec![report])).await.expect("stream opens").into_inner();
+        let mut confirmations = workers
+            .report(as_consumer(tokio_stream::iter(vec![report]), "w"))
+            .await
+            .expect("stream opens")
+            .into_inner();
         let status = confirmations.message().await.expect_err("the report is refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
         assert!(status.message().contains("bad worker report: no job"), "{}", status.message());
@@ -78,8 +82,11 @@ fn malformed_job_ids_are_not_found_and_never_reach_redis() {
                 ..Default::default()
             })),
         };
-        let mut confirmations =
-            workers.report(tokio_stream::iter(vec![finished])).await.expect("stream opens").into_inner();
+        let mut confirmations = workers
+            .report(as_consumer(tokio_stream::iter(vec![finished]), "w"))
+            .await
+            .expect("stream opens")
+            .into_inner();
         let status = confirmations.message().await.expect_err("the report is refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
         assert!(status.message().contains("is not a shard id") && status.message().len() < 300);
@@ -167,16 +174,19 @@ fn a_huge_failure_reason_is_stored_cut_and_printed_escaped() {
         // A worker (or something holding its token) fails the job's only item with 4 MiB.
         let mut workers =
             WorkerServiceClient::connect(coordinator.url()).await.expect("connect").max_encoding_message_size(8 << 20);
+        let lease = take_lease(redis, "tiny", "rogue");
         let failed = WorkerReport {
             report: Some(Report::Failed(ItemFailed {
                 job_id: job.clone(),
-                shard_id: "s".into(),
+                shard_id: lease.shard_id(),
                 item: 0,
                 reason: reason.clone(),
+                entry_id: lease.entry_id.clone(),
                 ..Default::default()
             })),
         };
-        let mut confirmations = workers.report(tokio_stream::iter(vec![failed])).await.expect("opens").into_inner();
+        let stream = as_consumer(tokio_stream::iter(vec![failed]), "rogue");
+        let mut confirmations = workers.report(stream).await.expect("opens").into_inner();
         while confirmations.message().await.expect("no error").is_some() {}
         let mut status = JobStatus::default();
         for _ in 0..100 {
@@ -245,7 +255,8 @@ fn oversize_and_undecodable_messages_are_errors_the_caller_sees() {
                 ..Default::default()
             })),
         };
-        let mut confirmations = workers.report(tokio_stream::iter(vec![failed])).await.expect("opens").into_inner();
+        let stream = as_consumer(tokio_stream::iter(vec![failed]), "w");
+        let mut confirmations = workers.report(stream).await.expect("opens").into_inner();
         too_large("Report", confirmations.message().await.expect_err("the worker learns its report was refused"));
 
         // A frame that is not a WorkerReport (field 1 as a varint) is an error too, not an OK end.
@@ -256,7 +267,7 @@ fn oversize_and_undecodable_messages_are_errors_the_caller_sees() {
         let path = tonic::codegen::http::uri::PathAndQuery::from_static("/lorabeam.v1.WorkerService/Report");
         let codec = tonic_prost::ProstCodec::<ListJobsRequest, ShardConfirmed>::default();
         let garbage = tokio_stream::iter(vec![ListJobsRequest { page_size: 5, page_token: String::new() }]);
-        let mut answers = grpc.streaming(tonic::Request::new(garbage), path, codec).await.expect("opens").into_inner();
+        let mut answers = grpc.streaming(as_consumer(garbage, "w"), path, codec).await.expect("opens").into_inner();
         let status = answers.message().await.expect_err("an undecodable frame is refused");
         assert_eq!(status.code(), Code::Internal, "{}", status.message());
         assert!(status.message().contains("decode"), "{}", status.message());

@@ -29,6 +29,12 @@ pub enum CoordinatorError {
     BadPageToken(String),
     #[error("bad worker report: {0}")]
     BadWorkerReport(String),
+    /// A report for a shard whose lease (queue entry) is not the reporting worker's.
+    #[error("not this worker's lease: {0}")]
+    NotLeaseHolder(String),
+    /// A SubmitJob stream that sent nothing for longer than the intake's idle timeout.
+    #[error("submission idle: {0}")]
+    SubmissionIdle(String),
     #[error("incomplete submission: {0}")]
     TruncatedSubmission(String),
     #[error("the request stream failed: {0}")]
@@ -54,6 +60,8 @@ impl CoordinatorError {
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
             CoordinatorError::BadPageToken(_) => "bad_page_token",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
+            CoordinatorError::NotLeaseHolder(_) => "not_lease_holder",
+            CoordinatorError::SubmissionIdle(_) => "submission_idle",
             CoordinatorError::TruncatedSubmission(_) => "truncated_submission",
             CoordinatorError::Stream(_) => "stream",
             CoordinatorError::Write(_) => "write",
@@ -78,6 +86,8 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) | CoordinatorError::InvalidJobId(_) => Code::NotFound,
             CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
+            CoordinatorError::NotLeaseHolder(_) => Code::PermissionDenied,
+            CoordinatorError::SubmissionIdle(_) => Code::DeadlineExceeded,
             CoordinatorError::Stream(status) => return status.clone(),
             CoordinatorError::Write(_) | CoordinatorError::Internal(_) => Code::Internal,
         };

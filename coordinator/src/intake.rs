@@ -2,6 +2,7 @@
 //! all or nothing.
 
 use std::path::Path;
+use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use lorabeam_core::quote::{prefix, quote};
@@ -13,6 +14,7 @@ use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{DataEnd, JobSpec, SubmitItem, SubmitJobRequest};
 use tokio_stream::{Stream, StreamExt};
 
+use crate::admission::Held;
 use crate::error::{stream_error, CoordinatorError, Result};
 use crate::sharding::shard_items;
 use crate::store::NewJob;
@@ -57,6 +59,17 @@ pub struct IntakeLimits {
     /// Longest failure reason kept from a worker, in bytes; longer ones are cut, with a marker.
     #[arg(long, env = "LORABEAM_MAX_REASON_BYTES", default_value_t = defaults::MAX_REASON_BYTES, value_parser = at_least_one())]
     pub max_reason_bytes: usize,
+    /// Bytes of JSONL that all unfinished SubmitJob streams together may hold in memory; a
+    /// chunk that would go past it refuses its submission (so does a job larger than it).
+    #[arg(long, env = "LORABEAM_MAX_SUBMISSION_BYTES_IN_FLIGHT", default_value_t = defaults::MAX_SUBMISSION_BYTES_IN_FLIGHT, value_parser = at_least_one())]
+    pub max_submission_bytes_in_flight: usize,
+    /// SubmitJob streams one client (peer address) may have open at once.
+    #[arg(long, env = "LORABEAM_MAX_SUBMISSIONS_PER_CLIENT", default_value_t = defaults::MAX_SUBMISSIONS_PER_CLIENT, value_parser = at_least_one())]
+    pub max_submissions_per_client: usize,
+    /// Seconds a SubmitJob stream may send nothing before it is refused (and what it sent is
+    /// freed).
+    #[arg(long, env = "LORABEAM_SUBMISSION_IDLE_SECS", default_value_t = defaults::SUBMISSION_IDLE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub submission_idle_secs: u64,
 }
 
 /// The limits' defaults, named once for the flags and for [`IntakeLimits::default`]: generous,
@@ -74,6 +87,9 @@ pub mod defaults {
     pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
     pub const MAX_EOS_IDS: usize = 64;
     pub const MAX_REASON_BYTES: usize = 4096;
+    pub const MAX_SUBMISSION_BYTES_IN_FLIGHT: usize = 2 << 30;
+    pub const MAX_SUBMISSIONS_PER_CLIENT: usize = 8;
+    pub const SUBMISSION_IDLE_SECS: u64 = 30;
 }
 
 /// A count flag that refuses 0 with clap's message instead of clamping it.
@@ -96,18 +112,23 @@ impl Default for IntakeLimits {
             max_idempotency_key_bytes: defaults::MAX_IDEMPOTENCY_KEY_BYTES,
             max_eos_ids: defaults::MAX_EOS_IDS,
             max_reason_bytes: defaults::MAX_REASON_BYTES,
+            max_submission_bytes_in_flight: defaults::MAX_SUBMISSION_BYTES_IN_FLIGHT,
+            max_submissions_per_client: defaults::MAX_SUBMISSIONS_PER_CLIENT,
+            submission_idle_secs: defaults::SUBMISSION_IDLE_SECS,
         }
     }
 }
 
 /// Reads a SubmitJob stream: the spec first, then the records in chunks, then their end. A
 /// stream that ends without the end, or whose chunks do not add up to it, was cut short: it is
-/// refused, so no job is ever made of part of its data.
+/// refused, so no job is ever made of part of its data. What it holds is reserved on `held`
+/// (the in-flight budget), and a stream that sends nothing for the idle timeout is refused.
 pub async fn read_submission(
     mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
     limits: IntakeLimits,
+    held: &mut Held,
 ) -> Result<(JobSpec, Vec<u8>)> {
-    let first = stream.next().await.transpose().map_err(stream_error)?;
+    let first = next_message(&mut stream, &limits, 0).await?;
     let spec = match first.and_then(|m| m.item) {
         Some(SubmitItem::Spec(spec)) => spec,
         _ => return Err(CoordinatorError::InvalidSpec("the first SubmitJob message must be a JobSpec".into())),
@@ -115,8 +136,8 @@ pub async fn read_submission(
     check_spec(&spec, &limits)?;
     let mut data = Vec::new();
     let mut digest = DataDigest::default();
-    while let Some(message) = stream.next().await {
-        match message.map_err(stream_error)?.item {
+    while let Some(message) = next_message(&mut stream, &limits, data.len()).await? {
+        match message.item {
             Some(SubmitItem::Chunk(chunk)) => {
                 if data.len() + chunk.jsonl.len() > limits.max_job_bytes {
                     return Err(CoordinatorError::LimitExceeded {
@@ -127,10 +148,11 @@ pub async fn read_submission(
                         ),
                     });
                 }
+                held.reserve(chunk.jsonl.len())?;
                 digest.update(&chunk.jsonl);
                 data.extend_from_slice(&chunk.jsonl);
             }
-            Some(SubmitItem::End(end)) => return finish_submission(spec, data, digest, &end, stream).await,
+            Some(SubmitItem::End(end)) => return finish_submission(spec, data, digest, &end, stream, &limits).await,
             Some(SubmitItem::Spec(_)) => {
                 return Err(CoordinatorError::InvalidSpec("only the first SubmitJob message may be a JobSpec".into()))
             }
@@ -143,6 +165,22 @@ pub async fn read_submission(
     )))
 }
 
+/// The stream's next message, or `SubmissionIdle` when none comes within the idle timeout.
+async fn next_message(
+    stream: &mut (impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin),
+    limits: &IntakeLimits,
+    received: usize,
+) -> Result<Option<SubmitJobRequest>> {
+    let idle = Duration::from_secs(limits.submission_idle_secs);
+    match tokio::time::timeout(idle, stream.next()).await {
+        Ok(message) => message.transpose().map_err(stream_error),
+        Err(_) => Err(CoordinatorError::SubmissionIdle(format!(
+            "the SubmitJob stream sent nothing for {} s (--submission-idle-secs) after {received} bytes; nothing was queued",
+            limits.submission_idle_secs
+        ))),
+    }
+}
+
 /// After the end: the data must be what the sender counted, and nothing may follow.
 async fn finish_submission(
     spec: JobSpec,
@@ -150,6 +188,7 @@ async fn finish_submission(
     digest: DataDigest,
     end: &DataEnd,
     mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
+    limits: &IntakeLimits,
 ) -> Result<(JobSpec, Vec<u8>)> {
     if !digest.matches(end) {
         return Err(CoordinatorError::TruncatedSubmission(format!(
@@ -158,7 +197,7 @@ async fn finish_submission(
             end.bytes
         )));
     }
-    if stream.next().await.is_some() {
+    if next_message(&mut stream, limits, data.len()).await?.is_some() {
         return Err(CoordinatorError::InvalidSpec("nothing may follow the DataEnd message".into()));
     }
     Ok((spec, data))

@@ -10,7 +10,7 @@ use lorabeam_proto::v1::{
     StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
 };
 use lorabeam_proto::{job_state_is_final, job_state_name};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -23,8 +23,12 @@ use crate::metrics::rpc_error;
 use crate::server::Coordinator;
 use crate::store::PageToken;
 
-/// How often followers re-read Redis even without a local notification.
-const REFRESH: Duration = Duration::from_secs(1);
+/// How often followers re-read Redis without a notification from this process: a slow
+/// fallback for changes made elsewhere (another replica, a restart). Local changes wake them
+/// at once through [`JobEvents`](crate::events::JobEvents).
+const REFRESH: Duration = Duration::from_secs(2);
+/// Bursts of results are coalesced into one event this long.
+const COALESCE: Duration = Duration::from_millis(100);
 /// Jobs in a ListJobs answer when the client does not say, and the most it may ask for.
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -35,14 +39,13 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + 
 
 impl Coordinator {
     pub async fn submit(&self, stream: Streaming<SubmitJobRequest>, client: String) -> Result<SubmitJobResponse> {
+        // Freed when the submission ends, however it ends.
+        let mut held = self.submissions.open(&client)?;
         let running = self.store.running_jobs_of(&client).await?;
         if running >= self.intake.max_running_jobs_per_client {
-            return Err(CoordinatorError::LimitExceeded {
-                limit: "running_jobs_per_client",
-                detail: format!("{client} already has {running} running job(s), this coordinator's limit per client"),
-            });
+            return Err(crate::store::running_limit(&client, running));
         }
-        let (spec, data) = read_submission(stream, self.intake).await?;
+        let (spec, data) = read_submission(stream, self.intake, &mut held).await?;
         if !spec.idempotency_key.is_empty() {
             if let Some(job_id) = self.store.job_for_key(&spec.idempotency_key).await? {
                 return self.existing(job_id).await;
@@ -68,7 +71,7 @@ impl Coordinator {
                 traceparent(&info_span!("enqueue_shard", job_id = %job.job_id, shard_id = %shard.shard_id, items))
             })
             .collect();
-        if let Some(existing) = self.store.create(&job).await? {
+        if let Some(existing) = self.store.create(&job, self.intake.max_running_jobs_per_client).await? {
             return self.existing(existing).await;
         }
         crate::metrics::METRICS.jobs_submitted.inc();
@@ -123,12 +126,9 @@ impl Coordinator {
                         return;
                     }
                 }
-                if done {
+                if done || !wait_for_change(&mut changes, &tx).await {
                     return;
                 }
-                let _ = tokio::time::timeout(REFRESH, changes.changed()).await;
-                // Coalesce bursts of results into one event.
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
         Box::pin(ReceiverStream::new(rx))
@@ -184,9 +184,24 @@ impl Coordinator {
                     action: "waiting for more results",
                 });
             }
-            let _ = tokio::time::timeout(REFRESH, changes.changed()).await;
+            if !wait_for_change(&mut changes, tx).await {
+                return Ok(());
+            }
         }
         Ok(())
+    }
+}
+
+/// Waits for a change of the job (or the fallback refresh); false as soon as the client has
+/// gone away, so a cancelled follower stops at once instead of reading Redis until the job ends.
+async fn wait_for_change<T>(changes: &mut watch::Receiver<u64>, tx: &mpsc::Sender<T>) -> bool {
+    let wait = async {
+        let _ = tokio::time::timeout(REFRESH, changes.changed()).await;
+        tokio::time::sleep(COALESCE).await;
+    };
+    tokio::select! {
+        _ = tx.closed() => false,
+        _ = wait => !tx.is_closed(),
     }
 }
 

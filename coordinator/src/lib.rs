@@ -6,15 +6,18 @@
 //! - [`sharding`] cuts the plan into queue messages;
 //! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]);
 //! - [`scoring`] scores a job submitted with `score` when its output is complete;
-//! - [`job_id`] is the one check of ids from clients and workers;
+//! - [`job_id`] is the one check of ids from clients and workers; `leases` checks each
+//!   worker report against the shard it holds;
 //! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge.
 
+mod admission;
 pub mod auth;
 pub mod error;
 mod events;
 pub mod intake;
 pub mod job_id;
 mod job_service;
+mod leases;
 pub mod metrics;
 mod oversize;
 pub mod results;

@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use lorabeam_proto::queue::{decode_plan, format_token_field, job_fields as f, job_states, parse_token_field};
+use lorabeam_proto::queue::{
+    decode_plan, format_token_field, job_fields as f, job_states, parse_token_field, WORKER_GROUP,
+};
 
 use crate::error::{CoordinatorError, Result};
+use crate::leases::BatchLeases;
 use crate::scoring::{score_job, Meteor};
 use crate::store::JobStore;
 use lorabeam_core::predictions::{write_atomically, write_predictions};
@@ -26,6 +29,9 @@ pub enum Stored {
     JobGone,
     /// `added` outcomes were new; `complete` when every item of the job now has one.
     Accepted { added: usize, complete: bool },
+    /// The `k`th of the batch's queue entries is not leased to the reporting consumer:
+    /// nothing was stored.
+    NotLeased(usize),
 }
 
 /// A job's record-to-item plan, read once from Redis and kept while the job is in use.
@@ -72,8 +78,9 @@ impl Results {
         }
     }
 
-    /// Stores outcomes of one job idempotently.
-    pub async fn store(&self, job_id: &str, outcomes: &[Outcome]) -> Result<Stored> {
+    /// Stores outcomes of one job idempotently, if every shard they are of is still leased to
+    /// the reporting consumer (checked in the same script as the writes).
+    pub async fn store(&self, job_id: &str, leases: &BatchLeases<'_>, outcomes: &[Outcome]) -> Result<Stored> {
         let plan = match self.plan(job_id).await {
             Ok(plan) => plan,
             Err(CoordinatorError::JobNotFound(_)) => return Ok(Stored::JobGone),
@@ -82,7 +89,8 @@ impl Results {
         check_outcomes(job_id, outcomes)?;
         let keys = &self.store.keys;
         let mut invocation = lorabeam_proto::queue_scripts::STORE_OUTCOMES.prepare_invoke();
-        invocation.key(keys.job(job_id)).key(keys.results(job_id)).key(keys.failed(job_id));
+        invocation.key(keys.job(job_id)).key(keys.results(job_id)).key(keys.failed(job_id)).key(leases.queue);
+        invocation.arg(WORKER_GROUP).arg(leases.consumer).arg(leases.entries.len()).arg(leases.entries);
         for outcome in outcomes {
             let item = match outcome {
                 Outcome::Predicted { item, .. } | Outcome::Failed { item, .. } => *item,
@@ -103,6 +111,7 @@ impl Results {
             invocation.invoke_async(&mut self.store.con.clone()).await?;
         match added {
             -1 => return Ok(Stored::JobGone),
+            -3 => return Ok(Stored::NotLeased(done as usize)),
             -2 => {
                 let detail = format!("job {job_id}: outcome {done} of the batch has a bad count; nothing was stored");
                 return Err(CoordinatorError::BadWorkerReport(detail));

@@ -12,10 +12,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::admission::Submissions;
 use crate::auth::{Role, Tokens};
 use crate::error::{CoordinatorError, Result};
 use crate::events::JobEvents;
 use crate::intake::IntakeLimits;
+use crate::leases::Leases;
 use crate::oversize::OversizeAsLimit;
 use crate::results::Results;
 use crate::scoring::Meteor;
@@ -26,6 +28,8 @@ use crate::store::JobStore;
 pub struct Coordinator {
     pub(crate) store: JobStore,
     pub(crate) results: Results,
+    pub(crate) leases: Leases,
+    pub(crate) submissions: Submissions,
     pub(crate) events: JobEvents,
     pub(crate) output_dir: PathBuf,
     pub(crate) intake: IntakeLimits,
@@ -79,6 +83,8 @@ impl Coordinator {
             .map_err(|source| lorabeam_core::WriteError { path: config.output_dir.clone(), source })?;
         Ok(Self {
             results: Results::new(store.clone()),
+            leases: Leases::new(store.clone()),
+            submissions: Submissions::new(&config.intake),
             store,
             events: JobEvents::default(),
             output_dir: config.output_dir.clone(),

@@ -39,6 +39,20 @@ pub struct JobStore {
     retention: Duration,
 }
 
+/// How long a job admitted under its client's limit may take to be stored before the admission
+/// counts as abandoned (its coordinator died in between).
+const ADMISSION_GRACE: Duration = Duration::from_secs(600);
+/// A client's jobs set expires this long after its last admission.
+const CLIENT_SET_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The per-client limit of running jobs, refused.
+pub fn running_limit(client: &str, running: usize) -> CoordinatorError {
+    CoordinatorError::LimitExceeded {
+        limit: "running_jobs_per_client",
+        detail: format!("{client} already has {running} running job(s), this coordinator's limit per client"),
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -78,8 +92,10 @@ impl JobStore {
     }
 
     /// Stores a job and enqueues its shards atomically. With an idempotency key that another
-    /// job already holds, nothing is written and that job's id is returned instead.
-    pub async fn create(&self, job: &NewJob) -> Result<Option<String>> {
+    /// job already holds, nothing is written and that job's id is returned instead. The job is
+    /// first admitted under its client's limit of running jobs, atomically in Redis, so
+    /// submissions racing each other cannot pass it together.
+    pub async fn create(&self, job: &NewJob, max_running_per_client: usize) -> Result<Option<String>> {
         let mut con = self.con.clone();
         let key = &job.spec.idempotency_key;
         if !key.is_empty() {
@@ -94,6 +110,43 @@ impl JobStore {
                 return self.job_for_key(key).await;
             }
         }
+        let stored = match self.admit(job, max_running_per_client).await {
+            Ok(()) => self.store_new(job).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            let mut undo = redis::pipe();
+            undo.zrem(self.keys.client_jobs(&job.client), &job.job_id).ignore();
+            if !key.is_empty() {
+                undo.del(self.keys.idempotency(key)).ignore();
+            }
+            let _: redis::RedisResult<()> = undo.query_async(&mut con).await;
+            return Err(e);
+        }
+        Ok(None)
+    }
+
+    /// Counts the job against its client's limit of running jobs, or refuses it.
+    async fn admit(&self, job: &NewJob, limit: usize) -> Result<()> {
+        let admitted: i64 = lorabeam_proto::queue_scripts::ADMIT_JOB
+            .key(self.keys.client_jobs(&job.client))
+            .arg(limit)
+            .arg(&job.job_id)
+            .arg(now_ms())
+            .arg(self.keys.job_prefix())
+            .arg(ADMISSION_GRACE.as_millis() as u64)
+            .arg(CLIENT_SET_LIFETIME.as_millis() as u64)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        if admitted < 0 {
+            return Err(running_limit(&job.client, admitted.unsigned_abs() as usize));
+        }
+        Ok(())
+    }
+
+    /// Writes an admitted job and its shards.
+    async fn store_new(&self, job: &NewJob) -> Result<()> {
+        let mut con = self.con.clone();
         let spec = serde_json::to_string(&job.spec).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         let queue = self.keys.queue(&job.spec.model_id);
         lorabeam_proto::queue::ensure_queue(&mut con, &self.keys, &job.spec.model_id).await?;
@@ -131,22 +184,12 @@ impl JobStore {
             }
             pipe.xadd(&queue, "*", &fields);
         }
-        let result: redis::RedisResult<Vec<String>> = pipe.query_async(&mut con).await;
-        let entry_ids = match result {
-            Ok(ids) => ids,
-            Err(e) => {
-                if !key.is_empty() {
-                    let _: redis::RedisResult<()> =
-                        redis::cmd("DEL").arg(self.keys.idempotency(key)).query_async(&mut con).await;
-                }
-                return Err(e.into());
-            }
-        };
+        let entry_ids: Vec<String> = pipe.query_async(&mut con).await?;
         if !entry_ids.is_empty() {
             let _: () =
                 redis::cmd("RPUSH").arg(self.keys.entries(&job.job_id)).arg(&entry_ids).query_async(&mut con).await?;
         }
-        Ok(None)
+        Ok(())
     }
 
     /// The job hash, or `JobNotFound`.
@@ -174,16 +217,20 @@ impl JobStore {
         parse_spec(job_id, &hash)
     }
 
-    /// How many jobs `client` has running.
+    /// How many jobs `client` has running (a quick check before its data is read; the limit
+    /// itself is kept by [`create`](Self::create)).
     pub async fn running_jobs_of(&self, client: &str) -> Result<usize> {
+        let admitted: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.client_jobs(client))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.con.clone())
+            .await?;
         let mut count = 0;
-        for job_id in self.running_jobs().await? {
-            let owner: Option<String> = redis::cmd("HGET")
-                .arg(self.keys.job(&job_id))
-                .arg(f::CLIENT)
-                .query_async(&mut self.con.clone())
-                .await?;
-            count += usize::from(owner.as_deref() == Some(client));
+        for job_id in admitted {
+            let state: Option<String> =
+                redis::cmd("HGET").arg(self.keys.job(&job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
+            count += usize::from(state.as_deref() == Some(job_states::RUNNING));
         }
         Ok(count)
     }
@@ -390,14 +437,10 @@ pub fn parse_spec(job_id: &str, hash: &HashMap<String, String>) -> Result<Stored
 }
 
 impl JobStore {
-    /// Records that every item of a shard is stored. Returns whether the job still runs.
-    pub async fn mark_shard_done(&self, job_id: &str, shard_id: &str) -> Result<bool> {
-        let state: Option<String> = lorabeam_proto::queue_scripts::MARK_SHARD_DONE
-            .key(self.keys.job(job_id))
-            .key(self.keys.shards_done(job_id))
-            .arg(shard_id)
-            .invoke_async(&mut self.con.clone())
-            .await?;
+    /// Whether a job exists and runs.
+    pub async fn is_running(&self, job_id: &str) -> Result<bool> {
+        let state: Option<String> =
+            redis::cmd("HGET").arg(self.keys.job(job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
         Ok(state.as_deref() == Some(job_states::RUNNING))
     }
 }

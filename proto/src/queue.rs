@@ -18,6 +18,9 @@
 //! - `{prefix}:models` — a set of the model ids that have a stream, so the metrics read each
 //!   queue without scanning the key space.
 //! - `{prefix}:idempotency:{key}` — the job id a client's idempotency key created.
+//! - `{prefix}:client:{client}:jobs` — a sorted set of the jobs a client (peer address)
+//!   submitted that may still run, by admission time: the per-client limit is counted on it
+//!   atomically (see `queue_scripts::ADMIT_JOB`), and it is pruned there too.
 //! - `{prefix}:model:{model_id}` — a hash of the limits a worker serving the model registered
 //!   (see [`model_fields`]), so the coordinator checks jobs against the real model.
 
@@ -27,6 +30,21 @@ use lorabeam_core::DecodeParams;
 
 /// The consumer group every worker of a model reads its stream through.
 pub const WORKER_GROUP: &str = "workers";
+
+/// gRPC metadata of a worker's Report stream naming its consumer in [`WORKER_GROUP`]: the
+/// coordinator takes reports only for shards whose pending entry that consumer owns. Binary
+/// (`-bin`), so any worker name fits.
+pub const CONSUMER_METADATA: &str = "lorabeam-consumer-bin";
+
+/// Longest consumer name a worker may declare, in bytes.
+pub const MAX_CONSUMER_BYTES: usize = 256;
+
+/// Whether `id` is a stream entry id as Redis makes them (`<ms>-<seq>`): a worker's report
+/// names its lease by it, and it goes into Redis commands only after this check.
+pub fn is_entry_id(id: &str) -> bool {
+    let digits = |s: &str| (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    id.split_once('-').is_some_and(|(ms, seq)| digits(ms) && digits(seq))
+}
 
 /// Fields of a stream entry.
 pub mod stream_fields {
@@ -148,6 +166,15 @@ impl Keys {
 
     pub fn models(&self) -> String {
         format!("{}:models", self.prefix)
+    }
+
+    /// The key prefix of job hashes: [`Keys::job`] is this and the job id.
+    pub fn job_prefix(&self) -> String {
+        format!("{}:job:", self.prefix)
+    }
+
+    pub fn client_jobs(&self, client: &str) -> String {
+        format!("{}:client:{client}:jobs", self.prefix)
     }
 
     pub fn idempotency(&self, key: &str) -> String {
@@ -306,6 +333,14 @@ mod tests {
         assert_eq!(keys.queue("e2e-md"), "lb:queue:e2e-md");
         assert_eq!(keys.results("j1"), "lb:job:j1:results");
         assert_eq!(Keys::default().jobs(), "lorabeam:jobs");
+    }
+
+    #[test]
+    fn entry_ids_are_checked() {
+        assert!(is_entry_id("1700000000000-0") && is_entry_id("1-18446744073709551615"));
+        for bad in ["", "-", "1-", "-1", "1-2-3", "a-1", "1 -2", &format!("1-{}", "9".repeat(21))] {
+            assert!(!is_entry_id(bad), "{bad}");
+        }
     }
 
     #[test]

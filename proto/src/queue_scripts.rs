@@ -7,12 +7,17 @@ use std::sync::LazyLock;
 use crate::queue::{job_fields as f, job_states};
 
 /// Stores a batch of outcomes for one job, each only if its item has none yet, and bumps the
-/// counters for the new ones. A job that is no longer running takes nothing. Every argument is
-/// checked before the first write, so a bad one (a count `HINCRBY` would refuse half-way)
-/// changes nothing: a Lua error after a write would leave the write in place.
-/// KEYS: job hash, results, failed. ARGV: 5 per outcome: kind (r|f), item, value, records, tokens.
-/// Returns {added, items_done, items, records_added, tokens_added}, {-1, 0, 0, 0, 0} when the
-/// job is not running, or {-2, i, 0, 0, 0} when outcome `i` (0-based) has a bad argument.
+/// counters for the new ones. A job that is no longer running takes nothing, and neither does
+/// a batch with an outcome of a shard whose queue entry is not pending for the reporting
+/// consumer: the lease is checked in the same atomic step as the writes, so a lease that
+/// expired and went to another worker cannot be beaten. Every argument is checked before the
+/// first write, so a bad one (a count `HINCRBY` would refuse half-way) changes nothing: a Lua
+/// error after a write would leave the write in place.
+/// KEYS: job hash, results, failed, the model's stream. ARGV: group, consumer, the number `n` of
+/// entries, the `n` entry ids of the batch's shards, then 5 per outcome: kind (r|f), item,
+/// value, records, tokens. Returns {added, items_done, items, records_added, tokens_added},
+/// {-1, 0, 0, 0, 0} when the job is not running, {-2, i, 0, 0, 0} when outcome `i` (0-based)
+/// has a bad argument, or {-3, k, 0, 0, 0} when entry `k` is not pending for the consumer.
 pub static STORE_OUTCOMES: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
@@ -21,14 +26,21 @@ local function count(text)
   local n = tonumber(text)
   return n ~= nil and n >= 0 and n < 2^50 and n == math.floor(n)
 end
-for i = 1, #ARGV, 5 do
+if not count(ARGV[3]) then return {{-2, 0, 0, 0, 0}} end
+local first = 4 + tonumber(ARGV[3])
+for k = 4, first - 1 do
+  local p = redis.call('XPENDING', KEYS[4], ARGV[1], ARGV[k], ARGV[k], 1)
+  if #p == 0 or p[1][2] ~= ARGV[2] then return {{-3, k - 4, 0, 0, 0}} end
+end
+if (#ARGV - first + 1) % 5 ~= 0 then return {{-2, 0, 0, 0, 0}} end
+for i = first, #ARGV, 5 do
   local kind = ARGV[i]
   if (kind ~= 'r' and kind ~= 'f') or not count(ARGV[i + 1]) or not count(ARGV[i + 3]) or not count(ARGV[i + 4]) then
-    return {{-2, (i - 1) / 5, 0, 0, 0}}
+    return {{-2, (i - first) / 5, 0, 0, 0}}
   end
 end
 local added, records, tokens = 0, 0, 0
-for i = 1, #ARGV, 5 do
+for i = first, #ARGV, 5 do
   local item = ARGV[i + 1]
   if redis.call('HEXISTS', KEYS[2], item) == 0 and redis.call('HEXISTS', KEYS[3], item) == 0 then
     if ARGV[i] == 'r' then
@@ -56,19 +68,61 @@ return {{added, done, tonumber(redis.call('HGET', KEYS[1], '{items}')), records,
     ))
 });
 
-/// Adds a shard to the job's done set if the job exists, giving the set the job's remaining
-/// lifetime (a shard may finish after the job did). KEYS: job hash, done set. ARGV: shard id.
-/// Returns the job's state, or false when the job is gone.
+/// Adds a shard to the job's done set if the job exists, the reporting consumer holds the
+/// shard's lease (its queue entry is pending for it), and every item of the shard has an
+/// outcome while the job runs; the set gets the job's remaining lifetime (a shard may finish
+/// after the job did). KEYS: job hash, done set, the model's stream, results, failed. ARGV:
+/// group, consumer, entry id, shard id, then the shard's items. Returns {1, state} when marked,
+/// {0, ''} when the job is gone, {-3, ''} when the lease is not the consumer's, or {-4, item}
+/// for the first item without an outcome.
 pub static MARK_SHARD_DONE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {{0, ''}} end
+local p = redis.call('XPENDING', KEYS[3], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return {{-3, ''}} end
+local state = redis.call('HGET', KEYS[1], '{state}')
+if state == '{running}' then
+  for i = 5, #ARGV do
+    if redis.call('HEXISTS', KEYS[4], ARGV[i]) == 0 and redis.call('HEXISTS', KEYS[5], ARGV[i]) == 0 then
+      return {{-4, ARGV[i]}}
+    end
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[4])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return redis.call('HGET', KEYS[1], '{state}')
+return {{1, state}}
 ",
         state = f::STATE,
+        running = job_states::RUNNING,
+    ))
+});
+
+/// Admits a job under its client's limit of running jobs, atomically: concurrent submissions
+/// cannot all see room for one more. Members whose job has ended, or that were admitted but
+/// never stored (their coordinator died in between) for longer than the grace, are pruned
+/// first. KEYS: the client's jobs set. ARGV: limit, job id, now (ms), the job-hash key prefix,
+/// grace (ms), the set's lifetime (ms). Returns the running count with the job admitted, or
+/// -n (n: the count) when it is full and the job was not admitted.
+pub static ADMIT_JOB: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"
+local now = tonumber(ARGV[3])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local state = redis.call('HGET', ARGV[4] .. members[i], '{state}')
+  local stale = (state and state ~= '{running}') or (not state and now - tonumber(members[i + 1]) > tonumber(ARGV[5]))
+  if stale then redis.call('ZREM', KEYS[1], members[i]) end
+end
+local n = redis.call('ZCARD', KEYS[1])
+if n >= tonumber(ARGV[1]) then return -n end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return n + 1
+",
+        state = f::STATE,
+        running = job_states::RUNNING,
     ))
 });
 

@@ -31,6 +31,12 @@ pub fn binary(name: &str) -> PathBuf {
         let status = cargo.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("cargo runs");
         assert!(status.success(), "building lorabeam-coordinator and lorabeam-worker failed");
     });
+    // A bench may compare another build's coordinator (main's, say) with this tree's.
+    if name == "lorabeam-coordinator" {
+        if let Some(other) = std::env::var_os("LORABEAM_COORDINATOR_BIN") {
+            return PathBuf::from(other);
+        }
+    }
     dir.join(name)
 }
 

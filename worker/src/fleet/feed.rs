@@ -261,6 +261,10 @@ fn echo(feed: &mut Feed, params: &ValidDecodeParams) -> EngineStats {
     let mut stats = EngineStats::default();
     while let Some(item) = feed.next_item(false) {
         let mut predict: Vec<u32> = item.context.iter().copied().take(params.eval_len).collect();
+        // Padded as the engine pads: nothing but zeros after the first end of sequence.
+        if let Some(eos) = predict.iter().position(|&t| params.is_eos(t)) {
+            predict.truncate(eos + 1);
+        }
         predict.resize(params.eval_len, 0);
         let (seq, index) = unkey(item.key);
         let _ = feed.out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });

@@ -143,10 +143,10 @@ impl ShardQueue {
         }
     }
 
-    /// Renews the leases this worker still holds; returns how many it had lost.
-    pub async fn renew(&self, entry_ids: &[String]) -> Result<usize, FleetError> {
+    /// Renews the leases this worker still holds; returns the entries it no longer holds.
+    pub async fn renew(&self, entry_ids: &[String]) -> Result<Vec<String>, FleetError> {
         let script = &*lorabeam_proto::queue_scripts::RENEW_LEASE;
-        let mut lost = 0;
+        let mut lost = Vec::new();
         for id in entry_ids {
             let held: i64 = script
                 .key(&self.queue)
@@ -156,7 +156,7 @@ impl ShardQueue {
                 .invoke_async(&mut self.con.clone())
                 .await?;
             if held == 0 {
-                lost += 1;
+                lost.push(id.clone());
             }
         }
         Ok(lost)

@@ -58,6 +58,7 @@ impl InFlight {
             job_id: self.job_id.clone(),
             shard_id: self.shard_id.clone(),
             traceparent: self.traceparent.clone(),
+            entry_id: self.entry_id.clone(),
         })
     }
 
@@ -80,7 +81,11 @@ async fn open_link(fleet: &Fleet) -> Result<Link, FleetError> {
     let (reports, rx) = mpsc::channel(4096);
     let mut client = WorkerServiceClient::with_interceptor(channel, config.token.clone())
         .max_decoding_message_size(config.max_message_bytes);
-    let confirmations = client.report(ReceiverStream::new(rx)).await?.into_inner();
+    // The coordinator takes reports only for shards whose lease this consumer holds.
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    let consumer = tonic::metadata::BinaryMetadataValue::from_bytes(config.consumer.as_bytes());
+    request.metadata_mut().insert_bin(lorabeam_proto::queue::CONSUMER_METADATA, consumer);
+    let confirmations = client.report(request).await?.into_inner();
     Ok(Link { reports, confirmations })
 }
 
@@ -169,6 +174,9 @@ impl Reporter {
                 }
                 self.failures = 0;
                 self.link = Some(link);
+                // The coordinator refuses reports of shards whose lease went to another
+                // worker (and ends the stream): forget those before resending the rest.
+                self.renew_leases().await;
                 let replay: Vec<Report> = self.inflight.values().flat_map(InFlight::replay).collect();
                 for report in replay {
                     self.send(report).await;
@@ -217,6 +225,7 @@ impl Reporter {
                     predict,
                     generated_tokens,
                     traceparent: shard.traceparent.clone(),
+                    entry_id: shard.entry_id.clone(),
                 };
                 (seq, index, Report::Result(result))
             }
@@ -231,6 +240,7 @@ impl Reporter {
                     item,
                     reason,
                     traceparent: shard.traceparent.clone(),
+                    entry_id: shard.entry_id.clone(),
                 };
                 (seq, index, Report::Failed(failed))
             }
@@ -302,6 +312,32 @@ impl Reporter {
         Ok(())
     }
 
+    /// Renews every lease this worker still holds, and forgets the shards whose lease expired
+    /// and went to another worker: the coordinator would refuse their reports, and the other
+    /// worker runs them.
+    async fn renew_leases(&mut self) {
+        let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
+        let lost = match self.fleet.queue.renew(&entries).await {
+            Ok(lost) => lost,
+            Err(e) => {
+                METRICS.errors.with_label_values(&["redis"]).inc();
+                tracing::warn!(error = %e, "could not renew leases");
+                return;
+            }
+        };
+        if lost.is_empty() {
+            return;
+        }
+        tracing::warn!(lost = lost.len(), "leases expired and were taken over; dropping those shards");
+        let seqs: Vec<u32> =
+            self.inflight.iter().filter(|(_, s)| lost.contains(&s.entry_id)).map(|(&q, _)| q).collect();
+        for seq in seqs {
+            self.inflight.remove(&seq);
+            self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
+        }
+        METRICS.shards_in_flight.set(self.inflight.len() as i64);
+    }
+
     /// Renews every lease and drops jobs that ended meanwhile. Redis trouble is logged and
     /// retried on the next tick: a lease lost meanwhile only means a shard may run twice.
     async fn renew(&mut self) {
@@ -310,15 +346,7 @@ impl Reporter {
         for seq in unacked {
             self.ack(seq, "").await;
         }
-        let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
-        match self.fleet.queue.renew(&entries).await {
-            Ok(0) => {}
-            Ok(lost) => tracing::warn!(lost, "leases expired before renewal; those shards may run twice"),
-            Err(e) => {
-                METRICS.errors.with_label_values(&["redis"]).inc();
-                tracing::warn!(error = %e, "could not renew leases");
-            }
-        }
+        self.renew_leases().await;
         let jobs: HashSet<String> = self.inflight.values().map(|s| s.job_id.clone()).collect();
         for job_id in jobs {
             match self.fleet.queue.job_running(&job_id).await {
