@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 mod events;
+pub mod idempotency;
 pub mod intake;
 pub mod job_id;
 mod job_service;
@@ -21,6 +22,7 @@ pub mod results;
 pub mod scoring;
 pub mod server;
 pub mod sharding;
+pub mod shutdown;
 pub mod store;
 mod worker_service;
 
