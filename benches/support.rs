@@ -6,7 +6,7 @@ use lorabeam_worker::model::{
     synthetic_checkpoint, weights_from_tensors, Gpt2, Gpt2Config, LoraConfig, ModelCard, Precision,
 };
 
-pub const LORA: LoraConfig = LoraConfig { rank: 4, alpha: 32.0 };
+pub const LORA: LoraConfig = LoraConfig { rank: 4, alpha: 32.0, base_only: false };
 
 /// Threads for libtorch: `LORABEAM_BENCH_THREADS`, default 2 (this machine's cores).
 pub fn set_threads() -> usize {

@@ -35,11 +35,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let result = match Cli::parse().command {
+    let result = match lorabeam_proto::cli_flags::parse::<Cli>().command {
         Command::Run(args) => cli::run::run(*args),
         Command::Fixture(args) => cli::fixture::fixture(args),
         Command::Submit(args) => cli::submit::submit(*args),
@@ -54,8 +56,22 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // Errors may carry a server's words: no control character reaches the terminal raw.
-            eprintln!("error: {}", lorabeam_core::quote::escape_controls(&format!("{err:#}"), true));
+            // Each cause is said once (many errors quote their source and return it too).
+            let text = lorabeam_proto::error_text::chain_text(err.chain().map(|e| e.to_string()));
+            eprintln!("error: {}", lorabeam_core::quote::escape_controls(&text, true));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's flags, with both spellings added, pass clap's own consistency checks
+    /// (no alias clashes with another flag).
+    #[test]
+    fn the_command_line_is_consistent_with_both_spellings() {
+        lorabeam_proto::cli_flags::argparse_style(super::Cli::command()).debug_assert();
     }
 }

@@ -24,6 +24,11 @@ pub enum CoordinatorError {
     InvalidJobId(String),
     #[error("job {job_id} is {state}: {action} needs a running job")]
     JobNotRunning { job_id: String, state: String, action: &'static str },
+    /// StreamResults of a job that ended short of some predictions, after every stored one.
+    #[error(
+        "job {job_id} is {state}: {missing} of its {records} records have no prediction (every stored one was sent)"
+    )]
+    JobEndedShort { job_id: String, state: String, missing: usize, records: usize },
     /// A ListJobs page_token this coordinator did not give (already quoted).
     #[error("page_token {0} is not one this coordinator gave")]
     BadPageToken(String),
@@ -35,6 +40,9 @@ pub enum CoordinatorError {
     /// A SubmitJob stream that sent nothing for longer than the intake's idle timeout.
     #[error("submission idle: {0}")]
     SubmissionIdle(String),
+    /// An idempotency key reused for other work (`key` already quoted).
+    #[error("idempotency key {key} belongs to job {job_id}, submitted with other parameters: {differing}; resubmit with the same parameters to get that job, or use another key")]
+    IdempotencyConflict { key: String, job_id: String, differing: String },
     #[error("incomplete submission: {0}")]
     TruncatedSubmission(String),
     #[error("the request stream failed: {0}")]
@@ -43,6 +51,9 @@ pub enum CoordinatorError {
     Write(#[from] WriteError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// SIGTERM: streams end so that their peers reconnect to the next coordinator.
+    #[error("the coordinator is shutting down; reconnect to its successor")]
+    ShuttingDown,
 }
 
 impl CoordinatorError {
@@ -58,14 +69,17 @@ impl CoordinatorError {
             CoordinatorError::JobNotFound(_) => "job_not_found",
             CoordinatorError::InvalidJobId(_) => "invalid_job_id",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
+            CoordinatorError::JobEndedShort { .. } => "job_ended_short",
             CoordinatorError::BadPageToken(_) => "bad_page_token",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
             CoordinatorError::NotLeaseHolder(_) => "not_lease_holder",
             CoordinatorError::SubmissionIdle(_) => "submission_idle",
             CoordinatorError::TruncatedSubmission(_) => "truncated_submission",
+            CoordinatorError::IdempotencyConflict { .. } => "idempotency_conflict",
             CoordinatorError::Stream(_) => "stream",
             CoordinatorError::Write(_) => "write",
             CoordinatorError::Internal(_) => "internal",
+            CoordinatorError::ShuttingDown => "shutting_down",
         }
     }
 }
@@ -75,7 +89,7 @@ impl CoordinatorError {
 impl From<CoordinatorError> for Status {
     fn from(err: CoordinatorError) -> Self {
         let code = match &err {
-            CoordinatorError::Redis(_) => Code::Unavailable,
+            CoordinatorError::Redis(_) | CoordinatorError::ShuttingDown => Code::Unavailable,
             CoordinatorError::CorruptState { .. } => Code::DataLoss,
             CoordinatorError::InvalidSpec(_)
             | CoordinatorError::InvalidParams(_)
@@ -85,9 +99,10 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::TruncatedSubmission(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) | CoordinatorError::InvalidJobId(_) => Code::NotFound,
-            CoordinatorError::JobNotRunning { .. } => Code::FailedPrecondition,
+            CoordinatorError::JobNotRunning { .. } | CoordinatorError::JobEndedShort { .. } => Code::FailedPrecondition,
             CoordinatorError::NotLeaseHolder(_) => Code::PermissionDenied,
             CoordinatorError::SubmissionIdle(_) => Code::DeadlineExceeded,
+            CoordinatorError::IdempotencyConflict { .. } => Code::AlreadyExists,
             CoordinatorError::Stream(status) => return status.clone(),
             CoordinatorError::Write(_) | CoordinatorError::Internal(_) => Code::Internal,
         };

@@ -286,6 +286,7 @@ pub fn plan_job(
             exact_first_step: spec.exact_first_step,
             idempotency_key: spec.idempotency_key.clone(),
             score: spec.score,
+            data_fingerprint: crate::idempotency::data_fingerprint(data),
         },
         job_id,
         records: records.len(),

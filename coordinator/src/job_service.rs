@@ -6,8 +6,8 @@ use std::time::Duration;
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::telemetry::{parent_from_metadata, traceparent};
 use lorabeam_proto::v1::{
-    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobStatus, ListJobsRequest, ListJobsResponse, Prediction,
-    StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
+    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobSpec, JobStatus, ListJobsRequest, ListJobsResponse,
+    Prediction, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
 };
 use lorabeam_proto::{job_state_is_final, job_state_name};
 use tokio::sync::{mpsc, watch};
@@ -48,15 +48,17 @@ impl Coordinator {
         let (spec, data) = read_submission(stream, self.intake, &mut held).await?;
         if !spec.idempotency_key.is_empty() {
             if let Some(job_id) = self.store.job_for_key(&spec.idempotency_key).await? {
-                return self.existing(job_id).await;
+                return self.existing(job_id, &spec, &data).await;
             }
         }
         let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(ModelLimits::GPT2);
         let intake = self.intake;
         let job_id = JobId::fresh().into_string();
-        let mut job = tokio::task::spawn_blocking(move || plan_job(job_id, &spec, &data, model, intake))
-            .await
-            .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
+        let (mut job, spec, data) = tokio::task::spawn_blocking(move || {
+            plan_job(job_id, &spec, &data, model, intake).map(|job| (job, spec, data))
+        })
+        .await
+        .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
         let span = Span::current();
         span.record("job_id", job.job_id.as_str());
         span.record("records", job.records);
@@ -72,7 +74,7 @@ impl Coordinator {
             })
             .collect();
         if let Some(existing) = self.store.create(&job, self.intake.max_running_jobs_per_client).await? {
-            return self.existing(existing).await;
+            return self.existing(existing, &spec, &data).await;
         }
         crate::metrics::METRICS.jobs_submitted.inc();
         tracing::info!(job_id = %job.job_id, records = job.records, shards = job.shards.len(), model_id = %job.spec.model_id, "job queued");
@@ -85,7 +87,10 @@ impl Coordinator {
         })
     }
 
-    async fn existing(&self, job_id: String) -> Result<SubmitJobResponse> {
+    /// The job an idempotency key made, when the resubmission asks for its work.
+    async fn existing(&self, job_id: String, spec: &JobSpec, data: &[u8]) -> Result<SubmitJobResponse> {
+        let stored = self.store.spec(&job_id).await?;
+        crate::idempotency::check_same_work(&job_id, &stored, spec, data, self.intake.default_shard_size)?;
         let status = self.status(&job_id).await?;
         let plan = self.results.plan(&job_id).await?;
         Ok(SubmitJobResponse {
@@ -125,6 +130,10 @@ impl Coordinator {
                     if tx.send(Ok(JobEvent { status: Some(status) })).await.is_err() {
                         return;
                     }
+                }
+                if this.drain.is_draining() {
+                    let _ = tx.send(Err(crate::shutdown::Drain::status())).await;
+                    return;
                 }
                 if done || !wait_for_change(&mut changes, &tx).await {
                     return;
@@ -178,11 +187,18 @@ impl Coordinator {
             }
             let status = self.store.status(job_id).await?;
             if job_state_is_final(status.state) {
-                return Err(CoordinatorError::JobNotRunning {
+                // Nothing more will come (cancelled, failed): the rest of what is stored, then why
+                // some are missing.
+                let missing = self.send_stored_rest(job_id, next, records, tx).await?;
+                return Err(CoordinatorError::JobEndedShort {
                     job_id: job_id.into(),
                     state: job_state_name(status.state),
-                    action: "waiting for more results",
+                    missing,
+                    records,
                 });
+            }
+            if self.drain.is_draining() {
+                return Err(CoordinatorError::ShuttingDown);
             }
             if !wait_for_change(&mut changes, tx).await {
                 return Ok(());
@@ -202,6 +218,37 @@ async fn wait_for_change<T>(changes: &mut watch::Receiver<u64>, tx: &mpsc::Sende
     tokio::select! {
         _ = tx.closed() => false,
         _ = wait => !tx.is_closed(),
+    }
+}
+
+impl Coordinator {
+    /// Sends every stored prediction of records `next..records` of an ended job; returns how
+    /// many records have neither a prediction nor a failure.
+    async fn send_stored_rest(
+        &self,
+        job_id: &str,
+        mut next: usize,
+        records: usize,
+        tx: &mpsc::Sender<std::result::Result<Prediction, Status>>,
+    ) -> Result<usize> {
+        let plan = self.results.plan(job_id).await?;
+        let failures = self.results.failures(job_id).await?;
+        let mut missing = 0;
+        while next < records {
+            let end = (next + RESULT_WINDOW).min(records);
+            for (id, predict) in (next..end).zip(self.results.predictions(job_id, next..end).await?) {
+                match predict {
+                    Some(predict) => {
+                        if tx.send(Ok(Prediction { id: id as u64, predict })).await.is_err() {
+                            return Ok(missing);
+                        }
+                    }
+                    None => missing += usize::from(!failures.contains_key(&plan.item_of_record[id])),
+                }
+            }
+            next = end;
+        }
+        Ok(missing)
     }
 }
 

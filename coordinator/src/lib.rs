@@ -14,6 +14,7 @@ mod admission;
 pub mod auth;
 pub mod error;
 mod events;
+pub mod idempotency;
 pub mod intake;
 pub mod job_id;
 mod job_service;
@@ -24,6 +25,7 @@ pub mod results;
 pub mod scoring;
 pub mod server;
 pub mod sharding;
+pub mod shutdown;
 pub mod store;
 mod worker_service;
 

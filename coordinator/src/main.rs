@@ -16,8 +16,10 @@ use lorabeam_coordinator::{Coordinator, CoordinatorConfig, ServeOptions, ServerT
 #[command(args_override_self = true)]
 #[command(name = "lorabeam-coordinator", version, about = "lorabeam's coordinator: jobs in, ordered JSONL out")]
 struct Args {
-    /// gRPC address to listen on (port 0 picks a free one; the bound address is logged).
-    #[arg(long, env = "LORABEAM_LISTEN", default_value = "0.0.0.0:50051")]
+    /// gRPC address to listen on (port 0 picks a free one; the bound address is logged). The
+    /// default serves this machine only: give `0.0.0.0:50051` to serve the network, with tokens
+    /// (--client-token-file, --worker-token-file), as the Helm chart does.
+    #[arg(long, env = "LORABEAM_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
     /// Redis holding the queue and job state, e.g. redis://:password@redis:6379/0.
     #[arg(long, env = "LORABEAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -67,14 +69,48 @@ struct Args {
     /// Score jobs without METEOR (it runs java with about 2 GB of heap per job).
     #[arg(long = "no-meteor", env = "LORABEAM_NO_METEOR")]
     no_meteor: bool,
+    /// Seconds after SIGTERM for worker and client streams to close (workers and clients then
+    /// reconnect to the next coordinator) before the coordinator exits regardless.
+    #[arg(long, env = "LORABEAM_GRACE_SECS", default_value_t = 5.0, value_parser = grace_secs)]
+    grace_secs: f64,
     /// HTTP address for Prometheus `/metrics` and `/healthz`.
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: SocketAddr,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// A grace in seconds: finite and not negative.
+fn grace_secs(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(secs),
+        _ => Err(format!("`{value}` is not a number of seconds (0 or more)")),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run());
+    // Tasks still running (a blocking scorer, a connection past the grace) do not hold the
+    // exit, so the ports are free for the next coordinator.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Each cause once: many errors quote their source and return it too.
+            let text = lorabeam_proto::error_text::chain_text(err.chain().map(|e| e.to_string()));
+            eprintln!("error: {text}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args: Args = lorabeam_proto::cli_flags::parse();
     let _telemetry = lorabeam_proto::telemetry::init("lorabeam-coordinator", "info")?;
     let config = CoordinatorConfig {
         redis_url: args.redis_url,
@@ -103,7 +139,8 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let options = ServeOptions { max_message_bytes: args.max_message_bytes, tokens, tls };
+    let grace = Duration::from_secs_f64(args.grace_secs);
+    let options = ServeOptions { max_message_bytes: args.max_message_bytes, tokens, tls, grace };
     let coordinator = Coordinator::connect(&config).await.context("connecting to redis")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -121,6 +158,14 @@ async fn main() -> anyhow::Result<()> {
         Some(coordinator.metrics_refresh()),
     ));
     tracing::info!(%bound, output_dir = %config.output_dir.display(), "serving");
+    if !bound.ip().is_loopback() && !options.tokens.enabled() {
+        tracing::warn!(
+            %bound,
+            "SERVING THE NETWORK WITHOUT AUTHENTICATION: anyone who reaches {bound} can submit, read and cancel \
+             jobs and report results as a worker; set --client-token-file and --worker-token-file, or listen on \
+             127.0.0.1"
+        );
+    }
     tracing::info!(
         auth = options.tokens.enabled(),
         tls = options.tls.is_some(),
@@ -128,5 +173,17 @@ async fn main() -> anyhow::Result<()> {
         "security"
     );
     coordinator.serve(listener, options, lorabeam_proto::shutdown_signal()).await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The flags, with both spellings added, pass clap's own consistency checks.
+    #[test]
+    fn the_command_line_is_consistent_with_both_spellings() {
+        lorabeam_proto::cli_flags::argparse_style(super::Args::command()).debug_assert();
+    }
 }

@@ -21,6 +21,7 @@ use crate::leases::Leases;
 use crate::oversize::OversizeAsLimit;
 use crate::results::Results;
 use crate::scoring::Meteor;
+use crate::shutdown::Drain;
 use crate::store::JobStore;
 
 /// Everything the coordinator's handlers share; cheap to clone.
@@ -34,6 +35,7 @@ pub struct Coordinator {
     pub(crate) output_dir: PathBuf,
     pub(crate) intake: IntakeLimits,
     pub(crate) meteor: Meteor,
+    pub(crate) drain: Drain,
 }
 
 /// How to run a coordinator.
@@ -65,6 +67,9 @@ pub struct ServeOptions {
     pub max_message_bytes: usize,
     pub tokens: Tokens,
     pub tls: Option<ServerTls>,
+    /// After the shutdown signal: how long streams have to close before the process stops
+    /// waiting for them.
+    pub grace: Duration,
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>> {
@@ -90,6 +95,7 @@ impl Coordinator {
             output_dir: config.output_dir.clone(),
             intake: config.intake,
             meteor: std::sync::Arc::new(config.meteor.clone()),
+            drain: Drain::default(),
         })
     }
 
@@ -127,7 +133,9 @@ impl Coordinator {
         })
     }
 
-    /// Serves gRPC on `listener` until `shutdown` resolves.
+    /// Serves gRPC on `listener` until `shutdown` resolves, then drains: worker streams close
+    /// after the batch they are storing and client streams at once (their peers reconnect),
+    /// and it returns when every connection is closed or `options.grace` has passed.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -135,6 +143,7 @@ impl Coordinator {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
         let max_message_bytes = options.max_message_bytes;
+        let (drain, grace) = (self.drain.clone(), options.grace);
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<JobServiceServer<Coordinator>>().await;
         health.set_serving::<WorkerServiceServer<Coordinator>>().await;
@@ -174,15 +183,37 @@ impl Coordinator {
             }
             builder = builder.tls_config(config).map_err(|e| CoordinatorError::Internal(format!("TLS: {e}")))?;
         }
+        let stop = {
+            let drain = drain.clone();
+            async move {
+                shutdown.await;
+                tracing::info!(
+                    open_worker_streams = drain.open_worker_streams(),
+                    grace_s = grace.as_secs_f64(),
+                    "shutdown: no new connections; closing worker and client streams"
+                );
+                drain.begin();
+            }
+        };
         let served = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(jobs)
             .add_service(workers)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-            .await;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        let served = tokio::select! {
+            served = served => served,
+            () = async { drain.begun().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(
+                    open_worker_streams = drain.open_worker_streams(),
+                    "shutdown: grace period over; closing the connections still open"
+                );
+                Ok(())
+            }
+        };
         maintenance.abort();
+        tracing::info!("shutdown: gRPC stopped");
         served.map_err(|e| CoordinatorError::Internal(format!("gRPC server: {e}")))
     }
 }

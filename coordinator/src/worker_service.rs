@@ -38,8 +38,18 @@ type Confirmations = mpsc::Sender<std::result::Result<ShardConfirmed, Status>>;
 
 impl Coordinator {
     async fn follow_reports(self, consumer: Consumer, mut inbound: Streaming<WorkerReport>, tx: Confirmations) {
+        let _open = self.drain.worker_stream();
         loop {
-            let mut batch = match inbound.next().await {
+            let next = tokio::select! {
+                next = inbound.next() => next,
+                // Only between batches: what arrived is stored and confirmed; the worker
+                // resends the rest to the next coordinator.
+                _ = self.drain.begun() => {
+                    let _ = tx.send(Err(crate::shutdown::Drain::status())).await;
+                    return;
+                }
+            };
+            let mut batch = match next {
                 Some(Ok(report)) => vec![report],
                 Some(Err(status)) => return refuse_stream(status, &tx).await,
                 None => return,

@@ -89,8 +89,19 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
-/// Dials the coordinator; `https://` URLs use TLS with `tls`.
-pub async fn channel(url: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Channel, ConnectError> {
+/// A coordinator address as given: `host:port` without a scheme means `http://host:port`.
+pub fn grpc_url(address: &str) -> String {
+    if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    }
+}
+
+/// Dials the coordinator; `https://` URLs use TLS with `tls`, and `host:port` is plain HTTP/2.
+pub async fn channel(address: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Channel, ConnectError> {
+    let url = grpc_url(address);
+    let url = url.as_str();
     let invalid = |detail: String| ConnectError::InvalidUrl { url: url.to_string(), detail };
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| invalid(e.to_string()))?

@@ -7,9 +7,12 @@
 //! - the wire form of [`lorabeam_core::DecodeParams`] (the core owns their rules), converted
 //!   with checks both ways;
 //! - [`telemetry`] and [`metrics_http`]: the logging, tracing and metrics entry points every
-//!   binary shares, and the W3C trace context every call and shard carries.
+//!   binary shares, and the W3C trace context every call and shard carries;
+//! - [`cli_flags`]: how every binary reads its flags (both spellings, last value wins).
 
+pub mod cli_flags;
 pub mod connect;
+pub mod error_text;
 pub mod metrics_http;
 pub mod queue;
 pub mod queue_scripts;

@@ -231,6 +231,10 @@ pub struct StoredJobSpec {
     /// Score the output against the records' completions when the job completes.
     #[serde(default)]
     pub score: bool,
+    /// `bytes:fnv1a64` of the submitted data, so a reused idempotency key with other data is
+    /// told apart ("" in jobs stored before it was kept).
+    #[serde(default)]
+    pub data_fingerprint: String,
 }
 
 /// A scored job's scores as [`job_fields::SCORES`] holds them (JSON), the 4-decimal values

@@ -48,7 +48,9 @@ fn otlp_endpoint_set() -> bool {
 /// inside the tokio runtime: the exporter's gRPC channel is bound to it.
 pub fn init(default_service_name: &str, default_filter: &str) -> Result<Telemetry, TelemetryError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal: log collectors and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = if otlp_endpoint_set() {
         let exporter = opentelemetry_otlp::SpanExporter::builder()

@@ -15,9 +15,13 @@ use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Args)]
 pub struct CoordinatorArgs {
-    /// The coordinator's gRPC URL (`https://` for TLS).
+    /// The coordinator's gRPC URL (`https://` for TLS; `host:port` means `http://host:port`).
     #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
     pub coordinator: String,
+    /// Seconds that following a job (submit --wait, watch, results) keeps retrying a coordinator
+    /// that restarts or cannot be reached, before giving up; 0 gives up at the first failure.
+    #[arg(long, env = "LORABEAM_RECONNECT_SECS", default_value_t = 300)]
+    pub reconnect_secs: u64,
     /// File holding the client bearer token, when the coordinator requires one.
     #[arg(long, env = "LORABEAM_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -60,6 +64,10 @@ impl tonic::service::Interceptor for ClientCalls {
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 impl CoordinatorArgs {
+    pub fn reconnect(&self) -> Duration {
+        Duration::from_secs(self.reconnect_secs)
+    }
+
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let tls = ClientTls { ca: self.tls_ca.clone(), cert: self.tls_cert.clone(), key: self.tls_key.clone() };
         let channel = lorabeam_proto::connect::channel(&self.coordinator, &tls, Duration::from_secs(10)).await?;

@@ -51,7 +51,7 @@ pub fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
         layer_norm_epsilon: 1e-5,
     };
     anyhow::ensure!(args.n_head > 0 && args.n_embd % args.n_head == 0, "n_embd must be a multiple of n_head");
-    let lora = LoraConfig { rank: args.lora_dim, alpha: args.lora_alpha };
+    let lora = LoraConfig { rank: args.lora_dim, alpha: args.lora_alpha, base_only: false };
     let tensors = synthetic_checkpoint(&config, lora, args.seed as i64);
     save_torch_checkpoint(&args.out.join("lora_full.pt"), &tensors)?;
     std::fs::write(args.out.join("config.json"), config_json(&config))?;

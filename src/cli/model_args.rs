@@ -33,8 +33,9 @@ pub struct DecodeArgs {
     /// CTRL repetition penalty on already generated tokens; 1.0 disables.
     #[arg(long = "repetition_penalty", env = "LORABEAM_REPETITION_PENALTY", default_value_t = 1.0)]
     pub repetition_penalty: f64,
-    /// Extra end-of-sequence token id (repeatable); 50256 always ends a sequence.
-    #[arg(long = "eos_token_id", env = "LORABEAM_EOS_TOKEN_ID", value_delimiter = ',')]
+    /// Extra end-of-sequence token ids (`--eos_token_id 628 198`, as gpt2_beam.py's nargs='+',
+    /// or repeated, or comma-separated); 50256 always ends a sequence.
+    #[arg(long = "eos_token_id", env = "LORABEAM_EOS_TOKEN_ID", value_delimiter = ',', num_args = 1..)]
     pub eos_token_id: Vec<u32>,
 }
 

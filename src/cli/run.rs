@@ -13,6 +13,7 @@ use lorabeam_worker::generation::{Engine, WorkItem};
 use lorabeam_worker::load_model;
 
 use super::data::{read_job_data, ENCODED_FROM_TEXT};
+use super::launcher::LauncherArgs;
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
 use super::score::{write_text_files, ScoreOptions};
 
@@ -52,10 +53,13 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub launcher: LauncherArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    args.launcher.note_ignored();
     let model = load_model(&args.model.spec()).context("loading the model")?;
     let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
     let data = read_job_data(&args.data, model.config().vocab_size)?;

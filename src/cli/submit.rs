@@ -13,8 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::client::{block_on, check_final, shown, CoordinatorArgs};
 use super::data::{ids_jsonl, ENCODED_FROM_TEXT};
-use super::jobs::{fetch_results, follow, ResultFormat};
+use super::follow::{fetch_results, follow, ResultFormat};
 use super::model_args::DecodeArgs;
+use super::rpc::status_text;
 use super::score::print_scores;
 
 /// Bytes of JSONL per SubmitJob message.
@@ -103,7 +104,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         // A read error explains a refusal better than the refusal itself.
         sender.await?.with_context(|| format!("reading {}", data.display()))?;
         let response = response
-            .map_err(|status| anyhow::anyhow!("{}", shown(status.message())))
+            .map_err(|status| anyhow::anyhow!("{}", status_text(&status)))
             .with_context(|| format!("the coordinator refused {}", data.display()))?
             .into_inner();
         let job_id = response.job_id;
@@ -120,19 +121,13 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         if !(args.wait || args.output.is_some()) {
             return Ok(());
         }
-        let progress = indicatif::ProgressBar::new(response.records).with_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {msg} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let last = follow(&mut client, &job_id, |s| {
-            progress.set_position(s.records_done);
-            progress.set_message(format!("{:.0} tokens/s", s.tokens_per_s));
-        })
-        .await?;
-        progress.finish_and_clear();
+        let reconnect = args.coordinator.reconnect();
+        let mut progress = Progress::new(response.records);
+        let last = follow(&mut client, &job_id, reconnect, progress.heartbeat(), |s| progress.show(s)).await?;
+        progress.finish();
         // Whatever decoded is written, even when some records failed.
         if let Some(output) = &args.output {
-            let lines = fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids).await?;
+            let lines = fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids, reconnect).await?;
             eprintln!("wrote {lines} predictions to {}", output.display());
         }
         if args.score {
@@ -140,6 +135,58 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         }
         check_final(&last)
     })
+}
+
+/// How often a job's progress is printed when stderr is not a terminal (CI logs).
+const PROGRESS_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A job's progress on stderr: a bar on a terminal; elsewhere a line every few seconds, so a
+/// log shows the job moving (or not).
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines { last: Option<std::time::Instant> },
+}
+
+impl Progress {
+    fn new(records: u64) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines { last: None };
+        }
+        Self::Bar(
+            indicatif::ProgressBar::new(records).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {msg} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            ),
+        )
+    }
+
+    /// Lines repeat the last status when nothing changes for a while.
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        matches!(self, Self::Lines { .. }).then_some(PROGRESS_LINE_EVERY)
+    }
+
+    fn show(&mut self, s: &v1::JobStatus) {
+        match self {
+            Self::Bar(bar) => {
+                bar.set_position(s.records_done);
+                bar.set_message(format!("{:.0} tokens/s", s.tokens_per_s));
+            }
+            Self::Lines { last } => {
+                let due = last.is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY);
+                if due || lorabeam_proto::job_state_is_final(s.state) {
+                    eprintln!("{}", super::client::status_line(s));
+                    *last = Some(std::time::Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The bytes to send: the file as it is when it holds ids; its records encoded to ids when it

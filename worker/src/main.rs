@@ -106,8 +106,20 @@ fn consumer_name() -> String {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Each cause once: many errors quote their source and return it too.
+            let text = lorabeam_proto::error_text::chain_text(err.chain().map(|e| e.to_string()));
+            eprintln!("error: {text}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args: Args = lorabeam_proto::cli_flags::parse();
     let _telemetry = lorabeam_proto::telemetry::init("lorabeam-worker", "info")?;
     let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
@@ -146,4 +158,15 @@ async fn main() -> anyhow::Result<()> {
     };
     fleet::run(config, decoder, lorabeam_proto::shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The flags, with both spellings added, pass clap's own consistency checks.
+    #[test]
+    fn the_command_line_is_consistent_with_both_spellings() {
+        lorabeam_proto::cli_flags::argparse_style(super::Args::command()).debug_assert();
+    }
 }

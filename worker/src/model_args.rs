@@ -22,17 +22,19 @@ pub struct ModelArgs {
     /// HF-style GPT-2 `config.json` giving the model shape.
     #[arg(long = "model_config", env = "LORABEAM_MODEL_CONFIG")]
     pub model_config: Option<PathBuf>,
-    /// LoRA rank r; 0 decodes the base model.
-    #[arg(long = "lora_dim", env = "LORABEAM_LORA_DIM", default_value_t = 0)]
-    pub lora_dim: usize,
+    /// LoRA rank r, as the checkpoint was trained with. Not given: the base model, refused when
+    /// the checkpoint holds LoRA tensors; 0: the base model on purpose, LoRA tensors ignored.
+    #[arg(long = "lora_dim", env = "LORABEAM_LORA_DIM")]
+    pub lora_dim: Option<usize>,
     /// LoRA alpha; the update is scaled by lora_alpha / lora_dim.
     #[arg(long = "lora_alpha", env = "LORABEAM_LORA_ALPHA", default_value_t = 128.0)]
     pub lora_alpha: f64,
     /// Precision of the model: f32, f64, bf16 or f16 (half types score beams in f32).
     #[arg(long, env = "LORABEAM_DTYPE", default_value = "f32")]
     pub dtype: Precision,
-    /// Device: cpu, cuda, cuda:N, or auto (CUDA when available).
-    #[arg(long, env = "LORABEAM_DEVICE", default_value = "auto")]
+    /// Device: cpu, cuda, cuda:N, N (as gpu.py's --device, cuda:N), or auto (CUDA when
+    /// available).
+    #[arg(long, env = "LORABEAM_DEVICE", default_value = "auto", value_parser = device_flag)]
     pub device: String,
     /// CPU threads for libtorch's intra-op parallelism; 0 keeps libtorch's default.
     #[arg(long, env = "LORABEAM_THREADS", default_value_t = 0)]
@@ -45,10 +47,30 @@ impl ModelArgs {
             checkpoints: CheckpointPaths { init: self.init_checkpoint.clone(), base: self.base_checkpoint.clone() },
             model_card: self.model_card,
             model_config: self.model_config.clone(),
-            lora: LoraConfig { rank: self.lora_dim, alpha: self.lora_alpha },
+            lora: LoraConfig {
+                rank: self.lora_dim.unwrap_or(0),
+                alpha: self.lora_alpha,
+                base_only: self.lora_dim == Some(0),
+            },
             precision: self.dtype,
             device: self.device.clone(),
             threads: self.threads,
         }
+    }
+}
+
+/// `--device N`, gpu.py's GPU index, is `cuda:N`; other values pass through to the device parser.
+fn device_flag(value: &str) -> Result<String, std::convert::Infallible> {
+    let index = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    Ok(if index { format!("cuda:{value}") } else { value.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_integer_device_is_that_cuda_device() {
+        assert_eq!(super::device_flag("1").ok().as_deref(), Some("cuda:1"));
+        assert_eq!(super::device_flag("cpu").ok().as_deref(), Some("cpu"));
+        assert_eq!(super::device_flag("cuda:0").ok().as_deref(), Some("cuda:0"));
     }
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::model::{
-    load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard, ModelError, Precision,
+    explain_card_mismatch, load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard,
+    ModelError, Precision,
 };
 
 /// Everything that says which model to load and how to run it.
@@ -30,6 +31,12 @@ pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
         None => Gpt2Config::from_card(spec.model_card),
     };
     let device = parse_device(&spec.device)?;
-    let weights = load_weights(&config, spec.lora, &spec.checkpoints, spec.precision, device)?;
+    let weights = load_weights(&config, spec.lora, &spec.checkpoints, spec.precision, device).map_err(|err| {
+        if spec.model_config.is_some() {
+            err
+        } else {
+            explain_card_mismatch(err, spec.model_card)
+        }
+    })?;
     Ok(Gpt2::new(config, weights, spec.precision, device))
 }

@@ -26,7 +26,12 @@ struct AtomicFile {
 impl AtomicFile {
     fn create(path: &Path) -> Result<Self, WriteError> {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| WriteError { path: path.into(), source })?;
+        // Mode 0666 as `open(2)` takes it, so the umask decides, as for any file a user writes
+        // (tempfile's default of 0600 would keep outputs from the user's group).
+        let mut builder = tempfile::Builder::new();
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder.tempfile_in(dir).map_err(|source| WriteError { path: path.into(), source })?;
         Ok(Self { path: path.to_path_buf(), tmp })
     }
 

@@ -125,9 +125,12 @@ impl Gpt2Config {
 /// LoRA hyper-parameters, as gpt2_beam.py's `--lora_dim` and `--lora_alpha`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoraConfig {
-    /// `r`; 0 decodes the base model and ignores any LoRA tensors.
+    /// `r`; 0 decodes the base model.
     pub rank: usize,
     pub alpha: f64,
+    /// With rank 0: the base was asked for on purpose (`--lora_dim 0` given), so a
+    /// checkpoint's LoRA tensors are ignored instead of refused.
+    pub base_only: bool,
 }
 
 impl LoraConfig {

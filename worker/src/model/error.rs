@@ -29,6 +29,20 @@ pub enum ModelError {
          the base model"
     )]
     LoraMissing { name: String, rank: usize },
+    #[error(
+        "--lora_dim {given} does not match the checkpoint, whose LoRA is r={in_file} (`{name}` in {path} has \
+         shape {found:?}); pass --lora_dim {in_file}"
+    )]
+    LoraRankMismatch { given: usize, in_file: i64, name: String, path: PathBuf, found: Vec<i64> },
+    #[error(
+        "{path} holds LoRA tensors of rank r={in_file} (`{name}`), but no --lora_dim was given: pass \
+         --lora_dim {in_file} (and its --lora_alpha) to decode the fine-tuned model, or --lora_dim 0 to decode \
+         the bare base on purpose"
+    )]
+    LoraNotRequested { in_file: i64, name: String, path: PathBuf },
+    /// A shape error while the shape came from a model card, with what the checkpoint's shape is.
+    #[error("{error}; {hint}")]
+    WrongShape { error: Box<ModelError>, hint: String },
     #[error("no checkpoint given: pass --init_checkpoint, --base_checkpoint, or both")]
     NoCheckpoint,
     #[error("device `{device}` is not available on this machine")]

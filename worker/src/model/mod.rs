@@ -6,6 +6,7 @@ mod gpt2;
 mod kv_cache;
 mod layers;
 mod lora;
+mod shape_hint;
 mod synthetic;
 mod weight_names;
 mod weights;
@@ -14,6 +15,7 @@ pub use config::{Gpt2Config, LoraConfig, ModelCard};
 pub use error::ModelError;
 pub use gpt2::{DecodeRows, Gpt2};
 pub use kv_cache::{GroupCache, LayerKv};
+pub use shape_hint::explain_card_mismatch;
 pub use synthetic::{config_json, synthetic_checkpoint};
 pub use weights::{load_weights, weights_from_tensors, CheckpointPaths, Gpt2Weights};
 

@@ -197,12 +197,17 @@ fn assemble(
             let r = lora.rank as i64;
             let a_name = format!("{h}.attn.c_attn.lora_A");
             let b_name = format!("{h}.attn.c_attn.lora_B");
-            let missing = |name: &str, err| match err {
+            // lora_A is (2r, n_embd) and lora_B (2 n_embd, r): q and v each get an update.
+            let explain = |name: &str, rank_axis: usize, err| match err {
                 ModelError::MissingTensor { .. } => ModelError::LoraMissing { name: name.into(), rank: lora.rank },
+                ModelError::ShapeMismatch { name, path, found, .. } => {
+                    let in_file = found.get(rank_axis).map_or(0, |&n| if rank_axis == 0 { n / 2 } else { n });
+                    ModelError::LoraRankMismatch { given: lora.rank, in_file, name, path, found }
+                }
                 other => other,
             };
-            let lora_a = found.take(&a_name, &[2 * r, e]).map_err(|err| missing(&a_name, err))?.0;
-            let lora_b = found.take(&b_name, &[2 * e, r]).map_err(|err| missing(&b_name, err))?.0;
+            let lora_a = found.take(&a_name, &[2 * r, e]).map_err(|err| explain(&a_name, 0, err))?.0;
+            let lora_b = found.take(&b_name, &[2 * e, r]).map_err(|err| explain(&b_name, 1, err))?.0;
             c_attn_weight = merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
         }
         blocks.push(BlockWeights {
@@ -218,8 +223,18 @@ fn assemble(
         });
     }
     let leftovers: Vec<&String> = found.tensors.keys().collect();
-    if lora.rank == 0 && leftovers.iter().any(|k| is_lora(k)) {
-        tracing::warn!("--lora_dim 0: the checkpoint's LoRA tensors are ignored, decoding the base model");
+    if lora.rank == 0 {
+        let lora_a = found.tensors.iter().find(|(k, _)| k.ends_with(".lora_A"));
+        if let Some((name, Found { tensor, path })) = lora_a {
+            let in_file = tensor.size().first().map_or(0, |&n| n / 2);
+            if !lora.base_only {
+                return Err(ModelError::LoraNotRequested { in_file, name: name.clone(), path: path.clone() });
+            }
+            tracing::warn!(
+                checkpoint_rank = in_file,
+                "--lora_dim 0: the checkpoint's LoRA tensors are ignored, decoding the base model"
+            );
+        }
     }
     let unknown: Vec<&&String> = leftovers.iter().filter(|k| !is_lora(k)).collect();
     if !unknown.is_empty() {

@@ -1,0 +1,125 @@
+//! Idempotency keys: a resubmission with the key of an earlier job returns that job only when it
+//! asks for the same work; otherwise it is refused, naming what differs, so a reused key never
+//! hands back the output of other parameters as if it were this one's.
+
+use lorabeam_core::DecodeParams;
+use lorabeam_proto::queue::StoredJobSpec;
+use lorabeam_proto::submission::DataDigest;
+use lorabeam_proto::v1::JobSpec;
+
+use crate::error::CoordinatorError;
+
+/// The fingerprint of a job's data that its stored spec keeps: byte count and FNV-1a 64.
+pub fn data_fingerprint(data: &[u8]) -> String {
+    let mut digest = DataDigest::default();
+    digest.update(data);
+    let end = digest.end();
+    format!("{}:{:016x}", end.bytes, end.fnv1a64)
+}
+
+/// What differs between the job a key made (`stored`) and a resubmission (`spec` with `data`),
+/// one `field (was X, now Y)` each; empty when it asks for the same work. The name is a label,
+/// not part of the work, and is not compared.
+pub fn differences(stored: &StoredJobSpec, spec: &JobSpec, data: &[u8], default_shard_size: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |field: &str, was: String, now: String| {
+        if was != now {
+            out.push(format!("{field} (was {was}, now {now})"));
+        }
+    };
+    differ("model_id", stored.model_id.clone(), spec.model_id.clone());
+    let params: DecodeParams = spec.params.as_ref().map(DecodeParams::from).unwrap_or_default();
+    let (a, b) = (&stored.params, &params);
+    differ("beam", a.beam.to_string(), b.beam.to_string());
+    differ("eval_len", a.eval_len.to_string(), b.eval_len.to_string());
+    differ("seq_len", a.seq_len.to_string(), b.seq_len.to_string());
+    differ("min_length", a.min_length.to_string(), b.min_length.to_string());
+    differ("length_penalty", a.length_penalty.to_string(), b.length_penalty.to_string());
+    differ("no_repeat_ngram_size", a.no_repeat_ngram_size.to_string(), b.no_repeat_ngram_size.to_string());
+    differ("repetition_penalty", a.repetition_penalty.to_string(), b.repetition_penalty.to_string());
+    differ("eos_token_id", format!("{:?}", a.extra_eos_token_ids), format!("{:?}", b.extra_eos_token_ids));
+    let shard_size = if spec.shard_size == 0 { default_shard_size } else { spec.shard_size as usize };
+    differ("shard_size", stored.shard_size.to_string(), shard_size.to_string());
+    differ("batch_size", stored.reference_batch_size.to_string(), spec.reference_batch_size.to_string());
+    differ("exact_first_step", stored.exact_first_step.to_string(), spec.exact_first_step.to_string());
+    differ("score", stored.score.to_string(), spec.score.to_string());
+    // Jobs stored before the fingerprint was kept have none: their data cannot be compared.
+    if !stored.data_fingerprint.is_empty() {
+        let now = data_fingerprint(data);
+        if stored.data_fingerprint != now {
+            out.push(format!("data (was {}, now {now} bytes:fnv1a64)", stored.data_fingerprint));
+        }
+    }
+    out
+}
+
+/// The refusal of a reused key, or `Ok` when the resubmission asks for the job's own work.
+pub fn check_same_work(
+    job_id: &str,
+    stored: &StoredJobSpec,
+    spec: &JobSpec,
+    data: &[u8],
+    default_shard_size: usize,
+) -> Result<(), CoordinatorError> {
+    let differing = differences(stored, spec, data, default_shard_size);
+    if differing.is_empty() {
+        return Ok(());
+    }
+    Err(CoordinatorError::IdempotencyConflict {
+        key: lorabeam_core::quote::quote(&spec.idempotency_key),
+        job_id: job_id.to_string(),
+        differing: differing.join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lorabeam_proto::v1;
+
+    fn stored(data: &[u8]) -> StoredJobSpec {
+        StoredJobSpec {
+            model_id: "m".into(),
+            name: "a.jsonl".into(),
+            params: DecodeParams { beam: 10, eval_len: 64, ..Default::default() },
+            shard_size: 8,
+            reference_batch_size: 10,
+            exact_first_step: false,
+            idempotency_key: "k1".into(),
+            score: false,
+            data_fingerprint: data_fingerprint(data),
+        }
+    }
+
+    fn spec(params: DecodeParams) -> JobSpec {
+        JobSpec {
+            model_id: "m".into(),
+            name: "b.jsonl".into(),
+            params: Some(v1::DecodeParams::try_from(&params).expect("fits")),
+            shard_size: 0,
+            idempotency_key: "k1".into(),
+            reference_batch_size: 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_same_work_under_another_name_is_the_same_job() {
+        let data = b"{\"context\": [1]}\n";
+        let same = spec(DecodeParams { beam: 10, eval_len: 64, ..Default::default() });
+        assert_eq!(differences(&stored(data), &same, data, 8), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_differing_field_is_named() {
+        let data = b"{\"context\": [1]}\n";
+        let other = spec(DecodeParams { beam: 3, eval_len: 16, ..Default::default() });
+        let found = differences(&stored(data), &other, b"{\"context\": [2]}\n", 4);
+        let fields: Vec<&str> = found.iter().filter_map(|d| d.split(' ').next()).collect();
+        assert_eq!(fields, ["beam", "eval_len", "shard_size", "data"], "{found:?}");
+        assert_eq!(found[0], "beam (was 10, now 3)");
+        let err = check_same_work("job-1", &stored(data), &other, data, 8).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("job-1") && text.contains("beam (was 10, now 3), eval_len (was 64, now 16)"), "{text}");
+    }
+}
