@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::model::{
-    load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard, ModelError, Precision,
+    load_weights, parse_device, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard, ModelError,
+    Precision,
 };
 
 /// Everything that says which model to load and how to run it.
@@ -18,6 +19,7 @@ pub struct ModelSpec {
     pub device: String,
     /// Intra-op CPU threads; 0 keeps libtorch's default.
     pub threads: usize,
+    pub attention: AttentionPath,
 }
 
 /// Loads the model a spec describes.
@@ -31,5 +33,5 @@ pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
     };
     let device = parse_device(&spec.device)?;
     let weights = load_weights(&config, spec.lora, &spec.checkpoints, spec.precision, device)?;
-    Ok(Gpt2::new(config, weights, spec.precision, device))
+    Ok(Gpt2::new(config, weights, spec.precision, device).with_attention(spec.attention))
 }
