@@ -13,6 +13,9 @@
 #     --checkpoint CKPT --shape "768 12 12 1024" --data FILE [--lines N] [--ref-lines M] \
 #     [--dtype f32|f64] [--threads T] [--seq-len S] [--batch-size B] [--out DIR]
 #
+# lorabeam runs with its default batch budgets (no --max_rows), so the ratio is like for like with
+# the command a user would type.
+#
 # The reference pads every context to seq_len and always runs eval_len steps, so its cost per
 # line does not depend on the content: --ref-lines M times it on the first M lines only.
 set -euo pipefail
@@ -48,7 +51,7 @@ printf '{"n_embd":%s,"n_layer":%s,"n_head":%s,"n_positions":%s,"vocab_size":5025
 start=$(date +%s.%N)
 target/release/lorabeam run --data "$out/input.jsonl" --init_checkpoint "$checkpoint" \
   --model_config "$out/config.json" --lora_dim 4 --lora_alpha 32 "${decode[@]}" --dtype "$dtype" \
-  --device cpu --threads "$threads" --max_rows 320 --work_dir "$out" --output_file lorabeam.jsonl
+  --device cpu --threads "$threads" --work_dir "$out" --output_file lorabeam.jsonl
 end=$(date +%s.%N)
 ours_rate=$(python -c "print(round($lines / ($end - $start), 4))")
 

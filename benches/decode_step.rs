@@ -5,28 +5,10 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lorabeam_worker::model::{DecodeRows, Gpt2, GroupCache};
 
 const BEAM: usize = 10;
 const CONTEXT: usize = 32;
 const GENERATED: usize = 16;
-
-/// `rows / BEAM` groups with a 32-token context and 16 generated steps each.
-fn groups(model: &Gpt2, rows: usize) -> Vec<GroupCache> {
-    let contexts: Vec<Vec<u32>> = (0..rows / BEAM)
-        .map(|g| (0..CONTEXT as u32).map(|t| (g as u32 * 7919 + t * 104729) % 50000).collect())
-        .collect();
-    let refs: Vec<&[u32]> = contexts.iter().map(Vec::as_slice).collect();
-    let (kv, _) = model.prefill(&refs).expect("prefill");
-    let mut caches: Vec<GroupCache> = kv.into_iter().map(|kv| GroupCache::new(kv, BEAM, 64).expect("cache")).collect();
-    let parents: Vec<usize> = (0..BEAM).collect();
-    let tokens: Vec<i64> = (0..rows as i64).collect();
-    for _ in 0..GENERATED {
-        let _ = model.decode_step(DecodeRows { tokens: &tokens, groups: caches.iter_mut().collect() }).expect("decode");
-        caches.iter_mut().for_each(|c| c.reorder(&parents));
-    }
-    caches
-}
 
 fn decode_step(c: &mut Criterion) {
     support::set_threads();
@@ -38,14 +20,12 @@ fn decode_step(c: &mut Criterion) {
     let a = tch::Tensor::randn([n as i64, n as i64], (tch::Kind::Float, tch::Device::Cpu));
     group.bench_function("matmul_peak_2048", |b| b.iter(|| a.matmul(&a)));
     for rows in [10usize, 80, 320] {
-        let mut caches = groups(&model, rows);
+        let (mut items, mut kv) = support::running_batch(&model, rows / BEAM, BEAM, CONTEXT, GENERATED);
         let tokens: Vec<i64> = (0..rows as i64).collect();
         let flops = rows as f64 * model.flops_per_token(CONTEXT + GENERATED + 1);
         group.throughput(Throughput::Elements(flops as u64));
         group.bench_with_input(BenchmarkId::new("rows", rows), &rows, |b, _| {
-            b.iter(|| {
-                model.decode_step(DecodeRows { tokens: &tokens, groups: caches.iter_mut().collect() }).expect("decode")
-            })
+            b.iter(|| support::step(&model, &tokens, &mut items, &mut kv))
         });
     }
     group.finish();

@@ -7,7 +7,11 @@
 //!   cargo bench --bench e2e                   # first 32 lines of e2e_test_public.jsonl
 //!   LORABEAM_BENCH_FULL=1 cargo bench --bench e2e   # plus the whole e2e_test.jsonl (~25 min)
 //!
-//! `LORABEAM_BENCH_ROWS` sets the row budget (default 320), `LORABEAM_BENCH_THREADS` the threads.
+//! Each data set runs on both attention paths, batched (the default) and per-group (the engine
+//! as it was before batched attention), side by side in the same run.
+//! `LORABEAM_BENCH_ROWS` sets the row budget (default: the CPU default, 320),
+//! `LORABEAM_BENCH_THREADS` the threads, `LORABEAM_BENCH_ATTENTION` the paths (default
+//! "batched per-group").
 
 mod support;
 
@@ -19,7 +23,9 @@ use lorabeam_core::read_records;
 use lorabeam_core::DecodeParams;
 use lorabeam_worker::checkpoint::save_torch_checkpoint;
 use lorabeam_worker::generation::{Engine, WorkItem};
-use lorabeam_worker::model::{synthetic_checkpoint, CheckpointPaths, Gpt2, Gpt2Config, ModelCard, Precision};
+use lorabeam_worker::model::{
+    synthetic_checkpoint, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config, ModelCard, Precision,
+};
 use lorabeam_worker::{load_model, ModelSpec};
 
 fn checkpoint() -> anyhow::Result<PathBuf> {
@@ -61,7 +67,8 @@ fn decode(model: &Gpt2, data: &Path, limit: usize, rows: usize) -> anyhow::Resul
     let start = Instant::now();
     let stats = Engine::new(model, params, rows).run(items, |_, _| {})?;
     let seconds = start.elapsed().as_secs_f64();
-    let name = format!("{} (first {})", data.file_name().and_then(|n| n.to_str()).unwrap_or("?"), records.len());
+    let file = data.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+    let name = format!("{file} (first {}), {}", records.len(), model.attention());
     Ok(Row {
         name,
         lines: records.len(),
@@ -74,7 +81,12 @@ fn decode(model: &Gpt2, data: &Path, limit: usize, rows: usize) -> anyhow::Resul
 
 fn main() -> anyhow::Result<()> {
     let threads = support::set_threads();
-    let rows = std::env::var("LORABEAM_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(320);
+    let rows = std::env::var("LORABEAM_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(lorabeam_worker::generation::CPU_DEFAULT_ROWS);
+    let paths = std::env::var("LORABEAM_BENCH_ATTENTION").unwrap_or_else(|_| "batched per-group".into());
+    let paths = paths.split_whitespace().map(str::parse).collect::<Result<Vec<AttentionPath>, _>>()?;
     let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/data");
     let spec = ModelSpec {
         checkpoints: CheckpointPaths { init: Some(checkpoint()?), base: None },
@@ -84,25 +96,34 @@ fn main() -> anyhow::Result<()> {
         precision: Precision::F32,
         device: "cpu".into(),
         threads,
+        attention: AttentionPath::Batched,
     };
-    let model = load_model(&spec)?;
+    let models = paths
+        .iter()
+        .map(|&attention| load_model(&ModelSpec { attention, ..spec.clone() }))
+        .collect::<Result<Vec<_>, _>>()?;
     // The peak is the best of many runs, before and after decoding, so a busy moment on a
     // shared machine does not understate it (which would overstate our fraction of it).
     let mut peak = support::matmul_peak_flops(2048, 10);
-    let mut results = vec![decode(&model, &conformance.join("e2e_test_public.jsonl"), 32, rows)?];
+    let mut results = Vec::new();
+    for model in &models {
+        results.push(decode(model, &conformance.join("e2e_test_public.jsonl"), 32, rows)?);
+    }
     if std::env::var_os("LORABEAM_BENCH_FULL").is_some() {
-        results.push(decode(&model, &conformance.join("e2e_test.jsonl"), usize::MAX, rows)?);
+        for model in &models {
+            results.push(decode(model, &conformance.join("e2e_test.jsonl"), usize::MAX, rows)?);
+        }
     }
     peak = peak.max(support::matmul_peak_flops(2048, 10));
     println!("gpt2.sm-shaped random GPT-2 + LoRA r=4, f32, CPU, {threads} threads, row budget {rows}");
     println!("f32 matmul peak (2048^3, best of 20 before and after): {:.1} GFLOP/s", peak / 1e9);
     println!(
-        "| {:<34} | {:>5} | {:>5} | {:>8} | {:>8} | {:>8} | {:>9} | {:>7} |",
+        "| {:<46} | {:>5} | {:>5} | {:>8} | {:>8} | {:>8} | {:>9} | {:>7} |",
         "data", "lines", "items", "seconds", "lines/s", "items/s", "tokens/s", "of peak"
     );
     for r in &results {
         println!(
-            "| {:<34} | {:>5} | {:>5} | {:>8.1} | {:>8.3} | {:>8.3} | {:>9.0} | {:>6.1}% |",
+            "| {:<46} | {:>5} | {:>5} | {:>8.1} | {:>8.3} | {:>8.3} | {:>9.0} | {:>6.1}% |",
             r.name,
             r.lines,
             r.items,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::model::{CheckpointPaths, LoraConfig, ModelCard, Precision};
+use crate::model::{AttentionPath, CheckpointPaths, LoraConfig, ModelCard, Precision};
 use crate::ModelSpec;
 
 #[derive(Debug, Clone, Args)]
@@ -39,6 +39,10 @@ pub struct ModelArgs {
     /// CPU threads for libtorch's intra-op parallelism; 0 keeps libtorch's default.
     #[arg(long, env = "LORABEAM_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Attention path: `batched` (a fixed number of tensor operations per layer for the whole
+    /// running batch) or `per-group` (one loop pass per item; kept for comparison).
+    #[arg(long, env = "LORABEAM_ATTENTION", default_value = "batched")]
+    pub attention: AttentionPath,
 }
 
 impl ModelArgs {
@@ -55,6 +59,7 @@ impl ModelArgs {
             precision: self.dtype,
             device: self.device.clone(),
             threads: self.threads,
+            attention: self.attention,
         }
     }
 }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::model::{
-    explain_card_mismatch, load_weights, parse_device, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig, ModelCard,
-    ModelError, Precision,
+    explain_card_mismatch, load_weights, parse_device, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig,
+    ModelCard, ModelError, Precision,
 };
 
 /// Everything that says which model to load and how to run it.
@@ -19,6 +19,7 @@ pub struct ModelSpec {
     pub device: String,
     /// Intra-op CPU threads; 0 keeps libtorch's default.
     pub threads: usize,
+    pub attention: AttentionPath,
 }
 
 /// Loads the model a spec describes.
@@ -38,5 +39,5 @@ pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
             explain_card_mismatch(err, spec.model_card)
         }
     })?;
-    Ok(Gpt2::new(config, weights, spec.precision, device))
+    Ok(Gpt2::new(config, weights, spec.precision, device).with_attention(spec.attention))
 }

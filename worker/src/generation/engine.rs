@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 use super::beam_group::{BeamGroup, Choice};
 use super::length_normalisation::ScoreWidth;
 use super::logits::process_logits;
-use crate::model::{DecodeRows, Gpt2, GroupCache, ModelError};
+use crate::model::{BatchKv, Gpt2, ItemKv, ModelError};
 
 /// What the engine did, for summaries and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -24,6 +24,11 @@ pub struct EngineStats {
     pub flops: f64,
     /// Most beam rows decoded together in one step.
     pub peak_rows: usize,
+    /// Most KV slots (positions) held at once in the batched path's pool, pad slot included.
+    pub peak_kv_slots: usize,
+    /// Seconds of CPU-side search work between steps: n-gram bans and penalties gathered from
+    /// the beams' histories, top-k results applied to the beams, paths reordered.
+    pub host_seconds: f64,
 }
 
 /// An item to decode: a caller-chosen key and its (already truncated) context.
@@ -53,7 +58,8 @@ impl<I: Iterator<Item = WorkItem>> ItemSource for IterSource<I> {
     }
 }
 
-/// Most context tokens prefilled together, bounding the prefill's activation memory.
+/// Most padded context tokens (contexts × the longest one) prefilled together on the CPU,
+/// bounding the prefill's activation memory; a GPU takes 16 times more.
 const PREFILL_TOKEN_BUDGET: usize = 4096;
 
 /// Called after every decode step with its duration and beam rows (for latency metrics).
@@ -66,12 +72,13 @@ pub struct Engine<'m> {
     width: ScoreWidth,
     on_step: Option<StepObserver<'m>>,
     kv_budget: Option<usize>,
+    prefill_tokens: usize,
 }
 
 struct Running {
     key: usize,
     search: BeamGroup,
-    cache: GroupCache,
+    cache: ItemKv,
     /// KV cache bytes this group can grow to.
     kv_bytes: usize,
 }
@@ -80,7 +87,11 @@ impl<'m> Engine<'m> {
     /// `max_rows` caps the beam rows decoded together (at least one group always runs).
     pub fn new(model: &'m Gpt2, params: ValidDecodeParams, max_rows: usize) -> Self {
         let width = ScoreWidth::from_kind(model.precision().score_kind());
-        Self { model, params, max_rows, width, on_step: None, kv_budget: None }
+        let prefill_tokens = match model.device() {
+            tch::Device::Cpu => PREFILL_TOKEN_BUDGET,
+            _ => 16 * PREFILL_TOKEN_BUDGET,
+        };
+        Self { model, params, max_rows, width, on_step: None, kv_budget: None, prefill_tokens }
     }
 
     /// Caps the KV cache of the running batch: items wait while it is full, so the row
@@ -92,9 +103,8 @@ impl<'m> Engine<'m> {
 
     /// The KV cache an item can grow to: its context once, plus `eval_len` steps per beam.
     pub fn kv_bytes(&self, item: &WorkItem) -> usize {
-        let c = self.model.config();
         let positions = item.context.len() + self.params.beam * self.params.eval_len;
-        2 * c.n_layer * c.n_embd * positions * self.model.precision().bytes()
+        positions * self.model.kv_bytes_per_position()
     }
 
     /// Why an item can never run under the KV budget, if it cannot.
@@ -138,10 +148,11 @@ impl<'m> Engine<'m> {
         let mut held: Option<WorkItem> = None;
         let mut running: Vec<Running> = Vec::new();
         let mut stats = EngineStats::default();
+        let mut kv = self.model.new_batch_kv(self.kv_budget.map(|b| b / self.model.kv_bytes_per_position()))?;
         let beams = self.params.beam;
         loop {
             let mut admitted = Vec::new();
-            let mut tokens = 0;
+            let mut longest = 0;
             let mut kv_in_use: usize = running.iter().map(|g| g.kv_bytes).sum();
             loop {
                 let idle = running.is_empty() && admitted.is_empty();
@@ -153,15 +164,16 @@ impl<'m> Engine<'m> {
                 let need = self.kv_bytes(next);
                 let memory = self.kv_budget.is_none_or(|budget| kv_in_use + need <= budget);
                 let fits = (rows <= self.max_rows && memory) || idle;
-                if !fits || (tokens > 0 && tokens + next.context.len() > PREFILL_TOKEN_BUDGET) {
+                let padded = (admitted.len() + 1) * longest.max(next.context.len());
+                if !fits || (!admitted.is_empty() && padded > self.prefill_tokens) {
                     break;
                 }
-                tokens += next.context.len();
+                longest = longest.max(next.context.len());
                 kv_in_use += need;
                 admitted.extend(held.take());
             }
             if !admitted.is_empty() {
-                running.extend(self.start(admitted, &mut stats)?);
+                running.extend(self.start(admitted, &mut kv, &mut stats)?);
             }
             if running.is_empty() {
                 if held.is_none() {
@@ -172,19 +184,22 @@ impl<'m> Engine<'m> {
             let rows = running.len() * beams;
             stats.peak_rows = stats.peak_rows.max(rows);
             let started = std::time::Instant::now();
-            self.step(&mut running, &mut stats)?;
+            self.step(&mut running, &mut kv, &mut stats)?;
             if let Some(observe) = self.on_step {
                 observe(started.elapsed(), rows);
             }
-            running.retain_mut(|group| {
-                if !group.search.is_finished() {
-                    return true;
-                }
+            if let Some((used, _)) = kv.pool_slots() {
+                stats.peak_kv_slots = stats.peak_kv_slots.max(used);
+            }
+            let (finished, still): (Vec<Running>, Vec<Running>) =
+                running.into_iter().partition(|group| group.search.is_finished());
+            running = still;
+            for group in finished {
                 let generated = (group.cache.steps() + 1) * beams;
                 on_result(group.key, group.search.prediction(self.params.eval_len), generated);
                 stats.items += 1;
-                false
-            });
+                kv.release(group.cache);
+            }
         }
         Ok(stats)
     }
@@ -192,10 +207,15 @@ impl<'m> Engine<'m> {
     /// Prefills new items and takes their first step (the reference's step 0, where all beams
     /// are the same and only beam 0's distribution is searched). Items finished by that step
     /// are still returned; the next `run` sweep emits them.
-    fn start(&self, items: Vec<WorkItem>, stats: &mut EngineStats) -> Result<Vec<Running>, ModelError> {
+    fn start(
+        &self,
+        items: Vec<WorkItem>,
+        kv: &mut BatchKv,
+        stats: &mut EngineStats,
+    ) -> Result<Vec<Running>, ModelError> {
         let contexts: Vec<&[u32]> = items.iter().map(|i| i.context.as_slice()).collect();
         let capacity = self.params.eval_len.saturating_sub(1);
-        let (context_kv, mut logits) = self.model.prefill(&contexts)?;
+        let (caches, mut logits) = self.model.prefill(&contexts, kv, self.params.beam, capacity)?;
         let substituted: Vec<(i64, &[u32])> = items
             .iter()
             .enumerate()
@@ -203,15 +223,11 @@ impl<'m> Engine<'m> {
             .collect();
         if !substituted.is_empty() {
             let (rows, sources): (Vec<i64>, Vec<&[u32]>) = substituted.into_iter().unzip();
-            let (_, source_logits) = self.model.prefill(&sources)?;
+            let source_logits = self.model.prefill_logits(&sources)?;
             let rows = Tensor::f_from_slice(&rows)?.f_to_device(logits.device())?;
             logits = logits.f_index_copy(0, &rows, &source_logits)?;
             stats.prefill_tokens += sources.iter().map(|c| c.len()).sum::<usize>();
         }
-        let caches = context_kv
-            .into_iter()
-            .map(|kv| GroupCache::new(kv, self.params.beam, capacity))
-            .collect::<Result<Vec<_>, _>>()?;
         let mut groups: Vec<BeamGroup> = items.iter().map(|_| BeamGroup::new(&self.params)).collect();
         let mut logits = logits.f_to_kind(self.model.precision().score_kind())?;
         process_logits(&mut logits, groups.iter(), 1, &self.params)?;
@@ -233,18 +249,20 @@ impl<'m> Engine<'m> {
     }
 
     /// One decode step over every running group.
-    fn step(&self, running: &mut [Running], stats: &mut EngineStats) -> Result<(), ModelError> {
+    fn step(&self, running: &mut [Running], kv: &mut BatchKv, stats: &mut EngineStats) -> Result<(), ModelError> {
+        let host = std::time::Instant::now();
         let tokens: Vec<i64> = running.iter().flat_map(|g| g.search.last_tokens().map(i64::from)).collect();
         let scores: Vec<f64> = running.iter().flat_map(|g| g.search.scores()).collect();
         for g in running.iter() {
             let attended = g.cache.context_len() + g.cache.steps() + 1;
             stats.flops += g.cache.beams() as f64 * self.model.flops_per_token(attended);
         }
-        let groups = running.iter_mut().map(|g| &mut g.cache).collect();
-        let logits = self.model.decode_step(DecodeRows { tokens: &tokens, groups })?;
+        let mut host_seconds = host.elapsed().as_secs_f64();
+        let mut caches: Vec<&mut ItemKv> = running.iter_mut().map(|g| &mut g.cache).collect();
+        let logits = self.model.decode_step(&tokens, &mut caches, kv)?;
         let score_kind = self.model.precision().score_kind();
         let mut logits = logits.f_to_kind(score_kind)?;
-        process_logits(&mut logits, running.iter().map(|g| &g.search), self.params.beam, &self.params)?;
+        host_seconds += process_logits(&mut logits, running.iter().map(|g| &g.search), self.params.beam, &self.params)?;
         let vocab = logits.size()[1];
         let beam_scores = Tensor::f_from_slice(&scores)?.f_to_kind(score_kind)?.f_to_device(logits.device())?;
         let mut next = log_of_softmax(&logits)?;
@@ -252,11 +270,13 @@ impl<'m> Engine<'m> {
         let next = next.f_view([running.len() as i64, -1])?;
         let (values, indices) = next.f_topk(self.params.beam as i64, 1, true, true)?;
         let choices = read_choices(&values, &indices, vocab)?;
+        let host = std::time::Instant::now();
         for (g, choices) in running.iter_mut().zip(choices.chunks(self.params.beam)) {
             let parents: Vec<usize> = choices.iter().map(|c| c.parent).collect();
-            g.cache.reorder(&parents);
+            g.cache.reorder(&parents, kv)?;
             g.search.advance(choices, &self.params, self.width);
         }
+        stats.host_seconds += host_seconds + host.elapsed().as_secs_f64();
         stats.decode_steps += 1;
         stats.generated_tokens += tokens.len();
         Ok(())

@@ -31,12 +31,14 @@ impl Cells {
 
 /// Processes `logits (rows, vocab)` in place for `groups`, whose first `rows_per_group` beams
 /// are its rows in order (1 for a group's first step, when all its beams are still equal).
+/// Returns the seconds spent gathering the bans on the CPU.
 pub fn process_logits<'a>(
     logits: &mut Tensor,
     groups: impl Iterator<Item = &'a BeamGroup>,
     rows_per_group: usize,
     params: &ValidDecodeParams,
-) -> Result<(), ModelError> {
+) -> Result<f64, ModelError> {
+    let host = std::time::Instant::now();
     let mut penalised = Cells::default();
     let mut banned = Cells::default();
     let mut scratch = Vec::new();
@@ -52,6 +54,7 @@ pub fn process_logits<'a>(
             row += 1;
         }
     }
+    let host_seconds = host.elapsed().as_secs_f64();
     let device = logits.device();
     if !penalised.rows.is_empty() {
         // CTRL's penalty as `_enforce_repetition_penalty_`: negative logits are multiplied,
@@ -67,5 +70,5 @@ pub fn process_logits<'a>(
         let minus_inf = Tensor::f_from_slice(&[f64::NEG_INFINITY])?.f_to_kind(logits.kind())?.f_to_device(device)?;
         let _ = logits.f_index_put_(&index, &minus_inf, false)?;
     }
-    Ok(())
+    Ok(host_seconds)
 }

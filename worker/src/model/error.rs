@@ -49,6 +49,10 @@ pub enum ModelError {
     DeviceUnavailable { device: String },
     #[error("unknown device `{device}` (expected cpu, cuda, cuda:N or auto)")]
     UnknownDevice { device: String },
+    #[error("one decode step was given caches of both attention paths (batched and per-group)")]
+    MixedAttentionPaths,
+    #[error("unknown attention path `{0}` (expected batched or per-group)")]
+    UnknownAttention(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

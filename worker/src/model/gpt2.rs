@@ -1,9 +1,17 @@
 //! The GPT-2 forward pass: prefill of whole contexts and one-token decode steps over many
 //! beam groups at once, with pre-LayerNorm blocks, tanh-GELU and an LM head tied to `wte`.
+//! Attention runs batched (`gpt2/batched.rs`, the default) or per group (`gpt2/per_group.rs`).
+
+mod batched;
+mod per_group;
+#[cfg(test)]
+mod tests;
 
 use tch::{Device, Kind, Tensor};
 
-use super::kv_cache::{GroupCache, LayerKv};
+use super::batch_kv::{AttentionPath, BatchKv, ItemKv};
+use super::kv_cache::GroupCache;
+use super::kv_pool::{KvPool, PooledItem, DEFAULT_INITIAL_SLOTS};
 use super::layers::{gelu_, layer_norm, linear};
 use super::weights::{BlockWeights, Gpt2Weights};
 use super::{Gpt2Config, ModelError, Precision};
@@ -16,25 +24,27 @@ pub struct Gpt2 {
     weights: Gpt2Weights,
     precision: Precision,
     device: Device,
+    attention: AttentionPath,
 }
 
-/// The rows of one decode step: every group's beams, in group order, one token each.
-pub struct DecodeRows<'a> {
-    /// The token each row feeds, `sum(beams)` long.
-    pub tokens: &'a [i64],
-    pub groups: Vec<&'a mut GroupCache>,
-}
-
-/// Query, key and value of some rows, each `(rows, heads, head_dim)`.
+/// Query, key and value of some rows, each `(rows, heads, head_dim)`, and the projection they
+/// are views of, `all (rows, 3 * n_embd)`.
 struct Qkv {
     q: Tensor,
     k: Tensor,
     v: Tensor,
+    all: Tensor,
 }
 
 impl Gpt2 {
     pub fn new(config: Gpt2Config, weights: Gpt2Weights, precision: Precision, device: Device) -> Self {
-        Self { config, weights, precision, device }
+        Self { config, weights, precision, device, attention: AttentionPath::default() }
+    }
+
+    /// Chooses the attention path (batched by default).
+    pub fn with_attention(mut self, attention: AttentionPath) -> Self {
+        self.attention = attention;
+        self
     }
 
     pub fn config(&self) -> &Gpt2Config {
@@ -45,10 +55,106 @@ impl Gpt2 {
         self.precision
     }
 
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn attention(&self) -> AttentionPath {
+        self.attention
+    }
+
     /// Multiply-adds ×2 per generated row at a given attended length (weights plus attention).
     pub fn flops_per_token(&self, attended: usize) -> f64 {
         let (e, l, v) = (self.config.n_embd as f64, self.config.n_layer as f64, self.config.vocab_size as f64);
         2.0 * (l * (12.0 * e * e + 2.0 * e * attended as f64) + e * v)
+    }
+
+    /// Bytes of keys and values one position takes over all layers.
+    pub fn kv_bytes_per_position(&self) -> usize {
+        2 * self.config.n_layer * self.config.n_embd * self.precision.bytes()
+    }
+
+    /// An empty KV state for a running batch on this model's attention path. `positions`
+    /// reserves the pool's size up front (a KV budget), so it never grows by copying; without
+    /// it the pool starts small and doubles when full.
+    pub fn new_batch_kv(&self, positions: Option<usize>) -> Result<BatchKv, ModelError> {
+        let pool = match self.attention {
+            AttentionPath::Batched => Some(KvPool::new(
+                self.config.n_layer,
+                self.config.n_head as i64,
+                self.config.head_dim() as i64,
+                positions.map_or(DEFAULT_INITIAL_SLOTS, |p| p + 1),
+                self.precision.kind(),
+                self.device,
+            )?),
+            AttentionPath::PerGroup => None,
+        };
+        Ok(BatchKv::new(pool))
+    }
+
+    /// Runs whole contexts once each and keeps their keys and values in `kv`, for `beams` rows
+    /// each and at most `capacity` generated steps. Returns the items' caches and the logits of
+    /// every context's last position, `(contexts, vocab)`.
+    pub fn prefill(
+        &self,
+        contexts: &[&[u32]],
+        kv: &mut BatchKv,
+        beams: usize,
+        capacity: usize,
+    ) -> Result<(Vec<ItemKv>, Tensor), ModelError> {
+        match kv.pool.as_mut() {
+            Some(pool) => {
+                let (slots, logits) = self.prefill_batched(contexts, Some(pool))?;
+                Ok((slots.into_iter().map(|s| ItemKv::Pooled(PooledItem::new(s, beams))).collect(), logits))
+            }
+            None => {
+                let (context_kv, logits) = self.prefill_per_group(contexts)?;
+                let caches = context_kv
+                    .into_iter()
+                    .map(|kv| Ok(ItemKv::PerGroup(GroupCache::new(kv, beams, capacity)?)))
+                    .collect::<Result<Vec<_>, ModelError>>()?;
+                Ok((caches, logits))
+            }
+        }
+    }
+
+    /// The logits of every context's last position, keeping no keys or values.
+    pub fn prefill_logits(&self, contexts: &[&[u32]]) -> Result<Tensor, ModelError> {
+        match self.attention {
+            AttentionPath::Batched => Ok(self.prefill_batched(contexts, None)?.1),
+            AttentionPath::PerGroup => Ok(self.prefill_per_group(contexts)?.1),
+        }
+    }
+
+    /// One decode step for every row of every item: feeds each row's token (`tokens`, the
+    /// items' beams in order) at the position after its past, stores its key and value, and
+    /// returns the logits `(rows, vocab)`. The caller then commits the step with
+    /// `ItemKv::reorder`.
+    pub fn decode_step(
+        &self,
+        tokens: &[i64],
+        items: &mut [&mut ItemKv],
+        kv: &mut BatchKv,
+    ) -> Result<Tensor, ModelError> {
+        match kv.pool.as_mut() {
+            Some(pool) => {
+                let mut pooled = Vec::with_capacity(items.len());
+                for item in items.iter_mut() {
+                    let ItemKv::Pooled(item) = &mut **item else { return Err(ModelError::MixedAttentionPaths) };
+                    item.take_step_slots(pool)?;
+                    pooled.push(item);
+                }
+                self.decode_step_batched(tokens, &pooled, pool)
+            }
+            None => {
+                let mut groups = Vec::with_capacity(items.len());
+                for item in items.iter_mut() {
+                    let ItemKv::PerGroup(cache) = &mut **item else { return Err(ModelError::MixedAttentionPaths) };
+                    groups.push(cache);
+                }
+                self.decode_step_per_group(tokens, &mut groups)
+            }
+        }
     }
 
     fn ids(&self, ids: &[i64]) -> Result<Tensor, ModelError> {
@@ -61,15 +167,33 @@ impl Gpt2 {
         Ok(tok.f_add(&pos)?)
     }
 
+    /// Token plus position embeddings of contexts packed one after another.
+    fn embed_contexts(&self, contexts: &[&[u32]]) -> Result<Tensor, ModelError> {
+        let tokens: Vec<i64> = contexts.iter().flat_map(|c| c.iter().map(|&t| t as i64)).collect();
+        let positions: Vec<i64> = contexts.iter().flat_map(|c| 0..c.len() as i64).collect();
+        self.embed(&tokens, &positions)
+    }
+
     fn split_heads(&self, qkv: &Tensor) -> Result<Qkv, ModelError> {
         let (e, h, d) = (self.config.n_embd as i64, self.config.n_head as i64, self.config.head_dim() as i64);
         let rows = qkv.size()[0];
         let part = |i: i64| -> Result<Tensor, ModelError> { Ok(qkv.f_narrow(1, i * e, e)?.f_view([rows, h, d])?) };
-        Ok(Qkv { q: part(0)?, k: part(1)?, v: part(2)? })
+        Ok(Qkv { q: part(0)?, k: part(1)?, v: part(2)?, all: qkv.shallow_clone() })
     }
 
     fn scale(&self) -> f64 {
         (self.config.head_dim() as f64).sqrt()
+    }
+
+    /// Softmax over the last dimension; the half types compute it in f32 (their exponent sums
+    /// would round badly) and return to their own dtype for the product with the values.
+    fn softmax(&self, scores: &Tensor) -> Result<Tensor, ModelError> {
+        match self.precision {
+            Precision::F32 | Precision::F64 => Ok(scores.f_softmax(-1, None)?),
+            Precision::Bf16 | Precision::F16 => {
+                Ok(scores.f_softmax(-1, Some(Kind::Float))?.f_to_kind(self.precision.kind())?)
+            }
+        }
     }
 
     /// One pre-LayerNorm block; `attend` maps the rows' `Qkv` to their merged-head output.
@@ -99,42 +223,8 @@ impl Gpt2 {
         Ok(self.weights.wte.f_matmul(&h.f_transpose(0, 1)?)?.f_transpose(0, 1)?.f_contiguous()?)
     }
 
-    /// Runs whole contexts once each. Returns, per context, its keys and values for every
-    /// layer, `(heads, len, head_dim)`, and the logits of every context's last position,
-    /// `(contexts, vocab)`.
-    pub fn prefill(&self, contexts: &[&[u32]]) -> Result<(Vec<Vec<LayerKv>>, Tensor), ModelError> {
-        let tokens: Vec<i64> = contexts.iter().flat_map(|c| c.iter().map(|&t| t as i64)).collect();
-        let positions: Vec<i64> = contexts.iter().flat_map(|c| 0..c.len() as i64).collect();
-        let mut x = self.embed(&tokens, &positions)?;
-        let mut context_kv: Vec<Vec<LayerKv>> = contexts.iter().map(|_| Vec::new()).collect();
-        let masks = contexts
-            .iter()
-            .map(|c| {
-                let n = c.len() as i64;
-                Ok(Tensor::f_ones([n, n], (Kind::Bool, self.device))?.f_triu(1)?)
-            })
-            .collect::<Result<Vec<_>, ModelError>>()?;
-        for block in &self.weights.blocks {
-            let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
-                let mut outputs = Vec::with_capacity(contexts.len());
-                let mut offset = 0i64;
-                for (i, context) in contexts.iter().enumerate() {
-                    let n = context.len() as i64;
-                    let heads_first = |t: &Tensor| -> Result<Tensor, ModelError> {
-                        Ok(t.f_narrow(0, offset, n)?.f_permute([1, 0, 2])?.f_contiguous()?)
-                    };
-                    let (q, k, v) = (heads_first(&qkv.q)?, heads_first(&qkv.k)?, heads_first(&qkv.v)?);
-                    let scores = q.f_bmm(&k.f_transpose(1, 2)?)?.f_div_scalar(self.scale())?;
-                    let weights = scores.f_masked_fill(&masks[i], f64::NEG_INFINITY)?.f_softmax(-1, None)?;
-                    let out = weights.f_bmm(&v)?.f_permute([1, 0, 2])?.f_reshape([n, -1])?;
-                    outputs.push(out);
-                    context_kv[i].push(LayerKv { keys: k, values: v });
-                    offset += n;
-                }
-                Ok(Tensor::f_cat(&outputs, 0)?)
-            };
-            x = self.block(block, &x, &mut attend)?;
-        }
+    /// The logits of each packed context's last position.
+    fn last_position_logits(&self, x: &Tensor, contexts: &[&[u32]]) -> Result<Tensor, ModelError> {
         let last_rows: Vec<i64> = contexts
             .iter()
             .scan(0i64, |end, c| {
@@ -142,62 +232,6 @@ impl Gpt2 {
                 Some(*end - 1)
             })
             .collect();
-        let logits = self.logits(&x.f_index_select(0, &self.ids(&last_rows)?)?)?;
-        Ok((context_kv, logits))
-    }
-
-    /// One decode step for every row of every group: feeds each row's token at the position
-    /// after its past, appends its key/value to its group's cache, and returns the logits
-    /// `(rows, vocab)`. The caller then commits the step with `GroupCache::reorder`.
-    pub fn decode_step(&self, mut rows: DecodeRows<'_>) -> Result<Tensor, ModelError> {
-        let positions: Vec<i64> = rows
-            .groups
-            .iter()
-            .flat_map(|g| std::iter::repeat_n((g.context_len() + g.steps()) as i64, g.beams()))
-            .collect();
-        let mut x = self.embed(rows.tokens, &positions)?;
-        let paths = rows.groups.iter().map(|g| g.path_index()).collect::<Result<Vec<_>, _>>()?;
-        for (layer, block) in self.weights.blocks.iter().enumerate() {
-            let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
-                let mut outputs = Vec::with_capacity(rows.groups.len());
-                let mut offset = 0i64;
-                for (group, path) in rows.groups.iter_mut().zip(&paths) {
-                    let b = group.beams() as i64;
-                    let heads_first = |t: &Tensor| -> Result<Tensor, ModelError> {
-                        Ok(t.f_narrow(0, offset, b)?.f_permute([1, 0, 2])?)
-                    };
-                    let (q, k, v) = (heads_first(&qkv.q)?, heads_first(&qkv.k)?, heads_first(&qkv.v)?);
-                    let (gen_k, gen_v) = group.append(layer, &k, &v)?;
-                    outputs.push(self.attend_group(group.context(layer), &q, &gen_k, &gen_v, path)?);
-                    offset += b;
-                }
-                Ok(Tensor::f_cat(&outputs, 0)?)
-            };
-            x = self.block(block, &x, &mut attend)?;
-        }
-        self.logits(&x)
-    }
-
-    /// Attention of one group's beams `q (heads, beams, head_dim)` over the shared context
-    /// and, through `path (heads, beams, steps)`, over each beam's own generated slots.
-    fn attend_group(
-        &self,
-        context: &LayerKv,
-        q: &Tensor,
-        gen_k: &Tensor,
-        gen_v: &Tensor,
-        path: &Tensor,
-    ) -> Result<Tensor, ModelError> {
-        let ctx_len = context.keys.size()[1];
-        let steps = path.size()[2];
-        let ctx_scores = q.f_bmm(&context.keys.f_transpose(1, 2)?)?;
-        let all_gen_scores = q.f_bmm(&gen_k.f_transpose(1, 2)?)?;
-        let gen_scores = all_gen_scores.f_gather(2, path, false)?;
-        let weights = Tensor::f_cat(&[ctx_scores, gen_scores], 2)?.f_div_scalar(self.scale())?.f_softmax(-1, None)?;
-        let ctx_out = weights.f_narrow(2, 0, ctx_len)?.f_bmm(&context.values)?;
-        let gen_weights = all_gen_scores.f_zeros_like()?.f_scatter(2, path, &weights.f_narrow(2, ctx_len, steps)?)?;
-        let gen_out = gen_weights.f_bmm(gen_v)?;
-        let beams = q.size()[1];
-        Ok(ctx_out.f_add(&gen_out)?.f_permute([1, 0, 2])?.f_reshape([beams, -1])?)
+        self.logits(&x.f_index_select(0, &self.ids(&last_rows)?)?)
     }
 }

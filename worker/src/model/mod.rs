@@ -1,9 +1,11 @@
 //! The LoRA GPT-2 model: its shape, its weights (with LoRA merged in) and its forward pass.
 
+mod batch_kv;
 mod config;
 mod error;
 mod gpt2;
 mod kv_cache;
+mod kv_pool;
 mod layers;
 mod lora;
 mod shape_hint;
@@ -11,10 +13,12 @@ mod synthetic;
 mod weight_names;
 mod weights;
 
+pub use batch_kv::{AttentionPath, BatchKv, ItemKv};
 pub use config::{Gpt2Config, LoraConfig, ModelCard};
 pub use error::ModelError;
-pub use gpt2::{DecodeRows, Gpt2};
+pub use gpt2::Gpt2;
 pub use kv_cache::{GroupCache, LayerKv};
+pub use kv_pool::{KvPool, PooledItem};
 pub use shape_hint::explain_card_mismatch;
 pub use synthetic::{config_json, synthetic_checkpoint};
 pub use weights::{load_weights, weights_from_tensors, CheckpointPaths, Gpt2Weights};
