@@ -27,7 +27,7 @@ use crate::store::PageToken;
 /// fallback for changes made elsewhere (another replica, a restart). Local changes wake them
 /// at once through [`JobEvents`](crate::events::JobEvents).
 const REFRESH: Duration = Duration::from_secs(2);
-/// Bursts of results are coalesced into one event this long.
+/// Bursts of results are coalesced into one WatchJob event this long.
 const COALESCE: Duration = Duration::from_millis(100);
 /// Jobs in a ListJobs answer when the client does not say, and the most it may ask for.
 const DEFAULT_PAGE_SIZE: usize = 100;
@@ -135,7 +135,7 @@ impl Coordinator {
                     let _ = tx.send(Err(crate::shutdown::Drain::status())).await;
                     return;
                 }
-                if done || !wait_for_change(&mut changes, &tx).await {
+                if done || !wait_for_change(&mut changes, &tx, COALESCE).await {
                     return;
                 }
             }
@@ -200,7 +200,7 @@ impl Coordinator {
             if self.drain.is_draining() {
                 return Err(CoordinatorError::ShuttingDown);
             }
-            if !wait_for_change(&mut changes, tx).await {
+            if !wait_for_change(&mut changes, tx, Duration::ZERO).await {
                 return Ok(());
             }
         }
@@ -208,12 +208,13 @@ impl Coordinator {
     }
 }
 
-/// Waits for a change of the job (or the fallback refresh); false as soon as the client has
-/// gone away, so a cancelled follower stops at once instead of reading Redis until the job ends.
-async fn wait_for_change<T>(changes: &mut watch::Receiver<u64>, tx: &mpsc::Sender<T>) -> bool {
+/// Waits for a change of the job (or the fallback refresh), then `coalesce` more; false as
+/// soon as the client has gone away, so a cancelled follower stops at once instead of reading
+/// Redis until the job ends.
+async fn wait_for_change<T>(changes: &mut watch::Receiver<u64>, tx: &mpsc::Sender<T>, coalesce: Duration) -> bool {
     let wait = async {
         let _ = tokio::time::timeout(REFRESH, changes.changed()).await;
-        tokio::time::sleep(COALESCE).await;
+        tokio::time::sleep(coalesce).await;
     };
     tokio::select! {
         _ = tx.closed() => false,
