@@ -63,7 +63,7 @@ pub fn running_batch(
     let tokens: Vec<i64> = (0..(groups * beams) as i64).collect();
     for _ in 0..generated {
         let mut refs: Vec<&mut lorabeam_worker::model::ItemKv> = items.iter_mut().collect();
-        model.decode_step(&tokens, &mut refs, &mut kv).expect("decode");
+        let _ = model.decode_step(&tokens, &mut refs, &mut kv).expect("decode");
         items.iter_mut().for_each(|i| i.reorder(&parents, &mut kv).expect("reorder"));
     }
     (items, kv)
