@@ -18,19 +18,36 @@ use lorabeam_worker::model::{AttentionPath, Gpt2, Gpt2Config};
 const CONTEXT: usize = 32;
 const GENERATED: usize = 16;
 
-fn median_ms(model: &Gpt2, groups: usize, beams: usize, reps: usize) -> f64 {
-    let (mut items, mut kv) = support::running_batch(model, groups, beams, CONTEXT, GENERATED);
-    let tokens: Vec<i64> = (0..(groups * beams) as i64).collect();
-    let _ = support::step(model, &tokens, &mut items, &mut kv);
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = support::step(model, &tokens, &mut items, &mut kv);
-            start.elapsed().as_secs_f64() * 1e3
+/// Median milliseconds per step of each cell (a model and a grouping). The cells' steps are
+/// interleaved, one of each in turn, so that a busy moment of a shared machine weighs on every
+/// cell alike.
+fn medians_ms(cells: &[(&Gpt2, usize, usize)], reps: usize) -> Vec<f64> {
+    let mut batches: Vec<_> = cells
+        .iter()
+        .map(|&(model, groups, beams)| {
+            let (items, kv) = support::running_batch(model, groups, beams, CONTEXT, GENERATED);
+            let tokens: Vec<i64> = (0..(groups * beams) as i64).collect();
+            (model, items, kv, tokens)
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let mut times = vec![Vec::new(); cells.len()];
+    for rep in 0..=reps {
+        for (cell, (model, items, kv, tokens)) in batches.iter_mut().enumerate() {
+            let start = Instant::now();
+            let _ = support::step(model, tokens, items, kv);
+            // The first round warms up.
+            if rep > 0 {
+                times[cell].push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect()
 }
 
 fn table(title: &str, config: &Gpt2Config, shapes: &[(usize, usize)], reps: usize) {
@@ -38,9 +55,12 @@ fn table(title: &str, config: &Gpt2Config, shapes: &[(usize, usize)], reps: usiz
     print!("| {:<10} |", "attention");
     shapes.iter().for_each(|(g, b)| print!(" {:>12} |", format!("{g}×{b} ms")));
     println!(" {:>12} |", "worst/best");
-    for path in [AttentionPath::Batched, AttentionPath::PerGroup] {
-        let model = support::synthetic_model(config.clone()).with_attention(path);
-        let ms: Vec<f64> = shapes.iter().map(|&(g, b)| median_ms(&model, g, b, reps)).collect();
+    let paths = [AttentionPath::Batched, AttentionPath::PerGroup];
+    let models: Vec<Gpt2> = paths.iter().map(|&p| support::synthetic_model(config.clone()).with_attention(p)).collect();
+    let cells: Vec<(&Gpt2, usize, usize)> =
+        models.iter().flat_map(|m| shapes.iter().map(move |&(g, b)| (m, g, b))).collect();
+    let ms = medians_ms(&cells, reps);
+    for (path, ms) in paths.iter().zip(ms.chunks(shapes.len())) {
         let (lo, hi) = ms.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &m| (lo.min(m), hi.max(m)));
         print!("| {:<10} |", path.to_string());
         ms.iter().for_each(|m| print!(" {m:>12.1} |"));

@@ -133,7 +133,7 @@ EOF
   echo "== random GPT-2 ($n_embd/$n_layer/$n_head) + LoRA r=4 on e2e_test.jsonl${lines:+ (first $lines lines)}, README configuration"
   if [ -n "$lines" ]; then head -n "$lines" "$data" >"$work/e2e.jsonl"; data=$work/e2e.jsonl; fi
   "$bin" fixture --out "$work/model" --n_embd "$n_embd" --n_layer "$n_layer" --n_head "$n_head" \
-    --n_positions "$n_positions" --lines 1 >/dev/null
+    --n_positions "$n_positions" --lines 1 >/dev/null 2>&1
   for dtype in $dtypes; do
     "$bin" run --data "$data" --init_checkpoint "$work/model/lora_full.pt" --model_config "$work/model/config.json" \
       --lora_dim 4 --lora_alpha 32 --beam 10 --length_penalty 0.8 --no_repeat_ngram_size 4 \

@@ -79,12 +79,14 @@ impl KvPool {
 
     fn grow(&mut self, capacity: i64) -> Result<(), ModelError> {
         let old = self.capacity;
-        for i in 0..self.layers.len() {
+        let mut grown = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
             let bigger = self.empty_layer(capacity)?;
-            bigger.keys.f_narrow(1, 0, old)?.f_copy_(&self.layers[i].keys)?;
-            bigger.values.f_narrow(1, 0, old)?.f_copy_(&self.layers[i].values)?;
-            self.layers[i] = bigger;
+            bigger.keys.f_narrow(1, 0, old)?.f_copy_(&layer.keys)?;
+            bigger.values.f_narrow(1, 0, old)?.f_copy_(&layer.values)?;
+            grown.push(bigger);
         }
+        self.layers = grown;
         // New slots go under the old free ones, so low ids keep being used first.
         let mut free: Vec<i64> = (old..capacity).rev().collect();
         free.append(&mut self.free);
