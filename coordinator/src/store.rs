@@ -312,6 +312,12 @@ impl JobStore {
             pipe.cmd("XDEL").arg(&queue).arg(chunk).ignore();
         }
         let _: () = pipe.query_async(&mut con).await?;
+        // Deleted shards no worker read still count as lag in Redis: scale-to-zero needs 0.
+        let _: i64 = lorabeam_proto::queue_scripts::RESYNC_LAG
+            .key(&queue)
+            .arg(lorabeam_proto::queue::WORKER_GROUP)
+            .invoke_async(&mut con)
+            .await?;
         self.expire(job_id, &spec).await?;
         Ok(true)
     }

@@ -138,3 +138,37 @@ return 1
 ",
     )
 });
+
+/// Makes a group's lag true again after entries it never read were deleted (a cancelled job's
+/// shards): Redis counts them as still to be read, so `XINFO GROUPS` (and KEDA's `lagCount`)
+/// would never return to 0. Sets the group's entries-read to the entries added minus those
+/// still after its last-delivered id, counted in pages. KEYS: stream. ARGV: group.
+/// Returns the lag, or -1 when the stream or group does not exist.
+pub static RESYNC_LAG: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local function fields(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local group = fields(g)
+  if group['name'] == ARGV[1] then last = group['last-delivered-id'] end
+end
+if last == nil then return -1 end
+local added = fields(redis.call('XINFO', 'STREAM', KEYS[1]))['entries-added']
+local undelivered, from = 0, '(' .. last
+while true do
+  local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 100)
+  undelivered = undelivered + #page
+  if #page < 100 then break end
+  from = '(' .. page[#page][1]
+end
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], last, 'ENTRIESREAD', added - undelivered)
+return undelivered
+",
+    )
+});
