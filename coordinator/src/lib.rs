@@ -7,7 +7,8 @@
 //! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]);
 //! - [`scoring`] scores a job submitted with `score` when its output is complete;
 //! - [`job_id`] is the one check of ids from clients and workers;
-//! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge.
+//! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge;
+//!   `traces` builds the spans that need more than a line (handlers, the `job` span).
 
 pub mod auth;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod scoring;
 pub mod server;
 pub mod sharding;
 pub mod store;
+mod traces;
 mod worker_service;
 
 pub use error::CoordinatorError;
