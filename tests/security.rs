@@ -131,9 +131,12 @@ fn tokens_roles_and_mutual_tls_over_a_password_protected_rediss() {
     let (ca, worker_token) = (path(d, "ca.crt"), path(d, "worker.token"));
     let tls =
         ["--tls-ca", &path(d, "ca.crt"), "--tls-cert", &path(d, "client.crt"), "--tls-key", &path(d, "client.key")];
+    // The worker reads the Redis password from a file (a mounted Secret), not from its URL.
+    std::fs::write(d.join("redis.password"), "s3cret\n").expect("password");
+    let (password_file, bare) = (path(d, "redis.password"), format!("rediss://localhost:{}/0", redis.port));
+    let redis_flags = ["--redis-url", bare.as_str(), "--redis-password-file", password_file.as_str()];
     let worker_flags =
-        [&tls[..], &["--token-file", worker_token.as_str(), "--redis-url", &rediss, "--redis-ca", ca.as_str()]]
-            .concat();
+        [&tls[..], &["--token-file", worker_token.as_str(), "--redis-ca", ca.as_str()], &redis_flags[..]].concat();
     let _worker = worker(&plain, &url, d, "secure", "tiny", &worker_flags);
 
     let jobs = |extra: &[&str]| {

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use lorabeam_core::ModelLimits;
-use lorabeam_proto::telemetry::{parent_from_metadata, traceparent};
+use lorabeam_proto::telemetry::{int, traceparent};
 use lorabeam_proto::v1::{
     CancelJobRequest, GetJobRequest, JobEvent, JobService, JobSpec, JobStatus, ListJobsRequest, ListJobsResponse,
     Prediction, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{field::Empty, info_span, Instrument, Span};
+use tracing::{info_span, Instrument, Span};
 
 use crate::error::{CoordinatorError, Result};
 use crate::intake::{plan_job, read_submission};
@@ -22,6 +22,7 @@ use crate::job_id::JobId;
 use crate::metrics::rpc_error;
 use crate::server::Coordinator;
 use crate::store::PageToken;
+use crate::traces::{record_job_span, rpc_result, rpc_span, submit_span};
 
 /// How often followers re-read Redis without a notification from this process: a slow
 /// fallback for changes made elsewhere (another replica, a restart). Local changes wake them
@@ -61,16 +62,25 @@ impl Coordinator {
         .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
         let span = Span::current();
         span.record("job_id", job.job_id.as_str());
-        span.record("records", job.records);
-        span.record("shards", job.shards.len());
+        span.record("records", int(job.records));
+        span.record("shards", int(job.shards.len()));
         job.job_traceparent = traceparent(&span);
         job.client = client;
+        let queue = self.store.keys.queue(&job.spec.model_id);
         job.shard_traceparents = job
             .shards
             .iter()
             .map(|shard| {
-                let items = shard.items.len();
-                traceparent(&info_span!("enqueue_shard", job_id = %job.job_id, shard_id = %shard.shard_id, items))
+                let items = int(shard.items.len());
+                traceparent(&info_span!(
+                    "enqueue_shard",
+                    otel.kind = "producer",
+                    messaging.system = "redis",
+                    messaging.destination.name = %queue,
+                    job_id = %job.job_id,
+                    shard_id = %shard.shard_id,
+                    items
+                ))
             })
             .collect();
         if let Some(existing) = self.store.create(&job, self.intake.max_running_jobs_per_client).await? {
@@ -259,10 +269,10 @@ impl JobService for Coordinator {
         &self,
         request: Request<Streaming<SubmitJobRequest>>,
     ) -> std::result::Result<Response<SubmitJobResponse>, Status> {
-        let span = info_span!("SubmitJob", job_id = Empty, records = Empty, shards = Empty);
-        parent_from_metadata(&span, request.metadata());
+        let span = submit_span(&request);
         let client = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-        Ok(Response::new(self.submit(request.into_inner(), client).instrument(span).await.map_err(rpc_error)?))
+        let submitted = self.submit(request.into_inner(), client).instrument(span.clone()).await;
+        Ok(Response::new(rpc_result(&span, submitted)?))
     }
 
     type WatchJobStream = BoxStream<JobEvent>;
@@ -272,15 +282,15 @@ impl JobService for Coordinator {
         request: Request<WatchJobRequest>,
     ) -> std::result::Result<Response<Self::WatchJobStream>, Status> {
         let span = rpc_span("WatchJob", &request);
-        let job_id = JobId::parse(&request.into_inner().job_id).map_err(rpc_error)?;
-        self.store.job_hash(job_id.as_str()).instrument(span).await.map_err(rpc_error)?;
+        let job_id = rpc_result(&span, JobId::parse(&request.into_inner().job_id))?;
+        rpc_result(&span, self.store.job_hash(job_id.as_str()).instrument(span.clone()).await)?;
         Ok(Response::new(self.watch(job_id)))
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
         let span = rpc_span("GetJob", &request);
-        let job_id = JobId::parse(&request.into_inner().job_id).map_err(rpc_error)?;
-        Ok(Response::new(self.status(job_id.as_str()).instrument(span).await.map_err(rpc_error)?))
+        let job_id = rpc_result(&span, JobId::parse(&request.into_inner().job_id))?;
+        Ok(Response::new(rpc_result(&span, self.status(job_id.as_str()).instrument(span.clone()).await)?))
     }
 
     async fn list_jobs(
@@ -309,13 +319,13 @@ impl JobService for Coordinator {
             }
             Ok(ListJobsResponse { jobs, next_page_token: next.map(|t| t.encode()).unwrap_or_default() })
         };
-        Ok(Response::new(page.instrument(span).await.map_err(rpc_error)?))
+        Ok(Response::new(rpc_result(&span, page.instrument(span.clone()).await)?))
     }
 
     async fn cancel_job(&self, request: Request<CancelJobRequest>) -> std::result::Result<Response<JobStatus>, Status> {
         let span = rpc_span("CancelJob", &request);
-        let job_id = JobId::parse(&request.into_inner().job_id).map_err(rpc_error)?;
-        self.cancel(job_id).instrument(span).await.map(Response::new).map_err(rpc_error)
+        let job_id = rpc_result(&span, JobId::parse(&request.into_inner().job_id))?;
+        rpc_result(&span, self.cancel(job_id).instrument(span.clone()).await).map(Response::new)
     }
 
     type StreamResultsStream = BoxStream<Prediction>;
@@ -326,8 +336,8 @@ impl JobService for Coordinator {
     ) -> std::result::Result<Response<Self::StreamResultsStream>, Status> {
         let span = rpc_span("StreamResults", &request);
         let request = request.into_inner();
-        let job_id = JobId::parse(&request.job_id).map_err(rpc_error)?;
-        self.store.job_hash(job_id.as_str()).instrument(span).await.map_err(rpc_error)?;
+        let job_id = rpc_result(&span, JobId::parse(&request.job_id))?;
+        rpc_result(&span, self.store.job_hash(job_id.as_str()).instrument(span.clone()).await)?;
         Ok(Response::new(Coordinator::stream_results(self, job_id, request.offset as usize)))
     }
 }
@@ -344,14 +354,10 @@ impl Coordinator {
             });
         }
         tracing::info!(%job_id, "job cancelled");
+        if let Ok(hash) = self.store.job_hash(job_id).await {
+            record_job_span(job_id, &hash);
+        }
         self.events.notify(job_id);
         self.status(job_id).await
     }
-}
-
-/// A span for one client call, continuing the trace the client sent.
-fn rpc_span<T>(name: &'static str, request: &Request<T>) -> Span {
-    let span = info_span!("rpc", otel.name = name);
-    parent_from_metadata(&span, request.metadata());
-    span
 }

@@ -8,7 +8,8 @@
 //! - [`scoring`] scores a job submitted with `score` when its output is complete;
 //! - [`job_id`] is the one check of ids from clients and workers; `leases` checks each
 //!   worker report against the shard it holds;
-//! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge.
+//! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge;
+//!   `traces` builds the spans that need more than a line (handlers, the `job` span).
 
 mod admission;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod server;
 pub mod sharding;
 pub mod shutdown;
 pub mod store;
+mod traces;
 mod worker_service;
 
 pub use error::CoordinatorError;

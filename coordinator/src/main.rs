@@ -62,6 +62,10 @@ struct Args {
     /// PEM CA to trust for a `rediss://` Redis signed by a private CA.
     #[arg(long, env = "LORABEAM_REDIS_CA")]
     redis_ca: Option<PathBuf>,
+    /// File holding the Redis password (trailing whitespace trimmed), put into --redis-url in
+    /// place of any password there: a Secret mounted as a file instead of an environment variable.
+    #[arg(long, env = "LORABEAM_REDIS_PASSWORD_FILE")]
+    redis_password_file: Option<PathBuf>,
     /// The official meteor-1.5.jar for scored jobs (its data/paraphrase-en.gz beside it);
     /// default: where scripts/setup.sh installs it. Without it, scores say METEOR is unavailable.
     #[arg(long = "meteor-jar", env = "LORABEAM_METEOR_JAR")]
@@ -113,7 +117,10 @@ async fn run() -> anyhow::Result<()> {
     let args: Args = lorabeam_proto::cli_flags::parse();
     let _telemetry = lorabeam_proto::telemetry::init("lorabeam-coordinator", "info")?;
     let config = CoordinatorConfig {
-        redis_url: args.redis_url,
+        redis_url: lorabeam_proto::connect::redis_url_with_password(
+            &args.redis_url,
+            args.redis_password_file.as_deref(),
+        )?,
         key_prefix: args.key_prefix,
         output_dir: args.output_dir,
         retention: Duration::from_secs(args.retention_secs),

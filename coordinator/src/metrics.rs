@@ -30,6 +30,37 @@ pub struct Metrics {
     in_flight: IntGaugeVec,
 }
 
+/// Every `kind` of `lorabeam_errors_total` ([`CoordinatorError::kind`]) and every `limit` of
+/// `lorabeam_limit_rejections_total`: their series start at 0, so dashboards and alerts see
+/// them (and their HELP and TYPE) before the first error.
+pub const ERROR_KINDS: [&str; 15] = [
+    "redis",
+    "corrupt_state",
+    "invalid_spec",
+    "invalid_params",
+    "invalid_data",
+    "limit",
+    "job_not_found",
+    "invalid_job_id",
+    "job_not_running",
+    "bad_page_token",
+    "bad_worker_report",
+    "truncated_submission",
+    "stream",
+    "write",
+    "internal",
+];
+pub const LIMITS: [&str; 8] = [
+    "running_jobs_per_client",
+    "job_bytes",
+    "message_bytes",
+    "line_bytes",
+    "context_tokens",
+    "eval_len",
+    "beam",
+    "items",
+];
+
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
     registry.register(Box::new(c.clone())).expect("unique metric");
@@ -59,6 +90,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         IntCounterVec::new(Opts::new("lorabeam_limit_rejections_total", "Requests refused by a limit"), &["limit"])
             .expect("valid metric");
     registry.register(Box::new(limit_rejections.clone())).expect("unique metric");
+    for kind in ERROR_KINDS {
+        errors.with_label_values(&[kind]);
+    }
+    for limit in LIMITS {
+        limit_rejections.with_label_values(&[limit]);
+    }
     Metrics {
         jobs_submitted: counter(&registry, "lorabeam_jobs_submitted_total", "Jobs accepted"),
         records_done: counter(&registry, "lorabeam_records_done_total", "Records whose outcome was stored"),
@@ -159,5 +196,43 @@ fn value_int(v: &redis::Value) -> Option<i64> {
     match v {
         redis::Value::Int(n) => Some(*n),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_and_limit_has_a_series_from_the_start() {
+        let redis = redis::RedisError::from((redis::ErrorKind::Io, "refused"));
+        let limit = || CoordinatorError::LimitExceeded { limit: "beam", detail: String::new() };
+        let errors = [
+            CoordinatorError::Redis(redis),
+            CoordinatorError::CorruptState { job_id: "j".into(), what: "w".into() },
+            CoordinatorError::InvalidSpec("s".into()),
+            CoordinatorError::InvalidParams(lorabeam_core::ParamError::BeamZero(0)),
+            CoordinatorError::InvalidData(DataError::NoRecords { path: "p".into() }),
+            limit(),
+            CoordinatorError::JobNotFound("j".into()),
+            CoordinatorError::InvalidJobId("j".into()),
+            CoordinatorError::JobNotRunning { job_id: "j".into(), state: "s".into(), action: "a" },
+            CoordinatorError::BadPageToken("t".into()),
+            CoordinatorError::BadWorkerReport("r".into()),
+            CoordinatorError::TruncatedSubmission("t".into()),
+            CoordinatorError::Stream(Status::internal("x")),
+            CoordinatorError::Write(lorabeam_core::WriteError { path: "p".into(), source: std::io::Error::other("x") }),
+            CoordinatorError::Internal("i".into()),
+        ];
+        let kinds: Vec<&str> = errors.iter().map(CoordinatorError::kind).collect();
+        assert_eq!(kinds, ERROR_KINDS, "ERROR_KINDS lists CoordinatorError::kind, in order");
+        let text = prometheus::TextEncoder::new().encode_to_string(&METRICS.registry.gather()).expect("encode");
+        for kind in ERROR_KINDS {
+            assert!(text.contains(&format!("lorabeam_errors_total{{kind=\"{kind}\"}} ")), "{kind}:\n{text}");
+        }
+        for limit in LIMITS {
+            assert!(text.contains(&format!("lorabeam_limit_rejections_total{{limit=\"{limit}\"}} ")), "{limit}");
+        }
+        assert!(text.contains("# TYPE lorabeam_limit_rejections_total counter"));
     }
 }

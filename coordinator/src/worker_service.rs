@@ -20,7 +20,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use lorabeam_core::quote::truncate;
-use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
+use lorabeam_proto::telemetry::{int, parent_from_traceparent, set_error, traceparent};
 use tracing::{info_span, Instrument};
 
 use crate::error::{stream_error, CoordinatorError, Result};
@@ -174,7 +174,12 @@ impl Coordinator {
         let span = info_span!("confirm_shard", %job_id, shard_id = %finished.shard_id);
         parent_from_traceparent(&span, &finished.traceparent);
         let lease = ShardLease { queue: &facts.queue, consumer: consumer.as_str(), entry_id: &finished.entry_id };
-        let marked = self.leases.mark_shard_done(job_id.as_str(), &lease, &shard).instrument(span.clone()).await?;
+        let marked = self
+            .leases
+            .mark_shard_done(job_id.as_str(), &lease, &shard)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| set_error(&span, e.to_string()))?;
         let job_alive = match marked {
             Marked::Done { running } => running,
             Marked::JobGone => false,
@@ -198,11 +203,12 @@ impl Coordinator {
     }
 
     async fn store_outcomes(&self, consumer: &Consumer, batch: Pending) -> Result<()> {
-        let span = info_span!("store_results", job_id = %batch.job_id, results = batch.outcomes.len());
+        let span = info_span!("store_results", job_id = %batch.job_id, results = int(batch.outcomes.len()));
         parent_from_traceparent(&span, &batch.traceparent);
         let job_id = batch.job_id.as_str();
         let leases = BatchLeases { queue: &batch.facts.queue, consumer: consumer.as_str(), entries: &batch.entries };
-        match self.results.store(job_id, &leases, &batch.outcomes).instrument(span).await? {
+        let stored = self.results.store(job_id, &leases, &batch.outcomes).instrument(span.clone()).await;
+        match stored.inspect_err(|e| set_error(&span, e.to_string()))? {
             Stored::JobGone => tracing::debug!(%job_id, dropped = batch.outcomes.len(), "results for an ended job"),
             Stored::NotLeased(k) => {
                 let entry_id = batch.entries.get(k).map(String::as_str).unwrap_or("?");
@@ -227,13 +233,19 @@ impl Coordinator {
         if let Ok(tp) = self.store.job_traceparent(job_id).await {
             parent_from_traceparent(&span, &tp);
         }
-        match self.results.finalize(job_id, &self.output_dir, &self.meteor).instrument(span).await {
+        match self.results.finalize(job_id, &self.output_dir, &self.meteor).instrument(span.clone()).await {
             Ok(path) => {
                 tracing::info!(%job_id, output = %path.display(), "job completed");
                 self.results.forget(job_id);
                 self.leases.forget_job(job_id);
+                if let Ok(hash) = self.store.job_hash(job_id).await {
+                    crate::traces::record_job_span(job_id, &hash);
+                }
             }
-            Err(e) => tracing::error!(%job_id, error = %e, "could not write the job's output; will retry"),
+            Err(e) => {
+                set_error(&span, e.to_string());
+                tracing::error!(%job_id, error = %e, "could not write the job's output; will retry");
+            }
         }
         self.events.notify(job_id);
     }

@@ -23,6 +23,8 @@ pub enum ConnectError {
     Redis(#[from] redis::RedisError),
     #[error("token: {0}")]
     Token(String),
+    #[error("{0} is empty")]
+    EmptySecret(PathBuf),
 }
 
 /// Installs rustls' process-wide crypto provider (ring); harmless when already installed.
@@ -126,6 +128,36 @@ pub async fn channel(address: &str, tls: &ClientTls, connect_timeout: Duration) 
     endpoint.connect().await.map_err(|source| ConnectError::Unreachable { url: url.to_string(), source })
 }
 
+/// `url` with its password read from `password_file` (trailing whitespace trimmed), so a
+/// Kubernetes Secret can be mounted as a file instead of passed in the environment. The
+/// password may hold any character: it is percent-encoded into the URL. A password already
+/// in `url` is replaced.
+pub fn redis_url_with_password(url: &str, password_file: Option<&Path>) -> Result<String, ConnectError> {
+    let Some(path) = password_file else { return Ok(url.to_string()) };
+    let password = String::from_utf8_lossy(&read(path)?).trim().to_string();
+    if password.is_empty() {
+        return Err(ConnectError::EmptySecret(path.to_path_buf()));
+    }
+    // Never quote the URL in these errors: it may hold a password already.
+    let invalid = |detail: &str| ConnectError::InvalidUrl { url: "--redis-url".into(), detail: detail.into() };
+    let mut parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    parsed.set_password(Some(&percent_encode(&password))).map_err(|()| invalid("this URL cannot carry a password"))?;
+    Ok(parsed.into())
+}
+
+/// Every byte but RFC 3986's unreserved characters as `%XX` (`url` leaves a `%` as it is).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// A Redis client; with `ca`, `rediss://` URLs trust that CA (a private one, as in-cluster).
 pub fn redis_client(url: &str, ca: Option<&Path>) -> Result<redis::Client, ConnectError> {
     install_crypto_provider();
@@ -149,4 +181,33 @@ pub async fn redis_manager(
         .set_max_delay(Duration::from_secs(2))
         .set_response_timeout(Some(response_timeout));
     redis::aio::ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_file_goes_into_the_redis_url_encoded() {
+        let dir = std::env::temp_dir().join(format!("lorabeam-connect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("password");
+        std::fs::write(&file, "p@ss:w/rd%\n").expect("write");
+        let url = redis_url_with_password("rediss://lorabeam@redis.internal:6380/2", Some(&file)).expect("url");
+        assert_eq!(url, "rediss://lorabeam:p%40ss%3Aw%2Frd%25@redis.internal:6380/2");
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).expect("redis parses it");
+        assert_eq!(info.redis_settings().password(), Some("p@ss:w/rd%"));
+        assert_eq!(info.redis_settings().username(), Some("lorabeam"));
+        let plain = redis_url_with_password("redis://:old@127.0.0.1:6379", Some(&file)).expect("url");
+        assert_eq!(plain, "redis://:p%40ss%3Aw%2Frd%25@127.0.0.1:6379");
+        assert_eq!(redis_url_with_password("redis://h:1", None).expect("url"), "redis://h:1");
+        std::fs::write(&file, " \n").expect("write");
+        let empty = redis_url_with_password("redis://h:1", Some(&file)).expect_err("empty");
+        assert!(matches!(empty, ConnectError::EmptySecret(_)), "{empty}");
+        std::fs::write(&file, "secret").expect("write");
+        let bad = redis_url_with_password("redis//:secret-in-url@h", Some(&file)).expect_err("bad");
+        assert!(matches!(bad, ConnectError::InvalidUrl { .. }), "{bad}");
+        assert!(!bad.to_string().contains("secret"), "the error does not echo the URL: {bad}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }

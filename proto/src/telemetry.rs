@@ -2,11 +2,17 @@
 //! traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (with `OTEL_SERVICE_NAME`,
 //! `OTEL_TRACES_SAMPLER`, `OTEL_RESOURCE_ATTRIBUTES` honoured by the SDK), and the W3C trace
 //! context carried on gRPC metadata, in protocol messages and on queued shards.
+//!
+//! Spans follow OpenTelemetry's conventions where they apply: `otel.kind` SERVER on gRPC
+//! handlers, PRODUCER where a shard is queued and CONSUMER where it is claimed; counts as
+//! integer attributes ([`int`]); failed work marked with [`set_error`].
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _};
+pub use opentelemetry::KeyValue;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Span;
@@ -61,7 +67,11 @@ pub fn init(default_service_name: &str, default_filter: &str) -> Result<Telemetr
         if std::env::var("OTEL_SERVICE_NAME").is_err() {
             resource = resource.with_service_name(default_service_name.to_string());
         }
-        Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
+        let provider =
+            SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build();
+        // For spans recorded after the fact (record_finished_span), outside `tracing`.
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        Some(provider)
     } else {
         None
     };
@@ -116,4 +126,53 @@ pub fn parent_from_traceparent(span: &Span, traceparent: &str) {
     let carrier: HashMap<String, String> = HashMap::from([(TRACEPARENT.to_string(), traceparent.to_string())]);
     let context = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(context);
+}
+
+/// A count as a span attribute. `tracing` hands `u64` and `usize` fields to
+/// tracing-opentelemetry as `Debug` values, exported as strings (`"640"`); an `i64` is exported
+/// as an integer, so backends can compare it (`span.tokens > 100`). No count comes near
+/// `i64::MAX`; one that did would read as `i64::MAX`.
+pub fn int<T: TryInto<i64>>(count: T) -> i64 {
+    count.try_into().unwrap_or(i64::MAX)
+}
+
+/// Marks `span` failed: OpenTelemetry status ERROR, with `reason` as its description.
+pub fn set_error(span: &Span, reason: impl Into<String>) {
+    span.set_status(Status::error(reason.into()));
+}
+
+/// Links `span` to `other` (an OpenTelemetry span link): for work that serves several traces
+/// at once, as a decode batch serves shards of several jobs. Nothing when tracing is off.
+pub fn add_link(span: &Span, other: &Span) {
+    let context = other.context();
+    span.add_link(context.span().span_context().clone());
+}
+
+/// A span to record after the fact: one that no process holds open for its whole life, as a
+/// job's, from submit to completion, which may outlast a coordinator.
+pub struct FinishedSpan {
+    pub name: &'static str,
+    /// The parent's W3C context (the span then joins its trace); empty: a root span.
+    pub traceparent: String,
+    pub start: SystemTime,
+    pub attributes: Vec<KeyValue>,
+    /// Why it failed, if it did (status ERROR).
+    pub error: Option<String>,
+}
+
+/// Exports `span` as a span that ran from its start until now. Nothing when tracing is off.
+pub fn record_finished_span(span: FinishedSpan) {
+    let carrier: HashMap<String, String> = HashMap::from([(TRACEPARENT.to_string(), span.traceparent)]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    let tracer = opentelemetry::global::tracer("lorabeam");
+    let mut otel = tracer
+        .span_builder(span.name)
+        .with_kind(SpanKind::Internal)
+        .with_start_time(span.start)
+        .with_attributes(span.attributes)
+        .start_with_context(&tracer, &parent);
+    if let Some(reason) = span.error {
+        otel.set_status(Status::error(reason));
+    }
+    otel.end();
 }

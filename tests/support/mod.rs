@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use lorabeam_core::predictions::compare_files;
 
 pub mod cluster;
+pub mod otlp;
 pub mod rogue;
 pub mod submissions;
 

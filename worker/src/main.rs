@@ -91,6 +91,10 @@ struct Args {
     /// PEM CA to trust for a `rediss://` Redis signed by a private CA.
     #[arg(long, env = "LORABEAM_REDIS_CA")]
     redis_ca: Option<std::path::PathBuf>,
+    /// File holding the Redis password (trailing whitespace trimmed), put into --redis-url in
+    /// place of any password there: a Secret mounted as a file instead of an environment variable.
+    #[arg(long, env = "LORABEAM_REDIS_PASSWORD_FILE")]
+    redis_password_file: Option<std::path::PathBuf>,
     /// HTTP address for Prometheus `/metrics` and `/healthz`.
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
     metrics_listen: std::net::SocketAddr,
@@ -144,7 +148,10 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let config = FleetConfig {
-        redis_url: args.redis_url,
+        redis_url: lorabeam_proto::connect::redis_url_with_password(
+            &args.redis_url,
+            args.redis_password_file.as_deref(),
+        )?,
         coordinator: args.coordinator,
         model_id: args.model_id,
         key_prefix: args.key_prefix,

@@ -177,29 +177,41 @@ Redis connection.
 {{- end }}
 
 {{/*
-Env vars giving LORABEAM_REDIS_URL. The password comes from the Secret into REDIS_PASSWORD
-and is spliced into the URL by Kubernetes' $(VAR) expansion, so it never sits in a
-ConfigMap or in the pod spec. The password must be URL-safe (the generated one is).
+Env vars giving LORABEAM_REDIS_URL, without the password: that is read from the Secret
+mounted as a file (LORABEAM_REDIS_PASSWORD_FILE, see lorabeam.redis.passwordVolume), so it
+is in no environment variable, ConfigMap or pod spec, and may hold any character.
 */}}
 {{- define "lorabeam.redis.env" -}}
-{{- $secret := include "lorabeam.redis.secretName" . }}
 {{- $scheme := ternary "rediss" "redis" (eq (include "lorabeam.redis.tls" .) "true") }}
 {{- $user := include "lorabeam.redis.username" . }}
 {{- $hostport := printf "%s:%s/%s" (include "lorabeam.redis.host" .) (include "lorabeam.redis.port" .) (include "lorabeam.redis.db" .) }}
-{{- if $secret }}
-- name: REDIS_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ include "lorabeam.redis.secretKey" . }}
 - name: LORABEAM_REDIS_URL
-  value: {{ printf "%s://%s:$(REDIS_PASSWORD)@%s" $scheme $user $hostport | quote }}
-{{- else if $user }}
-- name: LORABEAM_REDIS_URL
-  value: {{ printf "%s://%s@%s" $scheme $user $hostport | quote }}
-{{- else }}
-- name: LORABEAM_REDIS_URL
-  value: {{ printf "%s://%s" $scheme $hostport | quote }}
+  value: {{ printf "%s://%s%s" $scheme (ternary (printf "%s@" $user) "" (ne $user "")) $hostport | quote }}
+{{- if include "lorabeam.redis.secretName" . }}
+- name: LORABEAM_REDIS_PASSWORD_FILE
+  value: /etc/lorabeam/redis/password
+{{- end }}
+{{- end }}
+
+{{/* The volumeMount of the Redis password file; nothing without a password. */}}
+{{- define "lorabeam.redis.passwordVolumeMount" -}}
+{{- if include "lorabeam.redis.secretName" . }}
+- name: redis-password
+  mountPath: /etc/lorabeam/redis
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The volume holding the Redis password as the file `password`; nothing without one. */}}
+{{- define "lorabeam.redis.passwordVolume" -}}
+{{- with include "lorabeam.redis.secretName" . }}
+- name: redis-password
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "lorabeam.redis.secretKey" $ }}
+        path: password
 {{- end }}
 {{- end }}
 

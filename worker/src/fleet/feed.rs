@@ -15,8 +15,10 @@ use lorabeam_core::{DecodeParams, ModelLimits, ValidDecodeParams};
 use lorabeam_proto::queue::ShardMessage;
 use tokio::sync::mpsc::UnboundedSender;
 
+use lorabeam_proto::telemetry::int;
 use tracing::{field::Empty, info_span, Span};
 
+use super::batch_trace::BatchTrace;
 use super::metrics::METRICS;
 use crate::generation::{Engine, EngineStats, ItemSource, WorkItem};
 use crate::model::Gpt2;
@@ -105,6 +107,8 @@ struct Feed {
     /// Shards with other parameters, waiting for the batch to drain.
     later: VecDeque<(u32, ShardMessage, ValidDecodeParams, Span)>,
     stopping: bool,
+    /// Each shard's share of the running batch (shared with the engine's result callback).
+    trace: Arc<Mutex<BatchTrace>>,
 }
 
 impl Feed {
@@ -184,9 +188,12 @@ fn same(a: &ValidDecodeParams, b: &ValidDecodeParams) -> bool {
 impl ItemSource for Feed {
     fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
         loop {
-            while let Some((item, job_id, _)) = self.ready.pop_front() {
+            while let Some((item, job_id, run_span)) = self.ready.pop_front() {
                 self.shared.waiting_items.fetch_sub(1, Ordering::SeqCst);
                 if !self.dropped(&job_id) {
+                    if let Ok(mut trace) = self.trace.lock() {
+                        trace.admit(unkey(item.key).0, &run_span);
+                    }
                     return Some(item);
                 }
             }
@@ -228,6 +235,7 @@ pub fn run_feed(
         params: None,
         later: VecDeque::new(),
         stopping: false,
+        trace: Arc::default(),
     };
     // After a stop the batch finishes what it holds; items not yet admitted are left to the
     // reporter, which releases their shards.
@@ -240,19 +248,32 @@ pub fn run_feed(
             feed.switch_params();
         }
         let Some(params) = feed.params.clone() else { continue };
-        // A batch mixes shards; it is traced under the shard that opened it.
+        // A batch mixes shards: it is traced under the shard that opened it, linked to every
+        // shard it serves, and each shard traces its own share (see batch_trace).
         let parent = feed.ready.front().map(|(_, _, span)| span.clone()).unwrap_or_else(Span::none);
-        let span =
-            info_span!(parent: &parent, "decode_batch", rows = Empty, steps = Empty, tokens = Empty, items = Empty);
+        let span = info_span!(
+            parent: &parent,
+            "decode_batch",
+            rows = Empty,
+            steps = Empty,
+            tokens = Empty,
+            items = Empty,
+            shards = Empty
+        );
+        if let Ok(mut trace) = feed.trace.lock() {
+            trace.start(span.clone());
+        }
         let _entered = span.enter();
         let stats = match &decoder {
             Decoder::Echo => echo(&mut feed, &params),
             Decoder::Model { model, budget } => decode(&mut feed, model, params, *budget),
         };
-        span.record("rows", stats.peak_rows);
-        span.record("steps", stats.decode_steps);
-        span.record("tokens", stats.generated_tokens);
-        span.record("items", stats.items);
+        let shards = feed.trace.lock().map(|mut trace| trace.finish()).unwrap_or(0);
+        span.record("rows", int(stats.peak_rows));
+        span.record("steps", int(stats.decode_steps));
+        span.record("tokens", int(stats.generated_tokens));
+        span.record("items", int(stats.items));
+        span.record("shards", int(shards));
     }
     let _ = feed.out.send(FeedOutput::Stopped);
 }
@@ -267,6 +288,7 @@ fn echo(feed: &mut Feed, params: &ValidDecodeParams) -> EngineStats {
         }
         predict.resize(params.eval_len, 0);
         let (seq, index) = unkey(item.key);
+        item_done(&feed.trace, seq, 0);
         let _ = feed.out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
         stats.items += 1;
     }
@@ -293,12 +315,15 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
     }
     let admitted: Arc<Mutex<HashMap<usize, WorkItem>>> = Arc::default();
     let out = feed.out.clone();
+    let trace = feed.trace.clone();
     let mut source = Tracking { feed, admitted: admitted.clone(), engine: &engine };
     let result = engine.run_source(&mut source, |key, predict, generated| {
         if let Ok(mut admitted) = admitted.lock() {
             admitted.remove(&key);
         }
         let (seq, index) = unkey(key);
+        // The share closes before its result leaves, so its span ends before the job does.
+        item_done(&trace, seq, generated as u64);
         let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: generated as u64 });
     });
     let error = match result {
@@ -330,8 +355,15 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
             let reason = format!("engine error after {} tries alone: {last_error}", budget.item_retries);
             let _ = out.send(FeedOutput::Failed { seq, index, reason });
         }
+        item_done(&trace, seq, 0);
     }
     EngineStats::default()
+}
+
+fn item_done(trace: &Mutex<BatchTrace>, seq: u32, tokens: u64) {
+    if let Ok(mut trace) = trace.lock() {
+        trace.done(seq, tokens);
+    }
 }
 
 /// Remembers which items are in the batch, to retry them after an engine error, and fails at
@@ -348,6 +380,7 @@ impl ItemSource for Tracking<'_, '_> {
             let item = self.feed.next_item(idle)?;
             if let Some(reason) = self.engine.exceeds_budget(&item) {
                 let (seq, index) = unkey(item.key);
+                item_done(&self.feed.trace, seq, 0);
                 let _ = self.feed.out.send(FeedOutput::Failed { seq, index, reason });
                 continue;
             }

@@ -32,8 +32,17 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 }
 
 /// Metric names and help texts are constants, so building them cannot fail at run time.
+/// Every `kind` of `lorabeam_worker_errors_total`: the series start at 0, so dashboards and
+/// alerts see them (and their HELP and TYPE) before the first error.
+pub const ERROR_KINDS: [&str; 3] = ["redis", "coordinator_link", "engine"];
+
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let r = Registry::new();
+    let errors = IntCounterVec::new(Opts::new("lorabeam_worker_errors_total", "Errors, by kind"), &["kind"])
+        .expect("valid metric");
+    for kind in ERROR_KINDS {
+        errors.with_label_values(&[kind]);
+    }
     let buckets = prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets");
     let step = HistogramOpts::new("lorabeam_worker_decode_step_seconds", "One batched decode step").buckets(buckets);
     Metrics {
@@ -46,11 +55,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         decode_step_seconds: register(&r, Histogram::with_opts(step).expect("valid metric")),
         items_waiting: gauge(&r, "lorabeam_worker_items_waiting", "Items claimed, not yet in the batch"),
         shards_in_flight: gauge(&r, "lorabeam_worker_shards_in_flight", "Shards held: claimed, not yet confirmed"),
-        errors: register(
-            &r,
-            IntCounterVec::new(Opts::new("lorabeam_worker_errors_total", "Errors, by kind"), &["kind"])
-                .expect("valid metric"),
-        ),
+        errors: register(&r, errors),
         registry: r,
     }
 });

@@ -5,6 +5,7 @@
 //! Three parts run at once: the claimer (an async task), the engine (its own thread, see
 //! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream).
 
+mod batch_trace;
 mod feed;
 pub mod metrics;
 mod queue;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lorabeam_proto::queue::Keys;
-use lorabeam_proto::telemetry::parent_from_traceparent;
+use lorabeam_proto::telemetry::{int, parent_from_traceparent};
 use tracing::{info_span, Instrument};
 
 use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
@@ -126,6 +127,7 @@ async fn claim_loop(
 ) {
     let mut seq: u32 = 0;
     let mut failures: u32 = 0;
+    let stream = Keys::new(&fleet.config.key_prefix).queue(&fleet.config.model_id);
     while !*stop.borrow() {
         let full = fleet.feed.waiting_items.load(Ordering::SeqCst) >= fleet.config.prefetch_items
             || fleet.inflight_shards.load(Ordering::SeqCst) >= fleet.config.max_shards;
@@ -148,7 +150,16 @@ async fn claim_loop(
         let (job_id, shard_id, items) =
             (claimed.shard.job_id.clone(), claimed.shard.shard_id.clone(), claimed.shard.items.len());
         let tp = claimed.traceparent.clone().unwrap_or_default();
-        let claim_span = info_span!("claim_shard", %job_id, %shard_id, items, reclaimed = claimed.reclaimed);
+        let claim_span = info_span!(
+            "claim_shard",
+            otel.kind = "consumer",
+            messaging.system = "redis",
+            messaging.destination.name = %stream,
+            %job_id,
+            %shard_id,
+            items = int(items),
+            reclaimed = claimed.reclaimed
+        );
         parent_from_traceparent(&claim_span, &tp);
         METRICS.shards_claimed.inc();
         if claimed.reclaimed {
@@ -166,7 +177,7 @@ async fn claim_loop(
             Err(e) => tracing::warn!(error = %e, "could not check the job's state; running the shard anyway"),
         }
         drop(claim_span);
-        let run_span = info_span!("run_shard", %job_id, %shard_id, items);
+        let run_span = info_span!("run_shard", %job_id, %shard_id, items = int(items));
         parent_from_traceparent(&run_span, &tp);
         seq = seq.wrapping_add(1);
         if claimed.deliveries > fleet.config.max_deliveries {

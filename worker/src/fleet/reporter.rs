@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use lorabeam_proto::telemetry::{parent_from_traceparent, traceparent};
+use lorabeam_proto::telemetry::{parent_from_traceparent, set_error, traceparent};
 use tracing::{info_span, Instrument, Span};
 
 use super::feed::FeedOutput;
@@ -30,7 +30,7 @@ struct InFlight {
     outcomes: Vec<Option<Report>>,
     remaining: usize,
     /// The shard-run span: it ends when the shard is confirmed and this is dropped.
-    _span: Span,
+    span: Span,
     /// Its W3C context, sent with every report of the shard.
     traceparent: String,
     /// The coordinator holds every result; only the ack in Redis is left (retried if it failed).
@@ -48,7 +48,7 @@ impl InFlight {
             remaining: items.len(),
             items,
             traceparent: traceparent(&span).unwrap_or_default(),
-            _span: span,
+            span,
             confirmed: false,
         }
     }
@@ -233,6 +233,7 @@ impl Reporter {
                 let Some(shard) = self.inflight.get(&seq) else { return };
                 let Some(&item) = shard.items.get(index) else { return };
                 tracing::warn!(job_id = %shard.job_id, item, %reason, "item failed");
+                set_error(&shard.span, format!("item {item} failed: {reason}"));
                 METRICS.records_failed.inc();
                 let failed = ItemFailed {
                     job_id: shard.job_id.clone(),
@@ -280,7 +281,7 @@ impl Reporter {
         let Some(shard) = self.inflight.get(&seq) else { return };
         let span = info_span!("ack_shard", job_id = %shard.job_id, shard_id = %shard.shard_id);
         parent_from_traceparent(&span, parent);
-        match self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span).await {
+        match self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span.clone()).await {
             Ok(()) => {
                 self.inflight.remove(&seq);
                 self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
@@ -288,6 +289,7 @@ impl Reporter {
                 METRICS.shards_in_flight.set(self.inflight.len() as i64);
             }
             Err(e) => {
+                set_error(&span, e.to_string());
                 METRICS.errors.with_label_values(&["redis"]).inc();
                 tracing::warn!(error = %e, "could not ack a confirmed shard; will retry");
             }
