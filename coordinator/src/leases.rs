@@ -111,11 +111,14 @@ impl LeasedShard {
     }
 }
 
+/// Shards by (model stream, entry id).
+type ShardCache = HashMap<(String, String), Arc<LeasedShard>>;
+
 #[derive(Clone)]
 pub struct Leases {
     store: JobStore,
     jobs: Arc<Mutex<HashMap<String, Arc<JobFacts>>>>,
-    shards: Arc<Mutex<HashMap<(String, String), Arc<LeasedShard>>>>,
+    shards: Arc<Mutex<ShardCache>>,
 }
 
 impl Leases {
