@@ -171,11 +171,30 @@ pub fn redis_client(url: &str, ca: Option<&Path>) -> Result<redis::Client, Conne
 }
 
 /// A Redis connection that reconnects by itself (backing off up to 2 s) and gives up on a
-/// reply after `response_timeout`. Coordinator and workers connect through it alike.
+/// reply after `response_timeout`. Coordinator and workers connect through it alike. Until
+/// Redis first answers, every failed try is logged at error with Redis's address (never its
+/// password), so a process waiting on an unreachable Redis says so.
 pub async fn redis_manager(
     client: &redis::Client,
     response_timeout: Duration,
 ) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    let address = client.get_connection_info().addr().to_string();
+    let mut failures: u32 = 0;
+    loop {
+        let tried = tokio::time::timeout(response_timeout, client.get_multiplexed_async_connection()).await;
+        let error = match tried {
+            Ok(Ok(_)) => break,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", response_timeout.as_secs()),
+        };
+        failures += 1;
+        let delay = Duration::from_millis(250 * 2u64.pow(failures.min(5))).min(Duration::from_secs(5));
+        tracing::error!(redis = %address, %error, attempt = failures, "cannot reach redis at {address}; retrying in {:.1} s", delay.as_secs_f64());
+        tokio::time::sleep(delay).await;
+    }
+    if failures > 0 {
+        tracing::info!(redis = %address, "connected to redis at {address}");
+    }
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_number_of_retries(usize::MAX)
         .set_max_delay(Duration::from_secs(2))
