@@ -323,7 +323,8 @@ fn a_scored_job_reports_what_score_reports_on_its_output() {
     let bleu: serde_json::Value = serde_json::from_str(&fleet_scores).expect("json");
     let shown = format!("BLEU {:.4}", bleu["BLEU"].as_f64().expect("BLEU"));
     assert!(listing.contains(&shown), "jobs shows the scores: {listing}");
-    let job_id = listing.split_whitespace().next().expect("a job").to_string();
+    // The first line is the table's header; the job's row follows.
+    let job_id = listing.lines().nth(1).and_then(|row| row.split_whitespace().next()).expect("a job").to_string();
     let text = lorabeam(&strings(&["results", &job_id, "--text", "--coordinator", &fleet.coordinator.url()]));
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&text.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();

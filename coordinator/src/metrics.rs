@@ -33,7 +33,7 @@ pub struct Metrics {
 /// Every `kind` of `lorabeam_errors_total` ([`CoordinatorError::kind`]) and every `limit` of
 /// `lorabeam_limit_rejections_total`: their series start at 0, so dashboards and alerts see
 /// them (and their HELP and TYPE) before the first error.
-pub const ERROR_KINDS: [&str; 15] = [
+pub const ERROR_KINDS: [&str; 20] = [
     "redis",
     "corrupt_state",
     "invalid_spec",
@@ -43,15 +43,22 @@ pub const ERROR_KINDS: [&str; 15] = [
     "job_not_found",
     "invalid_job_id",
     "job_not_running",
+    "job_ended_short",
     "bad_page_token",
     "bad_worker_report",
+    "not_lease_holder",
+    "submission_idle",
     "truncated_submission",
+    "idempotency_conflict",
     "stream",
     "write",
     "internal",
+    "shutting_down",
 ];
-pub const LIMITS: [&str; 8] = [
+pub const LIMITS: [&str; 10] = [
     "running_jobs_per_client",
+    "submission_bytes_in_flight",
+    "submissions_per_client",
     "job_bytes",
     "message_bytes",
     "line_bytes",
@@ -217,12 +224,17 @@ mod tests {
             CoordinatorError::JobNotFound("j".into()),
             CoordinatorError::InvalidJobId("j".into()),
             CoordinatorError::JobNotRunning { job_id: "j".into(), state: "s".into(), action: "a" },
+            CoordinatorError::JobEndedShort { job_id: "j".into(), state: "s".into(), missing: 1, records: 2 },
             CoordinatorError::BadPageToken("t".into()),
             CoordinatorError::BadWorkerReport("r".into()),
+            CoordinatorError::NotLeaseHolder("l".into()),
+            CoordinatorError::SubmissionIdle("i".into()),
             CoordinatorError::TruncatedSubmission("t".into()),
+            CoordinatorError::IdempotencyConflict { key: "k".into(), job_id: "j".into(), differing: "d".into() },
             CoordinatorError::Stream(Status::internal("x")),
             CoordinatorError::Write(lorabeam_core::WriteError { path: "p".into(), source: std::io::Error::other("x") }),
             CoordinatorError::Internal("i".into()),
+            CoordinatorError::ShuttingDown,
         ];
         let kinds: Vec<&str> = errors.iter().map(CoordinatorError::kind).collect();
         assert_eq!(kinds, ERROR_KINDS, "ERROR_KINDS lists CoordinatorError::kind, in order");

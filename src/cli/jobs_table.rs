@@ -4,7 +4,7 @@
 use lorabeam_proto::job_state_name;
 use lorabeam_proto::v1::JobStatus;
 
-use super::client::shown;
+use super::client::{scores_summary, shown};
 
 const HEADER: [&str; 8] = ["JOB", "CREATED (UTC)", "STATE", "MODEL", "RECORDS", "SHARDS", "TOKENS/S", "NAME"];
 
@@ -60,6 +60,12 @@ pub fn jobs_table(jobs: &[JobStatus]) -> Vec<String> {
         if !job.output_path.is_empty() {
             lines.push(format!("    output (on the coordinator): {}", shown(&job.output_path)));
         }
+        if let Some(scores) = &job.scores {
+            lines.push(format!("    scores: {}", scores_summary(scores)));
+        }
+        if !job.scores_error.is_empty() {
+            lines.push(format!("    not scored: {}", shown(&job.scores_error)));
+        }
         if !job.failed_ids.is_empty() {
             lines.push(format!("    {} record(s) failed", job.failed_ids.len()));
         }
@@ -109,5 +115,23 @@ mod tests {
         assert_eq!(lines[1].find("a-long-name"), Some(name_at), "{lines:#?}");
         assert_eq!(lines[3].len(), name_at + 1, "the last row ends with its name, `b`, under NAME: {lines:#?}");
         assert_eq!(lines[2], "    output (on the coordinator): /out/j.jsonl");
+    }
+
+    #[test]
+    fn a_scored_job_shows_its_scores_under_its_row() {
+        let scores = lorabeam_proto::v1::Scores {
+            bleu: 0.1226,
+            nist: 1.7698,
+            meteor: Some(0.1476),
+            rouge_l: 0.316,
+            cider: 0.3032,
+            ..Default::default()
+        };
+        let job = JobStatus { job_id: "job-1".into(), scores: Some(scores), ..Default::default() };
+        let lines = jobs_table(&[job]);
+        assert_eq!(
+            lines[2], "    scores: BLEU 0.1226  NIST 1.7698  METEOR 0.1476  ROUGE_L 0.3160  CIDEr 0.3032",
+            "{lines:#?}"
+        );
     }
 }
