@@ -87,7 +87,7 @@ impl Retry {
         }
         self.failures += 1;
         let delay = Duration::from_millis(200 * 2u64.pow(self.failures.min(5) - 1)).min(Duration::from_secs(5));
-        if self.failures == 1 || self.failures.is_multiple_of(10) {
+        if self.failures == 1 || self.failures % 10 == 0 {
             eprintln!("{what}: {}; retrying (for up to {} s)", status_text(status), self.give_up_after.as_secs());
         }
         tokio::time::sleep(delay).await;

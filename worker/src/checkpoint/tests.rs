@@ -2,7 +2,7 @@ use super::*;
 use tch::{Device, Kind};
 
 fn sample() -> Vec<(String, Tensor)> {
-    tch::manual_seed(3);
+    let _rng = crate::model::hold_seeded_rng(3);
     vec![
         ("module.transformer.wte.weight".to_string(), Tensor::randn([5, 3], (Kind::Float, Device::Cpu))),
         ("module.transformer.h.0.attn.bias".to_string(), Tensor::ones([1, 1, 4, 4], (Kind::Float, Device::Cpu))),

@@ -51,7 +51,7 @@ mod tests {
 
     #[test]
     fn layer_norm_matches_torch() {
-        tch::manual_seed(1);
+        let _rng = crate::model::hold_seeded_rng(1);
         let x = Tensor::randn([3, 8], (Kind::Double, Device::Cpu));
         let ln = LayerNorm {
             weight: Tensor::randn([8], (Kind::Double, Device::Cpu)),

@@ -40,7 +40,7 @@ mod tests {
     /// The merge equals loralib's unmerged forward: `x W + s * x (zero_pad(conv(A, B)))^T`.
     #[test]
     fn merged_weight_equals_unmerged_lora_forward() {
-        tch::manual_seed(7);
+        let _rng = crate::model::hold_seeded_rng(7);
         let (e, r, s) = (8i64, 2i64, 4.0);
         let opts = (Kind::Double, Device::Cpu);
         let weight = Tensor::randn([e, 3 * e], opts);

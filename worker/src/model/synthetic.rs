@@ -1,15 +1,38 @@
 //! Seeded random GPT-2 + LoRA weights in gpt2_ft.py's checkpoint layout, for demos, tests and
 //! benchmarks on machines without pretrained weights.
 
+use std::sync::Mutex;
+
 use tch::{Device, Kind, Tensor};
 
 use super::{Gpt2Config, LoraConfig};
+
+/// libtorch's default generator is one per process: two threads seeding and drawing at once
+/// (tests run in parallel) would interleave their draws. Everything here that seeds it and
+/// draws holds this lock, so a seed always gives the same tensors.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+/// Seeds libtorch's generator with `seed` and keeps it for the caller until the guard drops.
+pub fn hold_seeded_rng(seed: i64) -> std::sync::MutexGuard<'static, ()> {
+    let held = TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tch::manual_seed(seed);
+    held
+}
+
+/// Runs `draw` with libtorch's generator seeded with `seed`, and no other seeded draw at once.
+pub fn seeded<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    let _held = hold_seeded_rng(seed);
+    draw()
+}
 
 /// Every tensor gpt2_ft.py's final checkpoint holds, with its `module.` names: the
 /// transformer's parameters (normal(0, 0.02) like the reference's init), non-zero LoRA
 /// factors, the causal-mask buffers and the tied `lm_head`.
 pub fn synthetic_checkpoint(config: &Gpt2Config, lora: LoraConfig, seed: i64) -> Vec<(String, Tensor)> {
-    tch::manual_seed(seed);
+    seeded(seed, || draw_checkpoint(config, lora))
+}
+
+fn draw_checkpoint(config: &Gpt2Config, lora: LoraConfig) -> Vec<(String, Tensor)> {
     let opts = (Kind::Float, Device::Cpu);
     let (e, v, p) = (config.n_embd as i64, config.vocab_size as i64, config.n_positions as i64);
     let normal = |shape: &[i64]| Tensor::randn(shape, opts) * 0.02;
