@@ -52,16 +52,9 @@ fn main() -> std::process::ExitCode {
         Command::Compare(args) => cli::compare::compare(args),
         Command::Score(args) => cli::score::score(*args),
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            // Errors may carry a server's words: no control character reaches the terminal raw.
-            // Each cause is said once (many errors quote their source and return it too).
-            let text = lorabeam_proto::error_text::chain_text(err.chain().map(|e| e.to_string()));
-            eprintln!("error: {}", lorabeam_core::quote::escape_controls(&text, true));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    lorabeam_proto::error_text::exit_code(
+        result.err().map(|err| err.chain().map(|e| e.to_string()).collect::<Vec<_>>()),
+    )
 }
 
 #[cfg(test)]

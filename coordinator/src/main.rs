@@ -102,15 +102,9 @@ fn main() -> std::process::ExitCode {
     // Tasks still running (a blocking scorer, a connection past the grace) do not hold the
     // exit, so the ports are free for the next coordinator.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            // Each cause once: many errors quote their source and return it too.
-            let text = lorabeam_proto::error_text::chain_text(err.chain().map(|e| e.to_string()));
-            eprintln!("error: {text}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    lorabeam_proto::error_text::exit_code(
+        result.err().map(|err| err.chain().map(|e| e.to_string()).collect::<Vec<_>>()),
+    )
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -35,6 +35,19 @@ pub fn chain_text<'a>(messages: impl IntoIterator<Item = String> + 'a) -> String
     text
 }
 
+/// How a binary ends: success, or failure after `error: ` and the failure's chain (its
+/// messages, outermost first) on standard error, each cause once. Errors may carry a peer's
+/// words, so no control character reaches the terminal raw.
+pub fn exit_code<I: IntoIterator<Item = String>>(failure: Option<I>) -> std::process::ExitCode {
+    match failure {
+        None => std::process::ExitCode::SUCCESS,
+        Some(chain) => {
+            eprintln!("error: {}", lorabeam_core::quote::escape_controls(&chain_text(chain), true));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,15 +112,10 @@ fn consumer_name() -> String {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            // Each cause once: many errors quote their source and return it too.
-            let text = lorabeam_proto::error_text::chain_text(err.chain().map(|e| e.to_string()));
-            eprintln!("error: {text}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let result = run().await;
+    lorabeam_proto::error_text::exit_code(
+        result.err().map(|err| err.chain().map(|e| e.to_string()).collect::<Vec<_>>()),
+    )
 }
 
 async fn run() -> anyhow::Result<()> {
