@@ -21,6 +21,8 @@ enum Command {
     Submit(Box<cli::submit::SubmitArgs>),
     /// List the coordinator's jobs.
     Jobs(cli::jobs::JobsArgs),
+    /// List the live workers per model: id, model, batch rows, items/s, last seen.
+    Workers(cli::workers::WorkersArgs),
     /// Follow one job until it ends.
     Watch(cli::jobs::JobArgs),
     /// Cancel a running job: its queued shards are removed.
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Submit(args) => cli::submit::submit(*args),
         Command::Jobs(args) => cli::jobs::jobs(args),
         Command::Watch(args) => cli::jobs::watch(args),
+        Command::Workers(args) => cli::workers::workers(args),
         Command::Cancel(args) => cli::jobs::cancel(args),
         Command::Results(args) => cli::jobs::results(args),
         Command::Compare(args) => cli::compare::compare(args),

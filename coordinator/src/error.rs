@@ -19,6 +19,10 @@ pub enum CoordinatorError {
     LimitExceeded { limit: &'static str, detail: String },
     #[error("no job {0}")]
     JobNotFound(String),
+    /// A job for a model id no worker ever registered and `--serve-model-ids` does not declare:
+    /// nothing would decode it. `known` lists the ids that are served.
+    #[error("no worker serves model id {model_id}: no worker has registered it and this deployment does not declare it (--serve-model-ids); model ids served: {known}")]
+    UnknownModel { model_id: String, known: String },
     /// An id not of the issued format (already quoted): never looked up.
     #[error("no job {0}: job ids are `job-` and 16 lowercase hex digits")]
     InvalidJobId(String),
@@ -67,6 +71,7 @@ impl CoordinatorError {
             CoordinatorError::InvalidData(_) => "invalid_data",
             CoordinatorError::LimitExceeded { .. } => "limit",
             CoordinatorError::JobNotFound(_) => "job_not_found",
+            CoordinatorError::UnknownModel { .. } => "unknown_model",
             CoordinatorError::InvalidJobId(_) => "invalid_job_id",
             CoordinatorError::JobNotRunning { .. } => "job_not_running",
             CoordinatorError::JobEndedShort { .. } => "job_ended_short",
@@ -99,7 +104,9 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::TruncatedSubmission(_) => Code::InvalidArgument,
             CoordinatorError::LimitExceeded { .. } => Code::ResourceExhausted,
             CoordinatorError::JobNotFound(_) | CoordinatorError::InvalidJobId(_) => Code::NotFound,
-            CoordinatorError::JobNotRunning { .. } | CoordinatorError::JobEndedShort { .. } => Code::FailedPrecondition,
+            CoordinatorError::JobNotRunning { .. }
+            | CoordinatorError::JobEndedShort { .. }
+            | CoordinatorError::UnknownModel { .. } => Code::FailedPrecondition,
             CoordinatorError::NotLeaseHolder(_) => Code::PermissionDenied,
             CoordinatorError::SubmissionIdle(_) => Code::DeadlineExceeded,
             CoordinatorError::IdempotencyConflict { .. } => Code::AlreadyExists,

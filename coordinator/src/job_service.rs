@@ -6,8 +6,9 @@ use std::time::Duration;
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::telemetry::{int, traceparent};
 use lorabeam_proto::v1::{
-    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobSpec, JobStatus, ListJobsRequest, ListJobsResponse,
-    Prediction, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest,
+    CancelJobRequest, GetJobRequest, JobEvent, JobService, JobSpec, JobState, JobStatus, ListJobsRequest,
+    ListJobsResponse, ListWorkersRequest, ListWorkersResponse, Prediction, StreamResultsRequest, SubmitJobRequest,
+    SubmitJobResponse, WatchJobRequest,
 };
 use lorabeam_proto::{job_state_is_final, job_state_name};
 use tokio::sync::{mpsc, watch};
@@ -52,6 +53,7 @@ impl Coordinator {
                 return self.existing(job_id, &spec, &data).await;
             }
         }
+        self.fleet.check_model(&spec.model_id).await?;
         let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(ModelLimits::GPT2);
         let intake = self.intake;
         let job_id = JobId::fresh().into_string();
@@ -115,7 +117,20 @@ impl Coordinator {
     pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
         let mut status = self.store.status(job_id).await?;
         status.failed_ids = self.results.failed_records(job_id).await?;
+        self.add_stall(&mut status).await;
         Ok(status)
+    }
+
+    /// Says why a running job is not moving, when the coordinator can tell. Best effort: a
+    /// status is still worth sending without it.
+    async fn add_stall(&self, status: &mut JobStatus) {
+        if status.state != JobState::Running as i32 {
+            return;
+        }
+        match self.stall(&status.job_id, &status.model_id).await {
+            Ok(stall) => status.stall = stall,
+            Err(e) => tracing::debug!(job_id = %status.job_id, error = %e, "could not work out the job's stall"),
+        }
     }
 
     /// Streams a job's status on every change until it is final.
@@ -312,7 +327,10 @@ impl JobService for Coordinator {
             let mut jobs = Vec::new();
             for job_id in ids {
                 match self.store.status(&job_id).await {
-                    Ok(status) => jobs.push(status),
+                    Ok(mut status) => {
+                        self.add_stall(&mut status).await;
+                        jobs.push(status)
+                    }
                     Err(CoordinatorError::JobNotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -326,6 +344,14 @@ impl JobService for Coordinator {
         let span = rpc_span("CancelJob", &request);
         let job_id = rpc_result(&span, JobId::parse(&request.into_inner().job_id))?;
         rpc_result(&span, self.cancel(job_id).instrument(span.clone()).await).map(Response::new)
+    }
+
+    async fn list_workers(
+        &self,
+        request: Request<ListWorkersRequest>,
+    ) -> std::result::Result<Response<ListWorkersResponse>, Status> {
+        let span = rpc_span("ListWorkers", &request);
+        Ok(Response::new(rpc_result(&span, self.fleet.list().instrument(span.clone()).await)?))
     }
 
     type StreamResultsStream = BoxStream<Prediction>;
@@ -354,6 +380,7 @@ impl Coordinator {
             });
         }
         tracing::info!(%job_id, "job cancelled");
+        self.leases.forget_job(job_id);
         if let Ok(hash) = self.store.job_hash(job_id).await {
             record_job_span(job_id, &hash);
         }

@@ -178,9 +178,10 @@ impl Leases {
         lock(&self.shards).remove(&(facts.queue.clone(), entry_id.to_string()));
     }
 
-    /// Forgets a finished job.
+    /// Forgets an ended job (completed, cancelled or expired), and its shards.
     pub fn forget_job(&self, job_id: &str) {
         lock(&self.jobs).remove(job_id);
+        lock(&self.shards).retain(|_, shard| shard.job_id != job_id);
     }
 }
 

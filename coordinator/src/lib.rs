@@ -6,6 +6,8 @@
 //! - [`sharding`] cuts the plan into queue messages;
 //! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]);
 //! - [`scoring`] scores a job submitted with `score` when its output is complete;
+//! - [`fleet`] knows the model ids served and the live workers (their heartbeats); `stall`
+//!   says why a running job is not moving;
 //! - [`job_id`] is the one check of ids from clients and workers; `leases` checks each
 //!   worker report against the shard it holds;
 //! - [`error`] maps every failure onto one gRPC status; [`metrics`] counts them at the RPC edge;
@@ -15,6 +17,7 @@ mod admission;
 pub mod auth;
 pub mod error;
 mod events;
+pub mod fleet;
 pub mod idempotency;
 pub mod intake;
 pub mod job_id;
@@ -27,6 +30,7 @@ pub mod scoring;
 pub mod server;
 pub mod sharding;
 pub mod shutdown;
+mod stall;
 pub mod store;
 mod traces;
 mod worker_service;

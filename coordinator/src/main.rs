@@ -77,7 +77,13 @@ struct Args {
     /// reconnect to the next coordinator) before the coordinator exits regardless.
     #[arg(long, env = "LORABEAM_GRACE_SECS", default_value_t = 5.0, value_parser = grace_secs)]
     grace_secs: f64,
-    /// HTTP address for Prometheus `/metrics` and `/healthz`.
+    /// Model ids this deployment serves even with no worker live (scale from zero), comma
+    /// separated: jobs for them are accepted and wait for workers. Jobs for other ids are
+    /// refused unless a worker has registered the id (the Helm chart lists its worker groups').
+    #[arg(long, env = "LORABEAM_SERVE_MODEL_IDS", value_delimiter = ',')]
+    serve_model_ids: Vec<String>,
+    /// HTTP address for Prometheus `/metrics` and `/healthz` (not-ready, 503, while Redis does
+    /// not answer).
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: SocketAddr,
 }
@@ -125,6 +131,8 @@ async fn run() -> anyhow::Result<()> {
             lorabeam_core::eval::MeteorRunner::locate(args.meteor_jar.as_deref())
         },
         redis_ca: args.redis_ca.clone(),
+        serve_model_ids: lorabeam_coordinator::fleet::parse_model_ids(&args.serve_model_ids)
+            .map_err(anyhow::Error::msg)?,
     };
     let secret = |file: &Option<PathBuf>, value: &Option<String>| {
         lorabeam_proto::connect::read_secret(file.as_deref(), value.as_deref())
@@ -156,7 +164,7 @@ async fn run() -> anyhow::Result<()> {
     tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(
         metrics,
         lorabeam_coordinator::metrics::METRICS.registry.clone(),
-        Some(coordinator.metrics_refresh()),
+        coordinator.side_door(),
     ));
     tracing::info!(%bound, output_dir = %config.output_dir.display(), "serving");
     if !bound.ip().is_loopback() && !options.tokens.enabled() {

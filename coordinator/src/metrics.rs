@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Bytes held by SubmitJob streams still being read, and how many are open.
     pub submission_bytes_in_flight: IntGauge,
     pub submissions_open: IntGauge,
+    /// Workers whose heartbeat is live, by model (see `fleet`).
+    pub workers: IntGaugeVec,
     queue_depth: IntGaugeVec,
     queue_pending: IntGaugeVec,
     queue_lag: IntGaugeVec,
@@ -33,7 +35,7 @@ pub struct Metrics {
 /// Every `kind` of `lorabeam_errors_total` ([`CoordinatorError::kind`]) and every `limit` of
 /// `lorabeam_limit_rejections_total`: their series start at 0, so dashboards and alerts see
 /// them (and their HELP and TYPE) before the first error.
-pub const ERROR_KINDS: [&str; 20] = [
+pub const ERROR_KINDS: [&str; 21] = [
     "redis",
     "corrupt_state",
     "invalid_spec",
@@ -41,6 +43,7 @@ pub const ERROR_KINDS: [&str; 20] = [
     "invalid_data",
     "limit",
     "job_not_found",
+    "unknown_model",
     "invalid_job_id",
     "job_not_running",
     "job_ended_short",
@@ -116,6 +119,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Bytes of JSONL held by SubmitJob streams not yet finished",
         ),
         submissions_open: gauge(&registry, "lorabeam_submissions_open", "SubmitJob streams being read"),
+        workers: gauges(&registry, "lorabeam_workers", "Workers with a live heartbeat, by model", "model_id"),
         queue_depth: gauges(&registry, "lorabeam_queue_depth", "Shards in the model's stream", "model_id"),
         queue_pending: gauges(&registry, "lorabeam_queue_pending", "Shards leased to workers", "model_id"),
         queue_lag: gauges(&registry, "lorabeam_queue_lag", "Shards not yet delivered to any worker", "model_id"),
@@ -222,6 +226,7 @@ mod tests {
             CoordinatorError::InvalidData(DataError::NoRecords { path: "p".into() }),
             limit(),
             CoordinatorError::JobNotFound("j".into()),
+            CoordinatorError::UnknownModel { model_id: "m".into(), known: "a".into() },
             CoordinatorError::InvalidJobId("j".into()),
             CoordinatorError::JobNotRunning { job_id: "j".into(), state: "s".into(), action: "a" },
             CoordinatorError::JobEndedShort { job_id: "j".into(), state: "s".into(), missing: 1, records: 2 },

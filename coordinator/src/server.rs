@@ -16,6 +16,7 @@ use crate::admission::Submissions;
 use crate::auth::{Role, Tokens};
 use crate::error::{CoordinatorError, Result};
 use crate::events::JobEvents;
+use crate::fleet::Fleet;
 use crate::intake::IntakeLimits;
 use crate::leases::Leases;
 use crate::oversize::OversizeAsLimit;
@@ -36,6 +37,9 @@ pub struct Coordinator {
     pub(crate) intake: IntakeLimits,
     pub(crate) meteor: Meteor,
     pub(crate) drain: Drain,
+    pub(crate) fleet: Fleet,
+    /// Redis's address (never its password), for the errors and the readiness that name it.
+    pub(crate) redis_address: String,
 }
 
 /// How to run a coordinator.
@@ -50,6 +54,8 @@ pub struct CoordinatorConfig {
     pub meteor: std::result::Result<lorabeam_core::eval::MeteorRunner, lorabeam_core::eval::MeteorUnavailable>,
     /// A CA for `rediss://` URLs signed by a private CA.
     pub redis_ca: Option<PathBuf>,
+    /// Model ids taken without a live worker (`--serve-model-ids`): scale from zero.
+    pub serve_model_ids: Vec<String>,
 }
 
 /// TLS for the gRPC port: the server's certificate and key, and a CA that client certificates
@@ -78,17 +84,22 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// How often running jobs are checked for completion and expired jobs swept.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
+/// How long `/healthz` waits for Redis's PONG before it reports not-ready.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Coordinator {
     pub async fn connect(config: &CoordinatorConfig) -> Result<Self> {
         let client = lorabeam_proto::connect::redis_client(&config.redis_url, config.redis_ca.as_deref())
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        let redis_address = client.get_connection_info().addr().to_string();
         let store = JobStore::connect(client, Keys::new(&config.key_prefix), config.retention).await?;
         std::fs::create_dir_all(&config.output_dir)
             .map_err(|source| lorabeam_core::WriteError { path: config.output_dir.clone(), source })?;
         Ok(Self {
             results: Results::new(store.clone()),
             leases: Leases::new(store.clone()),
+            fleet: Fleet::new(store.clone(), &config.serve_model_ids),
+            redis_address,
             submissions: Submissions::new(&config.intake),
             store,
             events: JobEvents::default(),
@@ -115,22 +126,49 @@ impl Coordinator {
                 Err(e) => tracing::warn!(%job_id, error = %e, "could not remove an expired output"),
             }
             self.results.forget(&job_id);
+            self.leases.forget_job(&job_id);
         }
         self.events.prune();
         Ok(())
     }
 
-    /// What a metrics scrape runs first: reading queue and job gauges from Redis.
-    pub fn metrics_refresh(&self) -> lorabeam_proto::metrics_http::Refresh {
-        let store = self.store.clone();
-        std::sync::Arc::new(move || {
-            let store = store.clone();
+    /// What the metrics port serves besides counters: queue, job and worker gauges read from
+    /// Redis at each scrape, and a `/healthz` that is not-ready while Redis does not answer.
+    pub fn side_door(&self) -> lorabeam_proto::metrics_http::SideDoor {
+        let (store, fleet) = (self.store.clone(), self.fleet.clone());
+        let refresh: lorabeam_proto::metrics_http::Refresh = std::sync::Arc::new(move || {
+            let (store, fleet) = (store.clone(), fleet.clone());
             Box::pin(async move {
                 if let Err(e) = crate::metrics::refresh(&store).await {
                     tracing::warn!(error = %e, "could not read queue metrics from redis");
                 }
+                if let Err(e) = fleet.refresh_gauge().await {
+                    tracing::warn!(error = %e, "could not read the workers' heartbeats from redis");
+                }
             })
-        })
+        });
+        let this = self.clone();
+        let readiness: lorabeam_proto::metrics_http::Readiness = std::sync::Arc::new(move || {
+            let this = this.clone();
+            Box::pin(async move { this.redis_answers().await })
+        });
+        lorabeam_proto::metrics_http::SideDoor { refresh: Some(refresh), readiness: Some(readiness) }
+    }
+
+    /// Whether Redis answers a PING in time; the error names its address. A reconnecting
+    /// connection holds commands until Redis is back, so the wait is bounded here.
+    pub(crate) async fn redis_answers(&self) -> std::result::Result<(), String> {
+        let address = &self.redis_address;
+        let mut con = self.store.con.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut con);
+        match tokio::time::timeout(READINESS_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot reach redis at {address}: {e}")),
+            Err(_) => {
+                Err(format!("cannot reach redis at {address}: no answer within {} s", READINESS_TIMEOUT.as_secs()))
+            }
+        }
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves, then drains: worker streams close
@@ -159,7 +197,11 @@ impl Coordinator {
             let this = self.clone();
             tokio::spawn(async move {
                 loop {
-                    if let Err(e) = this.maintain().await {
+                    // Said on every pass while Redis is away, naming where it should be.
+                    if let Err(why) = this.redis_answers().await {
+                        let retry_s = MAINTENANCE_EVERY.as_secs();
+                        tracing::error!(redis = %this.redis_address, "{why}; retrying in {retry_s} s");
+                    } else if let Err(e) = this.maintain().await {
                         tracing::warn!(error = %e, "maintenance pass failed");
                     }
                     tokio::time::sleep(MAINTENANCE_EVERY).await;

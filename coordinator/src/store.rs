@@ -413,6 +413,8 @@ impl JobStore {
                 None => None,
             },
             scores_error: hash.get(f::SCORES_ERROR).cloned().unwrap_or_default(),
+            // Filled in by the service, which knows the fleet.
+            stall: String::new(),
         })
     }
 }

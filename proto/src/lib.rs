@@ -8,11 +8,13 @@
 //!   with checks both ways;
 //! - [`telemetry`] and [`metrics_http`]: the logging, tracing and metrics entry points every
 //!   binary shares, and the W3C trace context every call and shard carries;
-//! - [`cli_flags`]: how every binary reads its flags (both spellings, last value wins).
+//! - [`cli_flags`]: how every binary reads its flags (both spellings, last value wins);
+//! - [`heartbeat`]: the workers' heartbeats in Redis, which the coordinator lists.
 
 pub mod cli_flags;
 pub mod connect;
 pub mod error_text;
+pub mod heartbeat;
 pub mod metrics_http;
 pub mod queue;
 pub mod queue_scripts;
@@ -37,8 +39,9 @@ pub mod v1 {
     pub use crate::pb::worker_service_server::{WorkerService, WorkerServiceServer};
     pub use crate::pb::{
         CancelJobRequest, DataEnd, DecodeParams, GetJobRequest, ItemFailed, ItemResult, JobEvent, JobSpec, JobState,
-        JobStatus, ListJobsRequest, ListJobsResponse, Prediction, RecordChunk, Scores, ShardConfirmed, ShardFinished,
-        StreamResultsRequest, SubmitJobRequest, SubmitJobResponse, WatchJobRequest, WorkerReport,
+        JobStatus, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse, Prediction, RecordChunk,
+        Scores, ShardConfirmed, ShardFinished, StreamResultsRequest, SubmitJobRequest, SubmitJobResponse,
+        WatchJobRequest, WorkerInfo, WorkerReport,
     };
 
     /// The encoded `FileDescriptorSet` of `lorabeam.v1`, for gRPC server reflection.

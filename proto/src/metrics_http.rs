@@ -1,4 +1,6 @@
-//! The HTTP side door of every lorabeam process: Prometheus `/metrics` and a `/healthz` probe.
+//! The HTTP side door of every lorabeam process: Prometheus `/metrics`, a `/healthz` readiness
+//! probe (not-ready while a dependency such as Redis is away) and a `/livez` liveness probe
+//! (the process answers: restarting it would not bring Redis back).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +14,21 @@ use prometheus::{Encoder, Registry, TextEncoder};
 /// Brings gauges up to date just before a scrape (e.g. queue depth read from Redis).
 pub type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-/// Serves `/metrics` from `registry` and `/healthz` on `listener` until the process ends.
-pub async fn serve_metrics(listener: tokio::net::TcpListener, registry: Registry, refresh: Option<Refresh>) {
+/// Whether the process can do its work now (e.g. Redis answers); the error says why not.
+pub type Readiness = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// What the side door serves besides the registry.
+#[derive(Clone, Default)]
+pub struct SideDoor {
+    pub refresh: Option<Refresh>,
+    /// `/healthz` answers 503 with the reason while this fails; without it, always 200.
+    pub readiness: Option<Readiness>,
+}
+
+/// Serves `/metrics` from `registry`, `/healthz` and `/livez` on `listener` until the process
+/// ends.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, registry: Registry, door: SideDoor) {
+    let refresh = door.refresh;
     let metrics = move || {
         let (registry, refresh) = (registry.clone(), refresh.clone());
         async move {
@@ -27,7 +42,23 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener, registry: Registry
             }
         }
     };
-    let app = axum::Router::new().route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok\n" }));
+    let readiness = door.readiness;
+    let health = move || {
+        let readiness = readiness.clone();
+        async move {
+            match readiness {
+                None => (StatusCode::OK, "ok\n".to_string()),
+                Some(ready) => match ready().await {
+                    Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                },
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(health))
+        .route("/livez", get(|| async { "ok\n" }));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "metrics server stopped");
     }

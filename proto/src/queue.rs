@@ -23,6 +23,14 @@
 //!   atomically (see `queue_scripts::ADMIT_JOB`), and it is pruned there too.
 //! - `{prefix}:model:{model_id}` — a hash of the limits a worker serving the model registered
 //!   (see [`model_fields`]), so the coordinator checks jobs against the real model.
+//! - `{prefix}:registered_models` — a set of every model id a worker ever registered or
+//!   heartbeated: with the coordinator's `--serve-model-ids`, the ids it takes jobs for.
+//! - `{prefix}:worker:{model_id}:{worker}` — a live worker's heartbeat, a hash (see
+//!   [`crate::heartbeat`]) rewritten every heartbeat interval with a TTL of a few intervals:
+//!   present while the worker lives, gone soon after it dies.
+//! - `{prefix}:model:{model_id}:workers` — a sorted set of the workers that heartbeated for the
+//!   model, by last heartbeat (ms): the index the coordinator lists heartbeats from without
+//!   scanning; members whose heartbeat key expired are pruned as it reads them.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +91,9 @@ pub mod job_fields {
 pub mod model_fields {
     pub const VOCAB_SIZE: &str = "vocab_size";
     pub const N_POSITIONS: &str = "n_positions";
+    /// The lease (ms) the model's workers claim with: a pending entry idle this long is taken
+    /// over by the next claim, so the coordinator can say when a dead worker's lease ends.
+    pub const LEASE_MS: &str = "lease_ms";
 }
 
 /// Values of [`job_fields::STATE`].
@@ -158,6 +169,20 @@ impl Keys {
 
     pub fn model(&self, model_id: &str) -> String {
         format!("{}:model:{model_id}", self.prefix)
+    }
+
+    pub fn registered_models(&self) -> String {
+        format!("{}:registered_models", self.prefix)
+    }
+
+    /// A worker's heartbeat hash.
+    pub fn worker(&self, model_id: &str, worker: &str) -> String {
+        format!("{}:worker:{model_id}:{worker}", self.prefix)
+    }
+
+    /// The index of a model's heartbeating workers.
+    pub fn model_workers(&self, model_id: &str) -> String {
+        format!("{}:model:{model_id}:workers", self.prefix)
     }
 
     pub fn jobs(&self) -> String {

@@ -117,6 +117,9 @@ pub fn status_line(s: &JobStatus) -> String {
     if !s.error.is_empty() {
         line.push_str(&format!("  ({})", shown(&s.error)));
     }
+    if !s.stall.is_empty() {
+        line.push_str(&format!("  stalled: {}", shown(&s.stall)));
+    }
     if let Some(scores) = &s.scores {
         line.push_str(&format!("  {}", scores_summary(scores)));
     }

@@ -72,6 +72,9 @@ pub fn jobs_table(jobs: &[JobStatus]) -> Vec<String> {
         if !job.error.is_empty() {
             lines.push(format!("    {}", shown(&job.error)));
         }
+        if !job.stall.is_empty() {
+            lines.push(format!("    stalled: {}", shown(&job.stall)));
+        }
     }
     lines
 }

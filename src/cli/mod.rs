@@ -13,3 +13,4 @@ pub mod rpc;
 pub mod run;
 pub mod score;
 pub mod submit;
+pub mod workers;

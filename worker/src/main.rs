@@ -45,6 +45,10 @@ struct Args {
     /// Seconds a shard's lease lasts without renewal before another worker takes it over.
     #[arg(long, env = "LORABEAM_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     lease_secs: u64,
+    /// Seconds between the worker's heartbeats in Redis (what `lorabeam workers` lists); a
+    /// worker whose heartbeats stop drops out of the list after three of them.
+    #[arg(long, env = "LORABEAM_HEARTBEAT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_secs: u64,
     /// Seconds after SIGTERM to finish in-flight shards before releasing them.
     #[arg(long, env = "LORABEAM_GRACE_SECS", default_value_t = 120)]
     grace_secs: u64,
@@ -126,7 +130,7 @@ async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.metrics_listen))?;
     println!("lorabeam-worker metrics on {}", metrics.local_addr()?);
     let registry = lorabeam_worker::fleet::metrics::METRICS.registry.clone();
-    tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(metrics, registry, None));
+    tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(metrics, registry, Default::default()));
     let decoder = match args.engine {
         EngineKind::Echo => Decoder::Echo,
         EngineKind::Model => {
@@ -152,6 +156,7 @@ async fn run() -> anyhow::Result<()> {
         key_prefix: args.key_prefix,
         consumer: args.worker_name.unwrap_or_else(consumer_name),
         lease: Duration::from_secs(args.lease_secs),
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
         grace: Duration::from_secs(args.grace_secs),
         prefetch_items: args.prefetch_items,
         max_shards: args.max_shards,

@@ -40,6 +40,14 @@ impl Decoder {
             Decoder::Echo => ModelLimits::GPT2,
         }
     }
+
+    /// Most rows of the continuous batch (0 for the echo engine, which has none).
+    pub fn max_rows(&self) -> usize {
+        match self {
+            Decoder::Model { budget, .. } => budget.max_rows,
+            Decoder::Echo => 0,
+        }
+    }
 }
 
 /// Into the engine thread.

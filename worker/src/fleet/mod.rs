@@ -7,6 +7,7 @@
 
 mod batch_trace;
 mod feed;
+mod heartbeat;
 pub mod metrics;
 mod queue;
 mod reporter;
@@ -52,6 +53,8 @@ pub struct FleetConfig {
     pub consumer: String,
     /// A shard whose lease is not renewed for this long goes to another worker.
     pub lease: Duration,
+    /// How often the worker's heartbeat is written to Redis (it expires after a few).
+    pub heartbeat: Duration,
     /// After SIGTERM: time to finish in-flight shards before releasing them.
     pub grace: Duration,
     /// Items queued ahead of the batch before claiming stops.
@@ -77,6 +80,8 @@ pub(crate) struct Fleet {
     queue: ShardQueue,
     feed: Arc<FeedShared>,
     inflight_shards: Arc<AtomicUsize>,
+    /// What the worker registered for its model, registered again if Redis loses it.
+    limits: lorabeam_core::ModelLimits,
 }
 
 /// Runs a worker until `shutdown` resolves and its shards are confirmed or released.
@@ -89,7 +94,21 @@ pub async fn run(
     let redis = lorabeam_proto::connect::redis_client(&config.redis_url, config.redis_ca.as_deref())?;
     let queue = ShardQueue::connect(redis, keys, &config.model_id, config.consumer.clone(), config.lease).await?;
     queue.register_model(&config.model_id, decoder.limits()).await?;
-    let fleet = Fleet { config: Arc::new(config), queue, feed: Arc::default(), inflight_shards: Arc::default() };
+    let beat_config = heartbeat::HeartbeatConfig {
+        worker: config.consumer.clone(),
+        model_id: config.model_id.clone(),
+        max_rows: u32::try_from(decoder.max_rows()).unwrap_or(u32::MAX),
+        every: config.heartbeat,
+    };
+    let (beat_stop, beat_stopped) = tokio::sync::watch::channel(false);
+    let beating = tokio::spawn(heartbeat::beat(queue.clone(), beat_config, beat_stopped));
+    let fleet = Fleet {
+        config: Arc::new(config),
+        queue,
+        feed: Arc::default(),
+        inflight_shards: Arc::default(),
+        limits: decoder.limits(),
+    };
     let (feed_tx, feed_rx) = std::sync::mpsc::channel();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine = {
@@ -108,6 +127,11 @@ pub async fn run(
     tracing::info!(model_id = %fleet.config.model_id, consumer = %fleet.config.consumer, "worker ready");
     let reported = Reporter::new(fleet).run(out_rx, stop_rx).await;
     claimer.abort();
+    // The heartbeat goes last: until then the worker holds (and renews) leases.
+    let _ = beat_stop.send(true);
+    if tokio::time::timeout(Duration::from_secs(2), beating).await.is_err() {
+        tracing::warn!("could not remove the heartbeat in time; it expires by itself");
+    }
     let _ = feed_tx.send(FeedMessage::Stop);
     // Let the engine thread leave its batch, so its spans close before the exporter flushes.
     // Work it still holds was released or confirmed already; do not wait on a long step.
@@ -138,6 +162,14 @@ async fn claim_loop(
         let claimed = match fleet.queue.claim().await {
             Ok(Some(claimed)) => claimed,
             Ok(None) => continue,
+            Err(FleetError::Redis(e)) if e.code() == Some("NOGROUP") => {
+                tracing::warn!(error = %e, "the queue's consumer group is gone (Redis lost its data?); creating it again");
+                if let Err(e) = fleet.queue.recreate(&fleet.config.model_id, fleet.limits).await {
+                    tracing::warn!(error = %e, "could not create the queue again; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                continue;
+            }
             Err(e) => {
                 failures += 1;
                 METRICS.errors.with_label_values(&["redis"]).inc();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::connect::redis_manager;
+use lorabeam_proto::heartbeat::Heartbeat;
 use lorabeam_proto::queue::{
     ensure_queue, job_fields, job_states, model_fields, stream_fields, Keys, ShardMessage, WORKER_GROUP,
 };
@@ -38,6 +39,8 @@ pub struct ShardQueue {
     queue: String,
     consumer: String,
     lease: Duration,
+    /// Redis's address (never its password), for the errors that name it.
+    address: String,
 }
 
 impl ShardQueue {
@@ -52,7 +55,15 @@ impl ShardQueue {
         let blocking = redis_manager(&client, BLOCK + Duration::from_secs(10)).await?;
         let queue = keys.queue(model_id);
         ensure_queue(&mut con, &keys, model_id).await?;
-        Ok(Self { con, blocking, keys, queue, consumer, lease })
+        let address = client.get_connection_info().addr().to_string();
+        Ok(Self { con, blocking, keys, queue, consumer, lease, address })
+    }
+
+    /// Creates the stream and group again, and registers the model again: Redis lost its data
+    /// (restarted without persistence), and claims answer `NOGROUP` until then.
+    pub async fn recreate(&self, model_id: &str, limits: ModelLimits) -> Result<(), FleetError> {
+        ensure_queue(&mut self.con.clone(), &self.keys, model_id).await?;
+        self.register_model(model_id, limits).await
     }
 
     /// Publishes the served model's limits so the coordinator checks jobs against them.
@@ -63,9 +74,30 @@ impl ShardQueue {
             .arg(limits.vocab_size)
             .arg(model_fields::N_POSITIONS)
             .arg(limits.n_positions)
+            .arg(model_fields::LEASE_MS)
+            .arg(self.lease.as_millis() as u64)
             .query_async(&mut self.con.clone())
             .await?;
         Ok(())
+    }
+
+    /// Writes this worker's heartbeat (see `lorabeam_proto::heartbeat`).
+    pub async fn heartbeat(&self, beat: &Heartbeat, ttl: Duration) -> Result<(), FleetError> {
+        Ok(beat.write(&mut self.con.clone(), &self.keys, ttl).await?)
+    }
+
+    /// Removes this worker's heartbeat: it stops cleanly.
+    pub async fn remove_heartbeat(&self, model_id: &str) -> Result<(), FleetError> {
+        Ok(Heartbeat::remove(&mut self.con.clone(), &self.keys, model_id, &self.consumer).await?)
+    }
+
+    /// Redis's address, as errors name it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// Claims one shard: one whose lease expired, else a new one (waiting up to a second).

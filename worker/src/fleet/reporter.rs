@@ -77,7 +77,7 @@ struct Link {
 
 async fn open_link(fleet: &Fleet) -> Result<Link, FleetError> {
     let config = &fleet.config;
-    let channel = lorabeam_proto::connect::channel(&config.coordinator, &config.tls, Duration::from_secs(5)).await?;
+    let channel = lorabeam_proto::connect::channel(&config.coordinator, &config.tls, OPEN_TIMEOUT).await?;
     let (reports, rx) = mpsc::channel(4096);
     let mut client = WorkerServiceClient::with_interceptor(channel, config.token.clone())
         .max_decoding_message_size(config.max_message_bytes);
@@ -85,9 +85,18 @@ async fn open_link(fleet: &Fleet) -> Result<Link, FleetError> {
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     let consumer = tonic::metadata::BinaryMetadataValue::from_bytes(config.consumer.as_bytes());
     request.metadata_mut().insert_bin(lorabeam_proto::queue::CONSUMER_METADATA, consumer);
-    let confirmations = client.report(request).await?.into_inner();
-    Ok(Link { reports, confirmations })
+    // A coordinator that accepts the connection but does not answer (still starting, or
+    // half gone) must not hold the reconnect up: it is tried again after the backoff.
+    let opened = tokio::time::timeout(OPEN_TIMEOUT, client.report(request)).await.map_err(|_| {
+        tonic::Status::deadline_exceeded(format!("the coordinator did not open the stream within {OPEN_TIMEOUT:?}"))
+    })?;
+    Ok(Link { reports, confirmations: opened?.into_inner() })
 }
+
+/// How long opening the coordinator stream (connect, then the Report call) may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait between reconnects: a restarted coordinator is found within about this.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 async fn next_confirmation(link: &mut Option<Link>) -> Result<Option<ShardConfirmed>, tonic::Status> {
     match link {
@@ -164,7 +173,7 @@ impl Reporter {
 
     async fn reconnect(&mut self) {
         if self.failures > 0 {
-            let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(6))).min(Duration::from_secs(5));
+            let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(6))).min(MAX_BACKOFF);
             tokio::time::sleep(delay).await;
         }
         match open_link(&self.fleet).await {

@@ -1,0 +1,67 @@
+//! The worker's heartbeat: every interval it writes who it is, what it serves, its batch rows
+//! and its recent items/s to Redis (`lorabeam_proto::heartbeat`), where `lorabeam workers`, the
+//! coordinator's `lorabeam_workers` gauge and a job's stall reason read it.
+
+use std::time::{Duration, Instant};
+
+use lorabeam_proto::heartbeat::{Heartbeat, TTL_INTERVALS};
+
+use super::metrics::METRICS;
+use super::queue::ShardQueue;
+
+/// The least a heartbeat waits for Redis before it says Redis is unreachable.
+const MIN_WAIT: Duration = Duration::from_secs(2);
+
+/// What a heartbeat says that does not change.
+pub struct HeartbeatConfig {
+    pub worker: String,
+    pub model_id: String,
+    pub max_rows: u32,
+    pub every: Duration,
+}
+
+/// Beats until `stop` turns true, then removes the heartbeat (a clean stop is not a death).
+/// A failed write is logged at error, naming Redis's address, on every try.
+pub async fn beat(queue: ShardQueue, config: HeartbeatConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let ttl = config.every * TTL_INTERVALS;
+    let mut tick = tokio::time::interval(config.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut last_items, mut last_at) = (METRICS.records_done.get(), Instant::now());
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let items = METRICS.records_done.get();
+        let elapsed = last_at.elapsed().as_secs_f64().max(1e-3);
+        let beat = Heartbeat {
+            worker: config.worker.clone(),
+            model_id: config.model_id.clone(),
+            max_rows: config.max_rows,
+            items_per_s: items.saturating_sub(last_items) as f64 / elapsed,
+            last_seen_ms: now_ms(),
+            lease_ms: queue.lease().as_millis() as u64,
+        };
+        (last_items, last_at) = (items, Instant::now());
+        // A reconnecting connection holds commands until Redis is back: bounded here, so an
+        // outage is said on every beat.
+        let error = match tokio::time::timeout(config.every.max(MIN_WAIT), queue.heartbeat(&beat, ttl)).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", config.every.max(MIN_WAIT).as_secs()),
+        };
+        METRICS.errors.with_label_values(&["redis"]).inc();
+        let address = queue.address();
+        tracing::error!(redis = %address, %error, "cannot reach redis at {address}: heartbeat not written; retrying");
+    }
+    if let Err(e) = queue.remove_heartbeat(&config.model_id).await {
+        tracing::warn!(error = %e, "could not remove the heartbeat; it expires by itself");
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
