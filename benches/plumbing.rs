@@ -54,7 +54,7 @@ fn main() {
     for workers in [1, 4] {
         let run_dir = tempfile::tempdir().expect("tempdir");
         let redis = Redis::start(run_dir.path());
-        let coordinator = Coordinator::start(&redis, run_dir.path(), None, &[]);
+        let coordinator = Coordinator::start(&redis, run_dir.path(), None, &["--serve-model-ids", "echo"]);
         let _workers: Vec<_> = (0..workers)
             .map(|i| {
                 worker(&redis, &coordinator.url(), run_dir.path(), &format!("w{i}"), "echo", &["--engine", "echo"])

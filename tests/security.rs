@@ -212,7 +212,17 @@ fn health_stays_open_and_clients_are_limited_to_their_running_jobs() {
         &redis,
         d,
         None,
-        &["--client-token", CLIENT_TOKEN, "--worker-token", WORKER_TOKEN, "--max-jobs-per-client", "1"],
+        &[
+            "--client-token",
+            CLIENT_TOKEN,
+            "--worker-token",
+            WORKER_TOKEN,
+            "--max-jobs-per-client",
+            "1",
+            // Declared, so its jobs are taken (and stay running: no worker serves it).
+            "--serve-model-ids",
+            "nobody-serves-this",
+        ],
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let serving = runtime.block_on(async {

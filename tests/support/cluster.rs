@@ -187,6 +187,9 @@ impl Coordinator {
             .args(["--output-dir", output_dir.to_str().expect("utf-8"), "--metrics-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
+            // The tests' model id is served before its workers start (and by tests with none);
+            // `env` or a `--serve-model-ids` in `extra` overrides it.
+            .env("LORABEAM_SERVE_MODEL_IDS", "tiny")
             .envs(env.iter().copied())
             .stdout(Stdio::piped());
         let log = dir.join(format!("coordinator-{}.log", free_port()));
