@@ -170,7 +170,11 @@ impl Progress {
         match self {
             Self::Bar(bar) => {
                 bar.set_position(s.records_done);
-                bar.set_message(format!("{:.0} tokens/s", s.tokens_per_s));
+                let mut message = format!("{:.0} tokens/s", s.tokens_per_s);
+                if !s.stall.is_empty() {
+                    message.push_str(&format!("  stalled: {}", super::client::shown(&s.stall)));
+                }
+                bar.set_message(message);
             }
             Self::Lines { last } => {
                 let due = last.is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY);

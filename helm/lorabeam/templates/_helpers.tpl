@@ -267,3 +267,15 @@ minAvailable: {{ .minAvailable }}
 maxUnavailable: {{ .maxUnavailable }}
 {{- end }}
 {{- end }}
+
+{{/*
+The model ids of every worker group, sorted, each once, comma separated: the coordinator's
+--serve-model-ids, so jobs for them are accepted while no worker runs yet (scale from zero).
+*/}}
+{{- define "lorabeam.servedModelIds" -}}
+{{- $ids := list }}
+{{- range (fromYaml (include "lorabeam.workerGroups" .)).groups }}
+{{- $ids = append $ids (toString .modelId) }}
+{{- end }}
+{{- $ids | uniq | sortAlpha | join "," }}
+{{- end }}
