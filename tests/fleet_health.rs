@@ -189,6 +189,8 @@ fn healthz_is_not_ready_while_redis_is_down_and_ready_once_it_is_back() {
         answer.0 == 503
     });
     assert!(answer.1.starts_with("not ready: ") && answer.1.contains(&address), "{answer:?}");
+    // gRPC health says the same, so the chart's gRPC probes see the outage too.
+    wait_until("gRPC health to say NOT_SERVING", LONG, || grpc_health(&coordinator.url()) == NOT_SERVING);
     // Both keep saying where Redis is, on every try.
     let said = format!("cannot reach {address}");
     wait_until("the coordinator's retries", LONG, || coordinator.stderr().matches(&said).count() >= 2);
@@ -196,4 +198,21 @@ fn healthz_is_not_ready_while_redis_is_down_and_ready_once_it_is_back() {
 
     redis.restart();
     wait_until("/healthz to be ready again", LONG, || http_status(coordinator.metrics_port, "/healthz").0 == 200);
+    wait_until("gRPC health to say SERVING", LONG, || grpc_health(&coordinator.url()) == SERVING);
+}
+
+const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+const NOT_SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+
+/// The coordinator's gRPC health of the whole server (""), or -1 when it does not answer.
+fn grpc_health(url: &str) -> i32 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let Ok(channel) = tonic::transport::Endpoint::from_shared(url.to_string()).expect("url").connect().await else {
+            return -1;
+        };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+        health.check(request).await.map_or(-1, |r| r.into_inner().status)
+    })
 }

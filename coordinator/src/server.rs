@@ -183,8 +183,7 @@ impl Coordinator {
         let max_message_bytes = options.max_message_bytes;
         let (drain, grace) = (self.drain.clone(), options.grace);
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<JobServiceServer<Coordinator>>().await;
-        health.set_serving::<WorkerServiceServer<Coordinator>>().await;
+        set_health(&health, true).await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -198,7 +197,10 @@ impl Coordinator {
             tokio::spawn(async move {
                 loop {
                     // Said on every pass while Redis is away, naming where it should be.
-                    if let Err(why) = this.redis_answers().await {
+                    let answers = this.redis_answers().await;
+                    // gRPC health follows Redis too, so probes on either port see the outage.
+                    set_health(&health, answers.is_ok()).await;
+                    if let Err(why) = answers {
                         let retry_s = MAINTENANCE_EVERY.as_secs();
                         tracing::error!(redis = %this.redis_address, "{why}; retrying in {retry_s} s");
                     } else if let Err(e) = this.maintain().await {
@@ -258,4 +260,14 @@ impl Coordinator {
         tracing::info!("shutdown: gRPC stopped");
         served.map_err(|e| CoordinatorError::Internal(format!("gRPC server: {e}")))
     }
+}
+
+/// The gRPC health of the whole server ("") and of both services: SERVING while Redis answers,
+/// NOT_SERVING while it does not.
+async fn set_health(health: &tonic_health::server::HealthReporter, redis_answers: bool) {
+    use tonic_health::ServingStatus;
+    let status = if redis_answers { ServingStatus::Serving } else { ServingStatus::NotServing };
+    health.set_service_status("", status).await;
+    health.set_service_status(<JobServiceServer<Coordinator> as tonic::server::NamedService>::NAME, status).await;
+    health.set_service_status(<WorkerServiceServer<Coordinator> as tonic::server::NamedService>::NAME, status).await;
 }
