@@ -413,6 +413,7 @@ impl JobStore {
                 None => None,
             },
             scores_error: hash.get(f::SCORES_ERROR).cloned().unwrap_or_default(),
+            adapter: spec.adapter,
         })
     }
 }

@@ -5,8 +5,11 @@
 //! Three parts run at once: the claimer (an async task), the engine (its own thread, see
 //! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream).
 
+pub mod adapter_cache;
+mod adapters;
 mod batch_trace;
 mod feed;
+mod in_use;
 pub mod metrics;
 mod queue;
 mod reporter;
@@ -21,6 +24,7 @@ use lorabeam_proto::telemetry::{int, parent_from_traceparent};
 use tracing::{info_span, Instrument};
 
 use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
+pub use adapters::AdapterConfig;
 pub use feed::{Decoder, ModelBudget};
 use metrics::METRICS;
 use queue::ShardQueue;
@@ -68,6 +72,8 @@ pub struct FleetConfig {
     pub token: lorabeam_proto::connect::BearerToken,
     /// A CA for a `rediss://` Redis signed by a private CA.
     pub redis_ca: Option<std::path::PathBuf>,
+    /// Where adapters are found and how many are kept.
+    pub adapters: AdapterConfig,
 }
 
 /// What the claimer and reporter share.
@@ -94,9 +100,10 @@ pub async fn run(
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine = {
         let (out_tx, shared) = (out_tx.clone(), fleet.feed.clone());
+        let adapters = fleet.config.adapters.clone();
         std::thread::Builder::new()
             .name("lorabeam-engine".into())
-            .spawn(move || run_feed(decoder, feed_rx, out_tx, shared))
+            .spawn(move || run_feed(decoder, adapters, feed_rx, out_tx, shared))
             .map_err(FleetError::EngineThread)?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
