@@ -144,8 +144,12 @@ impl Feed {
 
     fn enqueue(&mut self, seq: u32, shard: ShardMessage, span: Span) {
         for (index, item) in shard.items.into_iter().enumerate() {
-            let work =
-                WorkItem { key: key(seq, index), context: item.context, first_step_context: item.first_step_context };
+            let work = WorkItem {
+                key: key(seq, index),
+                context: item.context,
+                first_step_context: item.first_step_context,
+                adapter: None,
+            };
             self.ready.push_back((work, shard.job_id.clone(), span.clone()));
         }
     }
