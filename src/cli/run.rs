@@ -82,6 +82,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         key,
         context: context.clone(),
         first_step_context: first_step.clone(),
+        adapter: None,
     });
     let budget = batch_budget(&model, args.max_rows, args.max_kv_mib);
     let mut engine = Engine::new(&model, params.clone(), budget.budget.max_rows);
