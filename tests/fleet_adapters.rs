@@ -10,10 +10,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use lorabeam_proto::v1::{GetJobRequest, JobServiceClient, JobState, JobStatus};
+use support::adapters::adapter_dir;
 use support::cluster::{adapter_worker, worker, Coordinator, Redis};
 use support::*;
 
@@ -22,19 +22,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The greedy golden's batches (batch_size 4) stay whole in its first 40 lines.
 const LINES: usize = 40;
-
-/// `DIR/adapters` holding `fixture.pt` (the fixture's LoRA-only checkpoint, which with the base
-/// is exactly the checkpoint of the goldens) and `flipped.pt` (its lora_B negated).
-fn adapter_dir(dir: &Path) -> PathBuf {
-    let adapters = dir.join("adapters");
-    std::fs::create_dir_all(&adapters).expect("mkdir");
-    std::fs::copy(fixture("lora_only.pt"), adapters.join("fixture.pt")).expect("copy lora_only.pt");
-    let python = std::env::var_os("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|| "python3".into());
-    let script = conformance_dir().join("make_loralib_variants.py");
-    let out = Command::new(python).arg(script).arg(&adapters).arg("flipped=-1.0").output().expect("python runs");
-    assert!(out.status.success(), "make_loralib_variants.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    adapters
-}
 
 fn data(dir: &Path) -> PathBuf {
     head(&conformance_dir().join("data/e2e_test_public.jsonl"), LINES, dir, "data.jsonl")
@@ -85,7 +72,7 @@ fn two_adapters_and_the_base_at_once_each_as_if_decoded_alone() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (adapters, data) = (adapter_dir(d), data(d));
+    let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), data(d));
     let redis = Redis::start(d);
     let coordinator = Coordinator::start(&redis, d, None, &[]);
     let worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
@@ -121,7 +108,7 @@ fn an_adapter_a_worker_cannot_find_fails_the_job_naming_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (adapters, data) = (adapter_dir(d), head(&conformance_dir().join("data/e2e_test_public.jsonl"), 4, d, "four.jsonl"));
+    let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), head(&conformance_dir().join("data/e2e_test_public.jsonl"), 4, d, "four.jsonl"));
     let redis = Redis::start(d);
     let coordinator = Coordinator::start(&redis, d, None, &[]);
     let _adapters = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
@@ -149,7 +136,7 @@ fn a_sweep_writes_each_adapters_file_and_the_table() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (adapters, data) = (adapter_dir(d), data(d));
+    let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), data(d));
     let redis = Redis::start(d);
     let coordinator = Coordinator::start(&redis, d, None, &[]);
     let _worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);

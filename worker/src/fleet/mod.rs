@@ -3,7 +3,9 @@
 //! the coordinator confirms it holds every result.
 //!
 //! Three parts run at once: the claimer (an async task), the engine (its own thread, see
-//! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream).
+//! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream). The engine
+//! thread also owns the worker's adapters ([`adapters`], cached by [`adapter_cache`]): a shard
+//! names its adapter, found under `--adapter-dir` and merged into the one base on first use.
 
 pub mod adapter_cache;
 mod adapters;
