@@ -128,6 +128,11 @@ fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
             assert!(blocks[layer].c_fc.is_none());
         }
         assert_eq!(weights.bytes(), 2 * 8 * 24 * precision.bytes());
+        // The base itself is untouched: the merge wrote into copies.
+        let unmerged = weights_from_tensors(&config, base_only, copy(&tensors), precision, Device::Cpu).expect("base");
+        for (layer, block) in unmerged.blocks.iter().enumerate() {
+            assert!(base.weights().blocks[layer].c_attn.weight.equal(&block.c_attn.weight), "base changed");
+        }
     }
 }
 

@@ -90,7 +90,9 @@ impl AdapterWeights {
         let mut bytes = 0;
         for matrix in &adapter.matrices {
             let base = base_weight(&blocks_in[matrix.layer], matrix.module);
-            let merged = base.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Double)?;
+            // A copy always: for an f64 model on the CPU the conversions are no-ops that would
+            // hand back the base's own storage, and the merge below writes in place.
+            let merged = base.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Double)?.f_detach_copy()?;
             for part in &matrix.parts {
                 add_low_rank(&merged, part.column, &part.a, &part.b, matrix.scaling)?;
             }
