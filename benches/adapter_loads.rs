@@ -5,9 +5,13 @@
 //! - `interleaved`: the 4 adapters over 4 slices of the data, submitted slice by slice, so the
 //!   queue cycles A B C D A B C D ... (two sweeps at once, or a sweep per data slice).
 //!
-//! The jobs are queued before the worker starts, so each run sees the same queue. Prints the
-//! loads the worker counted (`lorabeam_worker_adapter_loads_total`) and the seconds to the last
-//! job's end. The worker's claim window (`--prefetch-items`) is how far its preference sees.
+//! - `sequential`: the 4 adapters one job at a time, each submitted when the last has ended
+//!   (4 single-adapter runs on a warm worker).
+//!
+//! The queued orders are queued before the worker starts, so each run sees the same queue.
+//! Prints the loads the worker counted (`lorabeam_worker_adapter_loads_total`), the seconds from
+//! the worker's start to the last job's end, lines/s, and the worker's peak RSS. The worker's
+//! claim window (`--prefetch-items`) is how far its preference sees.
 //!
 //! cargo bench --bench adapter_loads   (LORABEAM_BENCH_PREFETCH changes the window, default 200)
 
@@ -38,9 +42,27 @@ fn submit(coordinator: &Coordinator, data: &Path, adapter: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Queues the work in `order`'s order, then runs one worker over it; its adapter loads and
-/// the seconds until every job ended.
-fn run(order: &str, prefer: bool, prefetch: &str) -> (f64, f64) {
+/// What one run measured.
+struct Measured {
+    loads: f64,
+    seconds: f64,
+    peak_rss_mib: f64,
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Queues the work in `order`'s order, then runs one worker over it (`sequential`: submits
+/// each job once the last has ended).
+fn run(order: &str, prefer: bool, prefetch: &str) -> Measured {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let adapters = adapter_dir(d, &["flipped=-1.0", "half=0.5", "double=2.0"]);
@@ -48,11 +70,12 @@ fn run(order: &str, prefer: bool, prefetch: &str) -> (f64, f64) {
     let redis = Redis::start(d);
     let coordinator = Coordinator::start(&redis, d, None, &["--max-jobs-per-client", "64"]);
     let mut jobs = Vec::new();
+    let done = |redis: &Redis, job: &str| redis.cli(&["HGET", &format!("lorabeam:job:{job}"), "state"]) == "completed";
     if order == "sweep" {
         for adapter in ADAPTERS {
             jobs.push(submit(&coordinator, &data, adapter));
         }
-    } else {
+    } else if order == "interleaved" {
         let text = std::fs::read_to_string(&data).expect("data");
         let lines: Vec<&str> = text.lines().collect();
         for (k, slice) in lines.chunks(LINES / SLICES).enumerate() {
@@ -66,25 +89,33 @@ fn run(order: &str, prefer: bool, prefetch: &str) -> (f64, f64) {
     let started = Instant::now();
     let prefer = if prefer { "true" } else { "false" };
     let flags = ["--max-adapter-mib", CACHE_MIB, "--prefer-held-adapters", prefer, "--prefetch-items", prefetch];
-    let _worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &flags);
-    wait_until("every job to end", Duration::from_secs(600), || {
-        jobs.iter().all(|job| redis.cli(&["HGET", &format!("lorabeam:job:{job}"), "state"]) == "completed")
-    });
+    let worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &flags);
+    if order == "sequential" {
+        for adapter in ADAPTERS {
+            let job = submit(&coordinator, &data, adapter);
+            wait_until("the job to end", Duration::from_secs(600), || done(&redis, &job));
+            jobs.push(job);
+        }
+    }
+    wait_until("every job to end", Duration::from_secs(600), || jobs.iter().all(|job| done(&redis, job)));
     let seconds = started.elapsed().as_secs_f64();
     let metrics = http_get(worker_metrics_port(d, "w"), "/metrics");
     let loads = support::submissions::counter(&metrics, "lorabeam_worker_adapter_loads_total");
-    (loads, seconds)
+    Measured { loads, seconds, peak_rss_mib: peak_rss_mib(worker.pid()) }
 }
 
 fn main() {
     let prefetch = std::env::var("LORABEAM_BENCH_PREFETCH").unwrap_or_else(|_| "200".into());
     println!("4 adapters, a cache of 2, one worker (--prefetch-items {prefetch}), greedy, {LINES} lines each");
-    println!("| queue | --prefer-held-adapters | adapter loads | seconds |");
-    println!("|---|---|---|---|");
-    for order in ["sweep", "interleaved"] {
-        for prefer in [false, true] {
-            let (loads, seconds) = run(order, prefer, &prefetch);
-            println!("| {order} | {prefer} | {loads} | {seconds:.1} |");
-        }
+    println!("| queue | --prefer-held-adapters | adapter loads | seconds | lines/s | worker peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    let runs = [("sweep", false), ("sweep", true), ("interleaved", false), ("interleaved", true), ("sequential", true)];
+    for (order, prefer) in runs {
+        let m = run(order, prefer, &prefetch);
+        let lines_per_s = (ADAPTERS.len() * LINES) as f64 / m.seconds;
+        println!(
+            "| {order} | {prefer} | {} | {:.1} | {lines_per_s:.1} | {:.0} MiB |",
+            m.loads, m.seconds, m.peak_rss_mib
+        );
     }
 }

@@ -47,7 +47,13 @@ fn run_alone(dir: &Path, data: &Path, adapter: Option<&Path>, name: &str) -> Str
 
 /// `lorabeam submit --wait` of `data` with `adapter` ("" for none), writing `output` when
 /// given; whether the client exited 0, and its stderr.
-fn submit(coordinator: &Coordinator, model_id: &str, data: &Path, adapter: &str, output: Option<&Path>) -> (bool, String) {
+fn submit(
+    coordinator: &Coordinator,
+    model_id: &str,
+    data: &Path,
+    adapter: &str,
+    output: Option<&Path>,
+) -> (bool, String) {
     let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", model_id, "--data"]);
     args.push(data.to_str().expect("utf-8").into());
     args.extend(decode_flags("greedy-f64"));
@@ -77,7 +83,8 @@ fn two_adapters_and_the_base_at_once_each_as_if_decoded_alone() {
     let coordinator = Coordinator::start(&redis, d, None, &[]);
     let worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
     // Three clients at once, so the worker's batch mixes the three.
-    let jobs: Vec<(&str, PathBuf)> = ["fixture", "flipped", ""].iter().map(|a| (*a, d.join(format!("out-{a}.jsonl")))).collect();
+    let jobs: Vec<(&str, PathBuf)> =
+        ["fixture", "flipped", ""].iter().map(|a| (*a, d.join(format!("out-{a}.jsonl")))).collect();
     let results: Vec<(bool, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()
@@ -108,7 +115,10 @@ fn an_adapter_a_worker_cannot_find_fails_the_job_naming_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), head(&conformance_dir().join("data/e2e_test_public.jsonl"), 4, d, "four.jsonl"));
+    let (adapters, data) = (
+        adapter_dir(d, &["flipped=-1.0"]),
+        head(&conformance_dir().join("data/e2e_test_public.jsonl"), 4, d, "four.jsonl"),
+    );
     let redis = Redis::start(d);
     let coordinator = Coordinator::start(&redis, d, None, &[]);
     let _adapters = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);

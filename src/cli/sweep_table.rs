@@ -73,7 +73,14 @@ mod tests {
     use super::*;
 
     fn row(adapter: &str, scores: Option<Scores>) -> SweepRow {
-        SweepRow { adapter: adapter.into(), state: "completed".into(), lines: 126, seconds: 12.34, tokens_per_s: 987.6, scores }
+        SweepRow {
+            adapter: adapter.into(),
+            state: "completed".into(),
+            lines: 126,
+            seconds: 12.34,
+            tokens_per_s: 987.6,
+            scores,
+        }
     }
 
     #[test]

@@ -147,7 +147,10 @@ mod tests {
         let mut cache = AdapterCache::new(2 * MIB);
         cache.insert("a", (), MIB, idle).expect("fits");
         let err = cache.insert("huge", (), 3 * MIB, idle).expect_err("too large");
-        assert_eq!(err.to_string(), "adapter `huge` takes 3.0 MiB merged, more than this worker's --max-adapter-mib 2.0");
+        assert_eq!(
+            err.to_string(),
+            "adapter `huge` takes 3.0 MiB merged, more than this worker's --max-adapter-mib 2.0"
+        );
         assert!(cache.contains("a"), "nothing was evicted for it");
     }
 }

@@ -109,9 +109,7 @@ impl Adapters {
     /// stays inside `DIR`.
     fn find(&self, name: &str) -> Result<PathBuf, String> {
         let Some(dir) = &self.config.dir else {
-            return Err(format!(
-                "adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"
-            ));
+            return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"));
         };
         lorabeam_core::check_adapter_name(name).map_err(|e| e.to_string())?;
         find_in(dir, name)

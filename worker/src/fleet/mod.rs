@@ -25,8 +25,8 @@ use lorabeam_proto::queue::Keys;
 use lorabeam_proto::telemetry::{int, parent_from_traceparent};
 use tracing::{info_span, Instrument};
 
-use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
 pub use adapters::AdapterConfig;
+use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
 pub use feed::{Decoder, ModelBudget};
 use metrics::METRICS;
 use queue::ShardQueue;
