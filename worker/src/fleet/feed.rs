@@ -52,7 +52,7 @@ pub enum FeedMessage {
     /// A shard and its run span, under which its decode batches are traced.
     Shard {
         seq: u32,
-        shard: ShardMessage,
+        shard: Box<ShardMessage>,
         span: Span,
     },
     Stop,
@@ -139,7 +139,7 @@ impl Feed<'_> {
     /// Takes one message in: a shard joins the running parameters' queue, or waits in `later`.
     fn accept(&mut self, message: FeedMessage) {
         let (seq, shard, span) = match message {
-            FeedMessage::Shard { seq, shard, span } => (seq, shard, span),
+            FeedMessage::Shard { seq, shard, span } => (seq, *shard, span),
             FeedMessage::Stop => {
                 self.stopping = true;
                 return;

@@ -212,7 +212,9 @@ async fn claim_loop(
         fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(%job_id, %shard_id, items, "claimed");
         let claimed = FeedOutput::Claimed { seq, claimed: Box::new(claimed), span: run_span.clone() };
-        if out.send(claimed).is_err() || feed.send(FeedMessage::Shard { seq, shard, span: run_span }).is_err() {
+        if out.send(claimed).is_err()
+            || feed.send(FeedMessage::Shard { seq, shard: Box::new(shard), span: run_span }).is_err()
+        {
             return;
         }
     }
