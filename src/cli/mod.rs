@@ -11,5 +11,6 @@ pub mod launcher;
 pub mod model_args;
 pub mod rpc;
 pub mod run;
+pub mod run_adapters;
 pub mod score;
 pub mod submit;
