@@ -15,7 +15,7 @@ use lorabeam_worker::load_model;
 use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::launcher::LauncherArgs;
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
-use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, VariantSummary};
+use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, Variant, VariantSummary};
 use super::score::{write_text_files, ScoreOptions};
 
 #[derive(Debug, Args)]
@@ -127,39 +127,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let decode_time = decode_started.elapsed().as_secs_f64();
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
 
-    let mut summaries = Vec::with_capacity(n);
-    let mut bleu = String::new();
-    let mut outputs = Vec::with_capacity(n);
-    for (v, variant) in variants.iter().enumerate() {
-        let rows: Vec<(usize, &[u32])> = records
-            .iter()
-            .zip(&plan.index_of_record)
-            .map(|(record, &item)| (record.id, predictions[item * n + v].as_deref().unwrap_or_default()))
-            .collect();
-        std::fs::create_dir_all(&variant.dir)
-            .with_context(|| format!("creating output folder {}", variant.dir.display()))?;
-        let out = variant.dir.join(&args.output_file);
-        write_predictions(&out, rows.iter().copied())?;
-        outputs.push(out.display().to_string());
-        let scores = if args.score {
-            let single = args.adapter.is_empty();
-            let (summary, scores) = score_output(&args, &variant.dir, &records, &rows, single)?;
-            if single {
-                bleu = summary;
-            }
-            Some(scores)
-        } else {
-            None
-        };
-        let (seconds, generated_tokens) = finished[v];
-        summaries.push(VariantSummary {
-            name: variant.name.clone(),
-            lines: records.len(),
-            seconds,
-            generated_tokens,
-            scores,
-        });
-    }
+    let decoded = Decoded { predictions, finished };
+    let (summaries, bleu, outputs) = write_outputs(&args, &variants, &records, &plan.index_of_record, &decoded)?;
     if !args.adapter.is_empty() {
         print_table(&summaries);
     }
@@ -186,6 +155,54 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         outputs.join(", ")
     );
     Ok(())
+}
+
+/// Every variant's predictions, item `context * variants + variant`, and per variant when its
+/// last result came (seconds into decoding) and the tokens it generated.
+struct Decoded {
+    predictions: Vec<Option<Vec<u32>>>,
+    finished: Vec<(f64, usize)>,
+}
+
+/// Writes each variant's predictions (and scores, with --score) into its folder. Returns the
+/// table's rows, the single run's BLEU summary, and the files written.
+fn write_outputs(
+    args: &RunArgs,
+    variants: &[Variant],
+    records: &[Record],
+    index_of_record: &[usize],
+    decoded: &Decoded,
+) -> anyhow::Result<(Vec<VariantSummary>, String, Vec<String>)> {
+    let n = variants.len();
+    let mut summaries = Vec::with_capacity(n);
+    let mut bleu = String::new();
+    let mut outputs = Vec::with_capacity(n);
+    for (v, variant) in variants.iter().enumerate() {
+        let rows: Vec<(usize, &[u32])> = records
+            .iter()
+            .zip(index_of_record)
+            .map(|(record, &item)| (record.id, decoded.predictions[item * n + v].as_deref().unwrap_or_default()))
+            .collect();
+        std::fs::create_dir_all(&variant.dir)
+            .with_context(|| format!("creating output folder {}", variant.dir.display()))?;
+        let out = variant.dir.join(&args.output_file);
+        write_predictions(&out, rows.iter().copied())?;
+        outputs.push(out.display().to_string());
+        let single = args.adapter.is_empty();
+        let scores = if args.score {
+            let (summary, scores) = score_output(args, &variant.dir, records, &rows, single)?;
+            if single {
+                bleu = summary;
+            }
+            Some(scores)
+        } else {
+            None
+        };
+        let (seconds, generated_tokens) = decoded.finished[v];
+        let name = variant.name.clone();
+        summaries.push(VariantSummary { name, lines: records.len(), seconds, generated_tokens, scores });
+    }
+    Ok((summaries, bleu, outputs))
 }
 
 /// The run's items, handed out as the engine has room.
