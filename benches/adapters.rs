@@ -3,7 +3,9 @@
 //! (each a quarter of the items, side by side as the engine keeps them), and the bare base.
 //! Adapters adapt all four matrices of every block (the most mixing can cost: each projection
 //! then runs as four matmuls), or only `c_attn` (loralib's). The issue allows mixing 10%.
-//! Prints a table of rows/s and the 4-adapter step's extra time (`LORABEAM_BENCH_REPS`, 7).
+//! Prints a table of rows/s and the 4-adapter step's extra time (`LORABEAM_BENCH_REPS`, 7),
+//! then one projection done the engine's way against a batched low-rank path
+//! (`LORABEAM_BENCH_PART=steps` or `projection` runs one part).
 
 mod support;
 
@@ -75,6 +77,17 @@ fn medians(reps: usize, cases: &mut [Case<'_>]) -> Vec<f64> {
 fn main() {
     let threads = support::set_threads();
     let reps = std::env::var("LORABEAM_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let part = std::env::var("LORABEAM_BENCH_PART").unwrap_or_default();
+    if part != "projection" {
+        decode_steps(threads, reps);
+    }
+    if part != "steps" {
+        projection(reps);
+    }
+}
+
+/// Whole decode steps: the bare base, one adapter, four adapters.
+fn decode_steps(threads: usize, reps: usize) {
     let model = support::gpt2_small();
     println!("decode step, gpt2.sm f32 on the CPU, {threads} threads, beam {BEAM}, context {CONTEXT}, {GENERATED} generated; median of {reps}");
     println!(
@@ -105,5 +118,47 @@ fn main() {
                 100.0 * (t[2] / t[1] - 1.0)
             );
         }
+    }
+}
+
+/// The alternative the design was chosen against, on one `mlp.c_fc`-shaped projection
+/// (768 -> 3072, f32): four merged copies each over a quarter of the rows (what the engine
+/// does, exact), against one base matmul for all rows plus each adapter's rank-8 update
+/// `s (x A^T) B^T` on its rows (cheaper, but it rounds differently from a merged model).
+fn projection(reps: usize) {
+    let opts = (Kind::Float, Device::Cpu);
+    let (n_in, n_out, r) = (768i64, 3072i64, 8i64);
+    println!("\none projection {n_in} -> {n_out}, rank {r}, four adapters; median of {reps}");
+    println!("{:>5} {:>14} {:>14} {:>14}", "rows", "1 matmul", "4 merged", "base+low-rank");
+    let (weights, bias) = lorabeam_worker::model::seeded(5, || {
+        let weights: Vec<Tensor> = (0..4).map(|_| Tensor::randn([n_in, n_out], opts)).collect();
+        (weights, Tensor::randn([n_out], opts))
+    });
+    let factors: Vec<(Tensor, Tensor)> =
+        (0..4).map(|_| (Tensor::randn([r, n_in], opts), Tensor::randn([n_out, r], opts))).collect();
+    for rows in [80i64, 320] {
+        let x = Tensor::randn([rows, n_in], opts);
+        let quarter = rows / 4;
+        let mut cases: Vec<Case<'_>> = vec![
+            Box::new(|| {
+                let _ = bias.addmm(&x, &weights[0]);
+            }),
+            Box::new(|| {
+                let parts: Vec<Tensor> =
+                    (0..4).map(|i| bias.addmm(&x.narrow(0, i * quarter, quarter), &weights[i as usize])).collect();
+                let _ = Tensor::cat(&parts, 0);
+            }),
+            Box::new(|| {
+                let out = bias.addmm(&x, &weights[0]);
+                for (i, (a, b)) in factors.iter().enumerate() {
+                    let rows_of = x.narrow(0, i as i64 * quarter, quarter);
+                    let delta = rows_of.matmul(&a.transpose(0, 1)).matmul(&b.transpose(0, 1)) * 2.0;
+                    let _ = out.narrow(0, i as i64 * quarter, quarter).f_add_(&delta);
+                }
+            }),
+        ];
+        let t = medians(reps, &mut cases);
+        let ms = |s: f64| format!("{:.2} ms", 1e3 * s);
+        println!("{rows:>5} {:>14} {:>14} {:>14}", ms(t[0]), ms(t[1]), ms(t[2]));
     }
 }
