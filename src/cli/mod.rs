@@ -12,6 +12,7 @@ pub mod model_args;
 pub mod progress;
 pub mod rpc;
 pub mod run;
+pub mod run_adapters;
 pub mod score;
 pub mod submit;
 pub mod sweep;
