@@ -4,8 +4,9 @@
 //! adapters and of the bare base run at once, and each output equals `lorabeam run` decoding it
 //! alone with its adapter through the LoRA-only checkpoint path (the fixture's adapter also
 //! equals the public golden); an unknown adapter, and an adapter job on a worker without
-//! --adapter-dir, fail the job naming it; `lorabeam sweep` writes each adapter's file and the
-//! comparison table.
+//! --adapter-dir, fail the job naming it; `lorabeam sweep` (two loralib adapters and a PEFT
+//! one made by peft, equal to the fixture's) writes each adapter's file and the comparison
+//! table.
 
 mod support;
 
@@ -22,6 +23,22 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The greedy golden's batches (batch_size 4) stay whole in its first 40 lines.
 const LINES: usize = 40;
+
+/// `adapters/loralib_equiv/`: the PEFT adapter equal to the fixture's `lora_only.pt` (r 4,
+/// alpha 32), made with peft by `tests/conformance/make_peft_adapters.py`.
+fn peft_equivalent(adapters: &Path) {
+    let python = std::env::var_os("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(conformance_dir().join("make_peft_adapters.py"))
+        .arg("from-loralib")
+        .arg(adapters)
+        .arg(fixture("config.json"))
+        .arg(fixture("lora_only.pt"))
+        .args(["4", "32"])
+        .output()
+        .expect("python runs make_peft_adapters.py");
+    assert!(out.status.success(), "make_peft_adapters.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
 
 fn data(dir: &Path) -> PathBuf {
     head(&conformance_dir().join("data/e2e_test_public.jsonl"), LINES, dir, "data.jsonl")
@@ -147,12 +164,14 @@ fn a_sweep_writes_each_adapters_file_and_the_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), data(d));
+    // A PEFT adapter too (DIR/NAME/): made by peft, equal to the fixture's loralib one.
+    peft_equivalent(&adapters);
     let redis = Redis::start(d);
     let coordinator = Coordinator::start(&redis, d, None, &[]);
     let _worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
     let out_dir = d.join("sweep");
     let mut args = strings(&["sweep", "--coordinator", &coordinator.url(), "--model-id", "tiny-base"]);
-    args.extend(strings(&["--adapter", "fixture", "--adapter", "flipped", "--score", "--shard-size", "8", "--data"]));
+    args.extend(strings(&["--adapter", "fixture,flipped", "--adapter", "loralib_equiv", "--score", "--data"]));
     args.push(data.to_str().expect("utf-8").into());
     args.extend(decode_flags("greedy-f64"));
     args.extend(["--output-dir".to_string(), out_dir.to_str().expect("utf-8").into()]);
@@ -161,12 +180,13 @@ fn a_sweep_writes_each_adapters_file_and_the_table() {
     assert!(out.status.success(), "sweep failed: {stderr}\n{}", coordinator.stderr());
     let golden = head(&conformance_dir().join("golden/greedy-f64.jsonl"), LINES, d, "golden.jsonl");
     eprintln!("sweep, adapter `fixture`: {}", compare(&golden, &out_dir.join("fixture.jsonl"), 1.0));
+    eprintln!("sweep, PEFT adapter `loralib_equiv`: {}", compare(&golden, &out_dir.join("loralib_equiv.jsonl"), 1.0));
     let flipped_alone = run_alone(d, &data, Some(&adapters.join("flipped.pt")), "flipped-alone.jsonl");
     assert_eq!(std::fs::read_to_string(out_dir.join("flipped.jsonl")).expect("flipped.jsonl"), flipped_alone);
     let table: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("ADAPTER")).collect();
-    assert_eq!(table.len(), 3, "a header and a row per adapter:\n{stdout}");
+    assert_eq!(table.len(), 4, "a header and a row per adapter:\n{stdout}");
     assert!(table[0].contains("LINES") && table[0].contains("TOKENS/S") && table[0].ends_with("CIDEr"), "{stdout}");
-    for (row, adapter) in table[1..].iter().zip(["fixture", "flipped"]) {
+    for (row, adapter) in table[1..].iter().zip(["fixture", "flipped", "loralib_equiv"]) {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!((cells[0], cells[1], cells[4]), (adapter, "40", "completed"), "{stdout}");
         assert!(cells[5].parse::<f64>().is_ok_and(|bleu| bleu > 0.0), "a BLEU score: {stdout}");
