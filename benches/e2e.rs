@@ -62,8 +62,12 @@ fn decode(model: &Gpt2, data: &Path, limit: usize, rows: usize) -> anyhow::Resul
     let mut records = read_records(data, model.config().vocab_size)?;
     records.truncate(limit);
     let plan = DedupPlan::build(records.iter().map(|r| params.truncate_context(&r.context).to_vec()));
-    let items =
-        plan.distinct.iter().enumerate().map(|(key, c)| WorkItem { key, context: c.clone(), first_step_context: None });
+    let items = plan.distinct.iter().enumerate().map(|(key, c)| WorkItem {
+        key,
+        context: c.clone(),
+        first_step_context: None,
+        adapter: None,
+    });
     let start = Instant::now();
     let stats = Engine::new(model, params, rows).run(items, |_, _| {})?;
     let seconds = start.elapsed().as_secs_f64();

@@ -328,6 +328,9 @@ mTLS without a worker secret|tls.workerSecret is required|--set tls.enabled=true
 a grace period not above graceSecs|must exceed graceSecs|--set worker.terminationGracePeriodSeconds=100
 external Redis without a host|externalRedis.host is required|--set redis.enabled=false
 an initContainer without a command|initContainer.command is required|--set worker.modelVolume.type=initContainer
+an adapters PVC without a claim|adapters.claimName is required|--set worker.adapters.type=persistentVolumeClaim
+adapters mounted over the models|give the adapters their own path|--set worker.adapters.type=hostPath --set worker.adapters.hostPath=/a --set worker.adapters.mountPath=/models
+a bad adapters type|value must be one of|--set worker.adapters.type=s3
 duplicate worker group names|used twice|--set workers[0].name=a --set workers[1].name=a
 two KEDA groups on one stream|fight over one stream|--set workers[0].name=a --set workers[1].name=b --set worker.autoscaling.keda.enabled=true
 EOF

@@ -19,6 +19,9 @@ enum Command {
     Fixture(cli::fixture::FixtureArgs),
     /// Submit a test JSONL to a coordinator as a job (with --wait, follow it to the end).
     Submit(Box<cli::submit::SubmitArgs>),
+    /// Submit one job per adapter over the same data, follow them all, write DIR/NAME.jsonl
+    /// for each and print a table comparing them.
+    Sweep(Box<cli::sweep::SweepArgs>),
     /// List the coordinator's jobs.
     Jobs(cli::jobs::JobsArgs),
     /// List the live workers per model: id, model, batch rows, items/s, last seen.
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => cli::run::run(*args),
         Command::Fixture(args) => cli::fixture::fixture(args),
         Command::Submit(args) => cli::submit::submit(*args),
+        Command::Sweep(args) => cli::sweep::sweep(*args),
         Command::Jobs(args) => cli::jobs::jobs(args),
         Command::Watch(args) => cli::jobs::watch(args),
         Command::Workers(args) => cli::workers::workers(args),

@@ -28,6 +28,8 @@ pub fn differences(stored: &StoredJobSpec, spec: &JobSpec, data: &[u8], default_
         }
     };
     differ("model_id", stored.model_id.clone(), spec.model_id.clone());
+    // Another adapter is other weights: other work, never the first job's output.
+    differ("adapter", shown_adapter(&stored.adapter), shown_adapter(&spec.adapter));
     let params: DecodeParams = spec.params.as_ref().map(DecodeParams::from).unwrap_or_default();
     let (a, b) = (&stored.params, &params);
     differ("beam", a.beam.to_string(), b.beam.to_string());
@@ -51,6 +53,15 @@ pub fn differences(stored: &StoredJobSpec, spec: &JobSpec, data: &[u8], default_
         }
     }
     out
+}
+
+/// An adapter as a difference names it: quoted, or `none` for the bare base.
+fn shown_adapter(adapter: &str) -> String {
+    if adapter.is_empty() {
+        "none".into()
+    } else {
+        lorabeam_core::quote::quote(adapter)
+    }
 }
 
 /// The refusal of a reused key, or `Ok` when the resubmission asks for the job's own work.
@@ -88,6 +99,7 @@ mod tests {
             idempotency_key: "k1".into(),
             score: false,
             data_fingerprint: data_fingerprint(data),
+            adapter: String::new(),
         }
     }
 
@@ -121,5 +133,16 @@ mod tests {
         let err = check_same_work("job-1", &stored(data), &other, data, 8).expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("job-1") && text.contains("beam (was 10, now 3), eval_len (was 64, now 16)"), "{text}");
+    }
+
+    #[test]
+    fn another_adapter_is_other_work() {
+        let data = b"{\"context\": [1]}\n";
+        let params = DecodeParams { beam: 10, eval_len: 64, ..Default::default() };
+        let with = |adapter: &str| JobSpec { adapter: adapter.into(), ..spec(params.clone()) };
+        assert_eq!(differences(&stored(data), &with("a"), data, 8), ["adapter (was none, now `a`)"]);
+        let stored_a = StoredJobSpec { adapter: "a".into(), ..stored(data) };
+        assert_eq!(differences(&stored_a, &with("b"), data, 8), ["adapter (was `a`, now `b`)"]);
+        assert_eq!(differences(&stored_a, &with("a"), data, 8), Vec::<String>::new());
     }
 }

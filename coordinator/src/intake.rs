@@ -8,7 +8,7 @@ use clap::builder::RangedU64ValueParser;
 use lorabeam_core::quote::{prefix, quote};
 use lorabeam_core::records::parse_records;
 use lorabeam_core::text::E2eReferences;
-use lorabeam_core::{plan_items, DecodeParams, FirstStep, ModelLimits, Record, RecordLimits};
+use lorabeam_core::{check_adapter_name, plan_items, DecodeParams, FirstStep, ModelLimits, Record, RecordLimits};
 use lorabeam_proto::queue::{encode_plan, StoredJobSpec};
 use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{DataEnd, JobSpec, SubmitItem, SubmitJobRequest};
@@ -232,6 +232,10 @@ fn check_spec(spec: &JobSpec, limits: &IntakeLimits) -> Result<()> {
         let (size, max) = (params.extra_eos_token_ids.len(), limits.max_eos_ids);
         return Err(over("eos_ids", "the number of extra eos token ids", size, max));
     }
+    // The name becomes a path under each worker's --adapter-dir: keep it one plain component.
+    if !spec.adapter.is_empty() {
+        check_adapter_name(&spec.adapter).map_err(|e| CoordinatorError::InvalidSpec(e.to_string()))?;
+    }
     Ok(())
 }
 
@@ -275,7 +279,7 @@ pub fn plan_job(
     let plan = plan_items(&records, &params, first_step);
     let references = spec.score.then(|| scoring_references(&records)).transpose()?;
     let shard_size = if spec.shard_size == 0 { limits.default_shard_size } else { spec.shard_size as usize };
-    let shards = shard_items(&job_id, &plan, &params, shard_size)?;
+    let shards = shard_items(&job_id, &plan, &params, shard_size, &spec.adapter)?;
     Ok(NewJob {
         spec: StoredJobSpec {
             model_id: spec.model_id.clone(),
@@ -287,6 +291,7 @@ pub fn plan_job(
             idempotency_key: spec.idempotency_key.clone(),
             score: spec.score,
             data_fingerprint: crate::idempotency::data_fingerprint(data),
+            adapter: spec.adapter.clone(),
         },
         job_id,
         records: records.len(),
@@ -352,6 +357,28 @@ mod tests {
         for bad in ["", "a:b", "a/b", "a b"] {
             assert!(matches!(check_spec_default(&spec(bad)), Err(CoordinatorError::InvalidSpec(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn adapter_names_stay_one_plain_path_component() {
+        let named = |adapter: &str| JobSpec { adapter: adapter.into(), ..spec("m") };
+        assert!(check_spec_default(&named("")).is_ok(), "no adapter: the bare base");
+        assert!(check_spec_default(&named("step-2000.v2")).is_ok());
+        for bad in ["../x", "a/b", ".hidden", "a..b", &"x".repeat(129)] {
+            let err = check_spec_default(&named(bad)).expect_err(bad);
+            assert!(matches!(err, CoordinatorError::InvalidSpec(_)), "{bad}: {err}");
+            assert!(err.to_string().starts_with("invalid job spec: adapter `"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_jobs_adapter_is_kept_with_its_spec_and_every_shard() {
+        let data = b"{\"context\": [1]}\n{\"context\": [2]}\n{\"context\": [3]}\n";
+        let spec = JobSpec { adapter: "step-2000".into(), ..spec("m") };
+        let job = plan_job("job-x".into(), &spec, data, ModelLimits::GPT2, limits()).expect("valid");
+        assert_eq!(job.spec.adapter, "step-2000");
+        assert_eq!(job.shards.len(), 2);
+        assert!(job.shards.iter().all(|s| s.adapter == "step-2000"), "{:?}", job.shards);
     }
 
     #[test]

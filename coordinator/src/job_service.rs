@@ -89,7 +89,7 @@ impl Coordinator {
             return self.existing(existing, &spec, &data).await;
         }
         crate::metrics::METRICS.jobs_submitted.inc();
-        tracing::info!(job_id = %job.job_id, records = job.records, shards = job.shards.len(), model_id = %job.spec.model_id, "job queued");
+        tracing::info!(job_id = %job.job_id, records = job.records, shards = job.shards.len(), model_id = %job.spec.model_id, adapter = %job.spec.adapter, "job queued");
         Ok(SubmitJobResponse {
             job_id: job.job_id.clone(),
             records: job.records as u64,

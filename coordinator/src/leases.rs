@@ -252,7 +252,13 @@ mod tests {
     fn shard() -> LeasedShard {
         let params = DecodeParams { eval_len: 4, extra_eos_token_ids: vec![628], ..Default::default() };
         let items = [3, 4].map(|item| ShardItem { item, context: vec![1], first_step_context: None });
-        LeasedShard::new(ShardMessage { job_id: "j".into(), shard_id: "s000000".into(), params, items: items.into() })
+        LeasedShard::new(ShardMessage {
+            job_id: "j".into(),
+            shard_id: "s000000".into(),
+            params,
+            items: items.into(),
+            adapter: String::new(),
+        })
     }
 
     #[test]

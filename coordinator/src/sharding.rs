@@ -7,12 +7,13 @@ use lorabeam_proto::queue::{ShardItem, ShardMessage};
 use crate::error::{CoordinatorError, Result};
 
 /// Cuts a plan's items into shards of at most `shard_size` (at least 1, as the intake checks)
-/// consecutive items.
+/// consecutive items; each shard names the job's adapter ("" for the bare base).
 pub fn shard_items(
     job_id: &str,
     plan: &JobPlan,
     params: &ValidDecodeParams,
     shard_size: usize,
+    adapter: &str,
 ) -> Result<Vec<ShardMessage>> {
     let items = plan
         .distinct
@@ -34,6 +35,7 @@ pub fn shard_items(
             shard_id: shard_id(k),
             params: (**params).clone(),
             items: chunk.to_vec(),
+            adapter: adapter.to_string(),
         })
         .collect())
 }
@@ -64,7 +66,7 @@ mod tests {
             .map(|(id, c)| Record { id, context: c.to_vec(), completion: vec![] })
             .collect();
         let plan = plan_items(&records, &params, FirstStep { reference_batch_size: 1, exact: false });
-        let shards = shard_items("j", &plan, &params, 2).expect("shards");
+        let shards = shard_items("j", &plan, &params, 2, "").expect("shards");
         let items: Vec<Vec<u32>> = shards.iter().map(|s| s.items.iter().map(|i| i.item).collect()).collect();
         assert_eq!(items, vec![vec![0, 1], vec![2]]);
         assert_eq!(shards[1].shard_id, "s000001");

@@ -415,6 +415,7 @@ impl JobStore {
             scores_error: hash.get(f::SCORES_ERROR).cloned().unwrap_or_default(),
             // Filled in by the service, which knows the fleet.
             stall: String::new(),
+            adapter: spec.adapter,
         })
     }
 }

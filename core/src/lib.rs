@@ -2,6 +2,7 @@
 //! The embedded `lorabeam run`, the coordinator, the workers and the benches all read a job
 //! through this crate, so every entry point decodes exactly the same items.
 //!
+//! - [`adapter_name`]: what a job may call its adapter (one plain path component);
 //! - [`records`]: a test JSONL checked into [`Record`]s, every fault named by `file:line`
 //!   and field;
 //! - [`params`]: decoding parameters with gpt2_beam.py's names and defaults, and the rules
@@ -13,6 +14,7 @@
 //! - [`text`]: GPT-2 BPE, and the reference and prediction texts gpt2_decode.py writes;
 //! - [`eval`]: the E2E metrics as e2e-metrics' `measure_scores.py` computes them.
 
+pub mod adapter_name;
 pub mod dedup;
 pub mod error;
 pub mod eval;
@@ -24,6 +26,7 @@ pub mod records;
 pub mod reference_batching;
 pub mod text;
 
+pub use adapter_name::{check_adapter_name, AdapterNameError, MAX_ADAPTER_NAME_BYTES};
 pub use error::{DataError, LineError, LineFault, ParamError, PredictionsError, WriteError};
 pub use params::{DecodeParams, ModelLimits, ValidDecodeParams, GPT2_EOS_TOKEN_ID};
 pub use plan::{plan_items, FirstStep, ItemInput, JobPlan};

@@ -260,6 +260,10 @@ pub struct StoredJobSpec {
     /// told apart ("" in jobs stored before it was kept).
     #[serde(default)]
     pub data_fingerprint: String,
+    /// The adapter the job decodes with, by name ("": the bare base, and in jobs stored before
+    /// adapters were kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub adapter: String,
 }
 
 /// A scored job's scores as [`job_fields::SCORES`] holds them (JSON), the 4-decimal values
@@ -350,6 +354,10 @@ pub struct ShardMessage {
     pub shard_id: String,
     pub params: DecodeParams,
     pub items: Vec<ShardItem>,
+    /// The job's adapter, by name: the worker merges it into its base ("": the bare base;
+    /// omitted then, so shards of base jobs read as before).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub adapter: String,
 }
 
 #[cfg(test)]
@@ -393,9 +401,15 @@ mod tests {
                 ShardItem { item: 7, context: vec![1, 2, 3], first_step_context: None },
                 ShardItem { item: 8, context: vec![4, 5], first_step_context: Some(vec![1, 2]) },
             ],
+            adapter: String::new(),
         };
         let json = serde_json::to_string(&shard).expect("serialize");
         assert!(!json.contains("\"first_step_context\":null"), "absent first steps are omitted: {json}");
+        assert!(!json.contains("adapter"), "a base shard reads as before: {json}");
         assert_eq!(serde_json::from_str::<ShardMessage>(&json).expect("parse"), shard);
+        let adapted = ShardMessage { adapter: "step-2000".into(), ..shard };
+        let json = serde_json::to_string(&adapted).expect("serialize");
+        assert!(json.contains("\"adapter\":\"step-2000\""), "{json}");
+        assert_eq!(serde_json::from_str::<ShardMessage>(&json).expect("parse"), adapted);
     }
 }

@@ -111,6 +111,9 @@ pub fn status_line(s: &JobStatus) -> String {
         s.shards,
         s.tokens_per_s
     );
+    if !s.adapter.is_empty() {
+        line.push_str(&format!("  adapter {}", shown(&s.adapter)));
+    }
     if !s.failed_ids.is_empty() {
         line.push_str(&format!("  {} failed", s.failed_ids.len()));
     }

@@ -6,7 +6,8 @@ use lorabeam_proto::v1::JobStatus;
 
 use super::client::{scores_summary, shown};
 
-const HEADER: [&str; 8] = ["JOB", "CREATED (UTC)", "STATE", "MODEL", "RECORDS", "SHARDS", "TOKENS/S", "NAME"];
+const HEADER: [&str; 9] =
+    ["JOB", "CREATED (UTC)", "STATE", "MODEL", "ADAPTER", "RECORDS", "SHARDS", "TOKENS/S", "NAME"];
 
 /// `unix_ms` as `YYYY-MM-DD HH:MM:SS` in UTC (civil-from-days, H. Hinnant's algorithm).
 pub fn utc_time(unix_ms: i64) -> String {
@@ -27,12 +28,13 @@ pub fn utc_time(unix_ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn row(s: &JobStatus) -> [String; 8] {
+fn row(s: &JobStatus) -> [String; 9] {
     [
         shown(&s.job_id).into_owned(),
         utc_time(s.created_unix_ms),
         job_state_name(s.state),
         shown(&s.model_id).into_owned(),
+        if s.adapter.is_empty() { "-".into() } else { shown(&s.adapter).into_owned() },
         format!("{}/{}", s.records_done, s.records),
         format!("{}/{}", s.shards_done, s.shards),
         format!("{:.0}", s.tokens_per_s),
@@ -43,7 +45,7 @@ fn row(s: &JobStatus) -> [String; 8] {
 /// The table's lines: header and rows padded to each column's widest cell, then what a row
 /// cannot hold (output path on the coordinator, errors, failed records) on indented lines.
 pub fn jobs_table(jobs: &[JobStatus]) -> Vec<String> {
-    let rows: Vec<[String; 8]> = jobs.iter().map(row).collect();
+    let rows: Vec<[String; 9]> = jobs.iter().map(row).collect();
     let mut widths = HEADER.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -115,9 +117,19 @@ mod tests {
         };
         let lines = jobs_table(&[job("job-1", "a-long-name.jsonl"), job("job-22", "b")]);
         let name_at = lines[0].find("NAME").expect("header");
+        let adapter_at = lines[0].find("ADAPTER").expect("header");
+        assert_eq!(lines[1].get(adapter_at..adapter_at + 2), Some("- "), "no adapter: the bare base: {lines:#?}");
         assert_eq!(lines[1].find("a-long-name"), Some(name_at), "{lines:#?}");
         assert_eq!(lines[3].len(), name_at + 1, "the last row ends with its name, `b`, under NAME: {lines:#?}");
         assert_eq!(lines[2], "    output (on the coordinator): /out/j.jsonl");
+    }
+
+    #[test]
+    fn a_jobs_adapter_has_its_column() {
+        let job = JobStatus { job_id: "job-1".into(), adapter: "step-2000".into(), ..Default::default() };
+        let lines = jobs_table(&[job]);
+        let at = lines[0].find("ADAPTER").expect("header");
+        assert_eq!(lines[1].get(at..at + 9), Some("step-2000"), "{lines:#?}");
     }
 
     #[test]

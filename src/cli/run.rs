@@ -1,20 +1,21 @@
 //! `lorabeam run`: the embedded single-process mode, a drop-in for gpt2_beam.py.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use lorabeam_core::eval::score_texts;
+use lorabeam_core::eval::{score_texts, E2eScores};
 use lorabeam_core::predictions::write_predictions;
 use lorabeam_core::text::{E2eTexts, PostProcess};
 use lorabeam_core::{plan_items, FirstStep, Record};
-use lorabeam_worker::generation::{batch_budget, Engine, WorkItem};
+use lorabeam_worker::generation::{batch_budget, Engine, ItemSource, WorkItem};
 use lorabeam_worker::load_model;
 
 use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::launcher::LauncherArgs;
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
+use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, Variant, VariantSummary};
 use super::score::{write_text_files, ScoreOptions};
 
 #[derive(Debug, Args)]
@@ -54,6 +55,16 @@ pub struct RunArgs {
     pub score: bool,
     #[command(flatten)]
     pub score_options: ScoreOptions,
+    /// An adapter to decode on --base_checkpoint: a PEFT directory (adapter_config.json and
+    /// adapter_model.safetensors or .bin) or gpt2_ft.py's LoRA-only .pt (alpha: --lora_alpha),
+    /// as PATH or NAME=PATH (default name: the file stem or folder name). Repeat it to decode
+    /// several in one running batch; each writes work_dir/NAME/output_file, and a table
+    /// compares them.
+    #[arg(long, env = "LORABEAM_ADAPTER", value_delimiter = ',')]
+    pub adapter: Vec<AdapterSpec>,
+    /// With --adapter: also decode the bare base, into work_dir/base/output_file.
+    #[arg(long = "include_base", env = "LORABEAM_INCLUDE_BASE")]
+    pub include_base: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -65,23 +76,40 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     args.launcher.note_ignored();
+    let model_args = &args.model;
+    check_flags(
+        &args.adapter,
+        args.include_base,
+        model_args.init_checkpoint.as_deref(),
+        model_args.base_checkpoint.as_deref(),
+        model_args.lora_dim,
+    )?;
     let model = load_model(&args.model.spec()).context("loading the model")?;
     let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
     let data = read_job_data(&args.data, model.config().vocab_size)?;
     let records = data.records;
     let first_step = FirstStep { reference_batch_size: args.batch_size, exact: args.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
+    let variants = variants(&model, &args.adapter, args.include_base, model_args.lora_alpha, &args.work_dir)?;
     let loaded = started.elapsed();
 
-    let progress = indicatif::ProgressBar::new(plan.distinct.len() as u64).with_style(
+    let distinct = plan.distinct.len();
+    let progress = indicatif::ProgressBar::new((distinct * variants.len()) as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} contexts {per_sec} eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut predictions: Vec<Option<Vec<u32>>> = vec![None; plan.distinct.len()];
-    let items = plan.distinct.iter().enumerate().map(|(key, (context, first_step))| WorkItem {
-        key,
-        context: context.clone(),
-        first_step_context: first_step.clone(),
+    // Item `key` is context `key / variants` of variant `key % variants`: the variants take
+    // turns, so they decode side by side in one running batch.
+    let n = variants.len();
+    let mut predictions: Vec<Option<Vec<u32>>> = vec![None; distinct * n];
+    let mut finished = vec![(0.0f64, 0usize); n];
+    let items = plan.distinct.iter().enumerate().flat_map(|(context_index, (context, first_step))| {
+        variants.iter().enumerate().map(move |(v, variant)| WorkItem {
+            key: context_index * n + v,
+            context: context.clone(),
+            first_step_context: first_step.clone(),
+            adapter: variant.adapter.clone(),
+        })
     });
     let budget = batch_budget(&model, args.max_rows, args.max_kv_mib);
     let mut engine = Engine::new(&model, params.clone(), budget.budget.max_rows);
@@ -89,24 +117,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         engine = engine.with_kv_budget(bytes);
     }
     let decode_started = Instant::now();
-    let stats = engine.run(items, |key, predict| {
+    let stats = engine.run_source(&mut Items(items), |key, predict, generated| {
         predictions[key] = Some(predict);
+        let done = &mut finished[key % n];
+        *done = (decode_started.elapsed().as_secs_f64(), done.1 + generated);
         progress.inc(1);
     })?;
     progress.finish_and_clear();
     let decode_time = decode_started.elapsed().as_secs_f64();
-
-    let rows: Vec<(usize, &[u32])> = records
-        .iter()
-        .zip(&plan.index_of_record)
-        .map(|(record, &item)| (record.id, predictions[item].as_deref().unwrap_or_default()))
-        .collect();
-    std::fs::create_dir_all(&args.work_dir)
-        .with_context(|| format!("creating work_dir {}", args.work_dir.display()))?;
-    let out = args.work_dir.join(&args.output_file);
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
-    write_predictions(&out, rows.iter().copied())?;
-    let bleu = if args.score { score_output(&args, &records, &rows)? } else { String::new() };
+
+    let decoded = Decoded { predictions, finished };
+    let (summaries, bleu, outputs) = write_outputs(&args, &variants, &records, &plan.index_of_record, &decoded)?;
+    if !args.adapter.is_empty() {
+        print_table(&summaries);
+    }
     eprintln!(
         "batch: {}, {} attention; peak {} rows, {} decode steps, {:.2}s of CPU-side search work",
         budget.how,
@@ -116,30 +141,95 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stats.host_seconds
     );
     eprintln!(
-        "decoded {} lines{} ({} distinct contexts) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s, {:.3} TFLOP of model arithmetic{bleu}; wrote {}",
-        records.len(),
+        "decoded {} lines{} ({} distinct contexts{}) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s, {:.3} TFLOP of model arithmetic{bleu}; wrote {}",
+        records.len() * n,
         if data.encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
-        plan.distinct.len(),
+        distinct,
+        if n > 1 { format!(", {n} adapters") } else { String::new() },
         decode_time,
         loaded.as_secs_f64(),
-        records.len() as f64 / decode_time,
+        (records.len() * n) as f64 / decode_time,
         stats.generated_tokens,
         stats.generated_tokens as f64 / decode_time,
         stats.flops / 1e12,
-        out.display()
+        outputs.join(", ")
     );
     Ok(())
 }
 
-/// Scores the predictions just written: prints the scores, writes scores.json and
-/// gpt2_decode.py's two files into work_dir, and returns the summary's BLEU part.
-fn score_output(args: &RunArgs, records: &[Record], rows: &[(usize, &[u32])]) -> anyhow::Result<String> {
+/// Every variant's predictions, item `context * variants + variant`, and per variant when its
+/// last result came (seconds into decoding) and the tokens it generated.
+struct Decoded {
+    predictions: Vec<Option<Vec<u32>>>,
+    finished: Vec<(f64, usize)>,
+}
+
+/// Writes each variant's predictions (and scores, with --score) into its folder. Returns the
+/// table's rows, the single run's BLEU summary, and the files written.
+fn write_outputs(
+    args: &RunArgs,
+    variants: &[Variant],
+    records: &[Record],
+    index_of_record: &[usize],
+    decoded: &Decoded,
+) -> anyhow::Result<(Vec<VariantSummary>, String, Vec<String>)> {
+    let n = variants.len();
+    let mut summaries = Vec::with_capacity(n);
+    let mut bleu = String::new();
+    let mut outputs = Vec::with_capacity(n);
+    for (v, variant) in variants.iter().enumerate() {
+        let rows: Vec<(usize, &[u32])> = records
+            .iter()
+            .zip(index_of_record)
+            .map(|(record, &item)| (record.id, decoded.predictions[item * n + v].as_deref().unwrap_or_default()))
+            .collect();
+        std::fs::create_dir_all(&variant.dir)
+            .with_context(|| format!("creating output folder {}", variant.dir.display()))?;
+        let out = variant.dir.join(&args.output_file);
+        write_predictions(&out, rows.iter().copied())?;
+        outputs.push(out.display().to_string());
+        let single = args.adapter.is_empty();
+        let scores = if args.score {
+            let (summary, scores) = score_output(args, &variant.dir, records, &rows, single)?;
+            if single {
+                bleu = summary;
+            }
+            Some(scores)
+        } else {
+            None
+        };
+        let (seconds, generated_tokens) = decoded.finished[v];
+        let name = variant.name.clone();
+        summaries.push(VariantSummary { name, lines: records.len(), seconds, generated_tokens, scores });
+    }
+    Ok((summaries, bleu, outputs))
+}
+
+/// The run's items, handed out as the engine has room.
+struct Items<I>(I);
+
+impl<I: Iterator<Item = WorkItem>> ItemSource for Items<I> {
+    fn next_item(&mut self, _idle: bool) -> Option<WorkItem> {
+        self.0.next()
+    }
+}
+
+/// Scores the predictions just written: writes scores.json and gpt2_decode.py's two files
+/// into `dir`, prints the scores if `print`, and returns the summary's BLEU part and the scores.
+fn score_output(
+    args: &RunArgs,
+    dir: &Path,
+    records: &[Record],
+    rows: &[(usize, &[u32])],
+    print: bool,
+) -> anyhow::Result<(String, E2eScores)> {
     let texts = E2eTexts::new(records, rows.iter().copied())?;
     let report = score_texts(&texts, PostProcess::default(), &args.score_options.meteor())?;
-    let dir = &args.work_dir;
     write_text_files(&report, Some(&dir.join("e2e_ref.txt")), Some(&dir.join("e2e_pred.txt")))?;
     let json = format!("{}\n", report.scores.to_json_line());
     lorabeam_core::predictions::write_atomically(&dir.join("scores.json"), json.as_bytes())?;
-    args.score_options.print(&report.scores);
-    Ok(format!(", BLEU {:.4} over {} contexts", report.scores.bleu, report.groups))
+    if print {
+        args.score_options.print(&report.scores);
+    }
+    Ok((format!(", BLEU {:.4} over {} contexts", report.scores.bleu, report.groups), report.scores))
 }

@@ -266,6 +266,35 @@ pub fn worker_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Process {
+    let mut command = worker_command(redis, coordinator_url, dir, name, model_id);
+    command.envs(env.iter().copied());
+    if !extra.contains(&"echo") {
+        command.arg("--init_checkpoint").arg(fixture("lora_full.pt")).args(tiny_model_args());
+    }
+    command.args(extra);
+    Process::spawn(command, dir.join(format!("worker-{name}.log")))
+}
+
+/// A worker for `model_id` that holds the tiny fixture's bare base once (f64, one thread) and
+/// serves the adapters under `adapter_dir` by name (loralib alpha 32, the fixture's).
+pub fn adapter_worker(
+    redis: &Redis,
+    coordinator_url: &str,
+    dir: &Path,
+    name: &str,
+    model_id: &str,
+    adapter_dir: &Path,
+    extra: &[&str],
+) -> Process {
+    let mut command = worker_command(redis, coordinator_url, dir, name, model_id);
+    command.arg("--base_checkpoint").arg(fixture("base_pytorch_model.bin"));
+    command.arg("--model_config").arg(fixture("config.json")).args(["--lora_alpha", "32"]);
+    command.arg("--adapter-dir").arg(adapter_dir).args(extra);
+    Process::spawn(command, dir.join(format!("worker-{name}.log")))
+}
+
+/// What every test worker runs with: loopback Redis and coordinator, the CPU, f64, one thread.
+fn worker_command(redis: &Redis, coordinator_url: &str, dir: &Path, name: &str, model_id: &str) -> Command {
     let stdout = std::fs::File::create(dir.join(format!("worker-{name}.out"))).expect("stdout file");
     let mut command = Command::new(binary("lorabeam-worker"));
     command
@@ -273,11 +302,6 @@ pub fn worker_with_env(
         .args(["--worker-name", name, "--device", "cpu", "--threads", "1", "--dtype", "f64"])
         .args(["--metrics-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
-        .envs(env.iter().copied())
         .stdout(stdout);
-    if !extra.contains(&"echo") {
-        command.arg("--init_checkpoint").arg(fixture("lora_full.pt")).args(tiny_model_args());
-    }
-    command.args(extra);
-    Process::spawn(command, dir.join(format!("worker-{name}.log")))
+    command
 }

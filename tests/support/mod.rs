@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use lorabeam_core::predictions::compare_files;
 
+pub mod adapters;
 pub mod cluster;
 pub mod otlp;
 pub mod rogue;

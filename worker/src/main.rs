@@ -22,6 +22,15 @@ fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
+/// A size in MiB: a finite number above 0 and below 2^40 MiB (refused, not clamped).
+fn positive_mib(value: &str) -> Result<f64, String> {
+    let mib: f64 = value.parse().map_err(|e| format!("{value} is not a number of MiB: {e}"))?;
+    if !(mib.is_finite() && mib > 0.0 && mib < (1u64 << 40) as f64) {
+        return Err(format!("{value} MiB is not a size: give a number above 0 (and below 2^40)"));
+    }
+    Ok(mib)
+}
+
 #[derive(Debug, Parser)]
 // A flag given twice takes its last value, so wrappers can override what they were given.
 #[command(args_override_self = true)]
@@ -102,11 +111,42 @@ struct Args {
     /// HTTP address for Prometheus `/metrics` and `/healthz`.
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
     metrics_listen: std::net::SocketAddr,
+    /// Directory of the adapters this worker serves on its base, found by the name a job gives:
+    /// `NAME/` holding a PEFT adapter (adapter_config.json), or `NAME.pt`, a loralib LoRA-only
+    /// checkpoint (its alpha is --lora_alpha). Each is loaded on first use. Not given: a job
+    /// that names an adapter fails here, naming it.
+    #[arg(long, env = "LORABEAM_ADAPTER_DIR")]
+    adapter_dir: Option<std::path::PathBuf>,
+    /// MiB (fractions allowed) that the adapters merged into the base may hold together; to
+    /// make room, the least recently used adapter that no queued or running item uses is
+    /// evicted. An adapter larger than this fails its jobs.
+    #[arg(long, env = "LORABEAM_MAX_ADAPTER_MIB", default_value_t = 2048.0, value_parser = positive_mib)]
+    max_adapter_mib: f64,
+    /// Take claimed shards of adapters already held before ones that would load another, so
+    /// a sweep does not thrash the cache (false: first come, first served).
+    #[arg(long, env = "LORABEAM_PREFER_HELD_ADAPTERS", default_value_t = true, action = clap::ArgAction::Set)]
+    prefer_held_adapters: bool,
     /// What decodes: the model, or `echo` to measure the plumbing alone.
     #[arg(long, env = "LORABEAM_ENGINE", value_enum, default_value_t = EngineKind::Model)]
     engine: EngineKind,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// The adapter flags, checked: a directory that is not one is refused at start, not at the
+/// first job.
+fn adapter_config(args: &Args) -> anyhow::Result<fleet::AdapterConfig> {
+    if let Some(dir) = &args.adapter_dir {
+        if !dir.is_dir() {
+            anyhow::bail!("--adapter-dir {} is not a directory", dir.display());
+        }
+    }
+    Ok(fleet::AdapterConfig {
+        dir: args.adapter_dir.clone(),
+        max_bytes: (args.max_adapter_mib * (1 << 20) as f64) as usize,
+        loralib_alpha: args.model.lora_alpha,
+        prefer_held: args.prefer_held_adapters,
+    })
 }
 
 fn consumer_name() -> String {
@@ -146,6 +186,7 @@ async fn run() -> anyhow::Result<()> {
             Decoder::Model { model: Box::new(model), budget }
         }
     };
+    let adapters = adapter_config(&args)?;
     let config = FleetConfig {
         redis_url: lorabeam_proto::connect::redis_url_with_password(
             &args.redis_url,
@@ -165,6 +206,7 @@ async fn run() -> anyhow::Result<()> {
         tls: ClientTls { ca: args.tls_ca, cert: args.tls_cert, key: args.tls_key },
         token: BearerToken::new(read_secret(args.token_file.as_deref(), args.token.as_deref())?)?,
         redis_ca: args.redis_ca,
+        adapters,
     };
     fleet::run(config, decoder, lorabeam_proto::shutdown_signal()).await?;
     Ok(())

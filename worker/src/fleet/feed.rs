@@ -2,7 +2,10 @@
 //! boundaries; results go out as soon as each item is final.
 //!
 //! The batch shares one set of decoding parameters, so a shard with other parameters waits
-//! until the batch drains. An engine error retries each affected item alone, so one poison
+//! until the batch drains. Items of different adapters share the batch; a shard whose adapter
+//! has no room in the cache (the adapters in use fill it) waits while shards of held adapters
+//! pass it (at most [`MAX_PASSES`] of them, so it is never starved), which keeps a sweep from
+//! thrashing the cache. An engine error retries each affected item alone, so one poison
 //! record fails by itself instead of taking its batch-mates down.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -18,7 +21,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use lorabeam_proto::telemetry::int;
 use tracing::{field::Empty, info_span, Span};
 
+use super::adapters::{AdapterConfig, Adapters, Lookup};
 use super::batch_trace::BatchTrace;
+use super::in_use::{InUse, Outbox};
 use super::metrics::METRICS;
 use crate::generation::{Engine, EngineStats, ItemSource, WorkItem};
 use crate::model::Gpt2;
@@ -55,7 +60,7 @@ pub enum FeedMessage {
     /// A shard and its run span, under which its decode batches are traced.
     Shard {
         seq: u32,
-        shard: ShardMessage,
+        shard: Box<ShardMessage>,
         span: Span,
     },
     Stop,
@@ -95,35 +100,54 @@ pub struct FeedShared {
     pub dropped_jobs: Mutex<HashSet<String>>,
 }
 
+/// Shards of held adapters (or the bare base) that may pass one waiting for cache room before
+/// the feed stops taking new shards, so the batch drains and the waiting one gets its room.
+pub const MAX_PASSES: usize = 64;
+
 /// A key packs the shard's local sequence number and the item's index in it.
-fn key(seq: u32, index: usize) -> usize {
+pub(super) fn key(seq: u32, index: usize) -> usize {
     ((seq as usize) << 32) | index
 }
 
-fn unkey(key: usize) -> (u32, usize) {
+pub(super) fn unkey(key: usize) -> (u32, usize) {
     ((key >> 32) as u32, key & 0xffff_ffff)
 }
 
-struct Feed {
+/// A shard not yet queued for the batch.
+struct Waiting {
+    seq: u32,
+    shard: ShardMessage,
+    params: ValidDecodeParams,
+    span: Span,
+}
+
+struct Feed<'m> {
     inbox: Receiver<FeedMessage>,
-    out: UnboundedSender<FeedOutput>,
+    out: Outbox,
     shared: Arc<FeedShared>,
     limits: ModelLimits,
+    /// The model adapters merge into (`None` for the echo engine).
+    model: Option<&'m Gpt2>,
+    adapters: Adapters,
     /// Items of the parameters now running, with their job and shard span.
     ready: VecDeque<(WorkItem, String, Span)>,
     params: Option<ValidDecodeParams>,
     /// Shards with other parameters, waiting for the batch to drain.
-    later: VecDeque<(u32, ShardMessage, ValidDecodeParams, Span)>,
+    later: VecDeque<Waiting>,
+    /// Shards of the running parameters whose adapter has no room in the cache yet.
+    no_room: VecDeque<Waiting>,
+    /// Shards queued ahead of the oldest one in `no_room`.
+    passed: usize,
     stopping: bool,
     /// Each shard's share of the running batch (shared with the engine's result callback).
     trace: Arc<Mutex<BatchTrace>>,
 }
 
-impl Feed {
+impl Feed<'_> {
     /// Takes one message in: a shard joins the running parameters' queue, or waits in `later`.
     fn accept(&mut self, message: FeedMessage) {
         let (seq, shard, span) = match message {
-            FeedMessage::Shard { seq, shard, span } => (seq, shard, span),
+            FeedMessage::Shard { seq, shard, span } => (seq, *shard, span),
             FeedMessage::Stop => {
                 self.stopping = true;
                 return;
@@ -134,41 +158,107 @@ impl Feed {
                 if self.params.is_none() {
                     self.params = Some(params.clone());
                 }
-                if self.params.as_ref().is_some_and(|p| same(p, &params)) {
-                    self.enqueue(seq, shard, span);
+                let waiting = Waiting { seq, shard, params, span };
+                if self.params.as_ref().is_some_and(|p| same(p, &waiting.params)) {
+                    self.place(waiting);
                 } else {
-                    self.later.push_back((seq, shard, params, span));
+                    self.later.push_back(waiting);
                 }
             }
-            Err(e) => {
-                self.shared.waiting_items.fetch_sub(shard.items.len(), Ordering::SeqCst);
-                for index in 0..shard.items.len() {
-                    let reason = format!("decoding parameters do not fit this worker's model: {e}");
-                    let _ = self.out.send(FeedOutput::Failed { seq, index, reason });
-                }
-            }
+            Err(e) => self.fail(&shard, seq, &format!("decoding parameters do not fit this worker's model: {e}")),
         }
     }
 
-    fn enqueue(&mut self, seq: u32, shard: ShardMessage, span: Span) {
+    /// A shard's items fail before they reach the batch.
+    fn fail(&mut self, shard: &ShardMessage, seq: u32, reason: &str) {
+        self.shared.waiting_items.fetch_sub(shard.items.len(), Ordering::SeqCst);
+        for index in 0..shard.items.len() {
+            self.out.send(FeedOutput::Failed { seq, index, reason: reason.to_string() });
+        }
+    }
+
+    /// A shard of the running parameters: queued with its adapter, or waiting for room for it,
+    /// or failed when its adapter cannot be had. Without the held-adapter preference nothing
+    /// passes a waiting shard (first come, first served).
+    fn place(&mut self, waiting: Waiting) {
+        if !self.no_room.is_empty() && !self.adapters.prefer_held() {
+            self.no_room.push_back(waiting);
+            return;
+        }
+        let adapter = waiting.shard.adapter.clone();
+        let weights = if adapter.is_empty() {
+            None
+        } else {
+            match self.adapters.lookup(self.model, &adapter) {
+                Lookup::Ready(weights) => Some(weights),
+                Lookup::Wait => {
+                    tracing::debug!(%adapter, shard_id = %waiting.shard.shard_id, "waiting for room in the adapter cache");
+                    self.no_room.push_back(waiting);
+                    return;
+                }
+                Lookup::Failed(reason) => {
+                    tracing::warn!(job_id = %waiting.shard.job_id, %reason, "failing a shard");
+                    return self.fail(&waiting.shard, waiting.seq, &reason);
+                }
+            }
+        };
+        if !self.no_room.is_empty() {
+            self.passed += 1;
+        }
+        let Waiting { seq, shard, span, .. } = waiting;
         for (index, item) in shard.items.into_iter().enumerate() {
-            let work =
-                WorkItem { key: key(seq, index), context: item.context, first_step_context: item.first_step_context };
+            let key = key(seq, index);
+            if weights.is_some() {
+                self.out.in_use().hold(key, &adapter);
+            }
+            let work = WorkItem {
+                key,
+                context: item.context,
+                first_step_context: item.first_step_context,
+                adapter: weights.clone(),
+            };
             self.ready.push_back((work, shard.job_id.clone(), span.clone()));
         }
     }
 
-    /// With the batch drained, moves on to the next waiting parameters and their shards.
+    /// Tries the shards waiting for cache room again, oldest first, while they find it.
+    fn retry_no_room(&mut self) {
+        while let Some(waiting) = self.no_room.pop_front() {
+            // Placed with nothing ahead of it: it either finds room or waits first again.
+            let rest = std::mem::take(&mut self.no_room);
+            self.place(waiting);
+            let placed = self.no_room.is_empty();
+            self.no_room.extend(rest);
+            if !placed {
+                return;
+            }
+        }
+        self.passed = 0;
+    }
+
+    /// Whether new shards must wait (so the batch drains): a shard with other parameters, or
+    /// one that has waited for cache room long enough.
+    fn blocked(&self) -> bool {
+        let starving = !self.no_room.is_empty() && (!self.adapters.prefer_held() || self.passed >= MAX_PASSES);
+        !self.later.is_empty() || starving
+    }
+
+    /// With the batch drained, moves on to the next waiting parameters and their shards: those
+    /// of a held adapter first.
     fn switch_params(&mut self) {
-        let Some((seq, shard, params, span)) = self.later.pop_front() else { return };
-        self.params = Some(params);
-        self.enqueue(seq, shard, span);
+        let first = match self.later.iter().position(|w| self.adapters.is_held(&w.shard.adapter)) {
+            Some(held) if self.adapters.prefer_held() => held,
+            _ => 0,
+        };
+        let Some(next) = self.later.remove(first) else { return };
+        self.params = Some(next.params.clone());
+        self.place(next);
         let mut others = VecDeque::new();
-        while let Some((seq, shard, params, span)) = self.later.pop_front() {
-            if self.params.as_ref().is_some_and(|p| same(p, &params)) {
-                self.enqueue(seq, shard, span);
+        while let Some(waiting) = self.later.pop_front() {
+            if self.params.as_ref().is_some_and(|p| same(p, &waiting.params)) {
+                self.place(waiting);
             } else {
-                others.push_back((seq, shard, params, span));
+                others.push_back(waiting);
             }
         }
         self.later = others;
@@ -193,9 +283,12 @@ fn same(a: &ValidDecodeParams, b: &ValidDecodeParams) -> bool {
     a == b
 }
 
-impl ItemSource for Feed {
+impl ItemSource for Feed<'_> {
     fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
         loop {
+            if self.ready.is_empty() && !self.no_room.is_empty() {
+                self.retry_no_room();
+            }
             while let Some((item, job_id, run_span)) = self.ready.pop_front() {
                 self.shared.waiting_items.fetch_sub(1, Ordering::SeqCst);
                 if !self.dropped(&job_id) {
@@ -204,9 +297,11 @@ impl ItemSource for Feed {
                     }
                     return Some(item);
                 }
+                self.out.in_use().release(item.key);
             }
-            // Shards with other parameters wait for this batch to drain.
-            if !self.later.is_empty() || self.stopping {
+            // Shards with other parameters, or one long without cache room, wait for this
+            // batch to drain.
+            if self.blocked() || self.stopping {
                 return None;
             }
             if idle {
@@ -229,25 +324,39 @@ impl ItemSource for Feed {
 /// Runs the engine thread until told to stop.
 pub fn run_feed(
     decoder: Decoder,
+    adapters: AdapterConfig,
     inbox: Receiver<FeedMessage>,
     out: UnboundedSender<FeedOutput>,
     shared: Arc<FeedShared>,
 ) {
     let limits = decoder.limits();
+    let in_use = Arc::new(InUse::default());
+    let model = match &decoder {
+        Decoder::Model { model, .. } => Some(&**model),
+        Decoder::Echo => None,
+    };
     let mut feed = Feed {
         inbox,
-        out,
+        out: Outbox::new(out, in_use.clone()),
         shared,
         limits,
+        model,
+        adapters: Adapters::new(adapters, in_use),
         ready: VecDeque::new(),
         params: None,
         later: VecDeque::new(),
+        no_room: VecDeque::new(),
+        passed: 0,
         stopping: false,
         trace: Arc::default(),
     };
     // After a stop the batch finishes what it holds; items not yet admitted are left to the
     // reporter, which releases their shards.
     while !feed.stopping {
+        if feed.ready.is_empty() {
+            // Nothing runs: a shard waiting for cache room finds it now.
+            feed.retry_no_room();
+        }
         if feed.ready.is_empty() {
             if feed.later.is_empty() {
                 feed.wait(Duration::from_millis(200));
@@ -283,10 +392,10 @@ pub fn run_feed(
         span.record("items", int(stats.items));
         span.record("shards", int(shards));
     }
-    let _ = feed.out.send(FeedOutput::Stopped);
+    feed.out.send(FeedOutput::Stopped);
 }
 
-fn echo(feed: &mut Feed, params: &ValidDecodeParams) -> EngineStats {
+fn echo(feed: &mut Feed<'_>, params: &ValidDecodeParams) -> EngineStats {
     let mut stats = EngineStats::default();
     while let Some(item) = feed.next_item(false) {
         let mut predict: Vec<u32> = item.context.iter().copied().take(params.eval_len).collect();
@@ -297,7 +406,7 @@ fn echo(feed: &mut Feed, params: &ValidDecodeParams) -> EngineStats {
         predict.resize(params.eval_len, 0);
         let (seq, index) = unkey(item.key);
         item_done(&feed.trace, seq, 0);
-        let _ = feed.out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
+        feed.out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
         stats.items += 1;
     }
     stats
@@ -316,7 +425,7 @@ pub struct ModelBudget {
     pub item_retries: usize,
 }
 
-fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: ModelBudget) -> EngineStats {
+fn decode(feed: &mut Feed<'_>, model: &Gpt2, params: ValidDecodeParams, budget: ModelBudget) -> EngineStats {
     let mut engine = Engine::new(model, params, budget.max_rows).with_step_observer(&observe_step);
     if let Some(bytes) = budget.kv_budget_bytes {
         engine = engine.with_kv_budget(bytes);
@@ -332,7 +441,7 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
         let (seq, index) = unkey(key);
         // The share closes before its result leaves, so its span ends before the job does.
         item_done(&trace, seq, generated as u64);
-        let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: generated as u64 });
+        out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: generated as u64 });
     });
     let error = match result {
         Ok(stats) => return stats,
@@ -351,7 +460,7 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
         for _ in 0..budget.item_retries {
             let alone = engine.run(std::iter::once(item.clone()), |_, predict| {
                 done = true;
-                let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
+                out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: 0 });
             });
             match alone {
                 Ok(_) if done => break,
@@ -361,7 +470,7 @@ fn decode(feed: &mut Feed, model: &Gpt2, params: ValidDecodeParams, budget: Mode
         }
         if !done {
             let reason = format!("engine error after {} tries alone: {last_error}", budget.item_retries);
-            let _ = out.send(FeedOutput::Failed { seq, index, reason });
+            out.send(FeedOutput::Failed { seq, index, reason });
         }
         item_done(&trace, seq, 0);
     }
@@ -376,20 +485,20 @@ fn item_done(trace: &Mutex<BatchTrace>, seq: u32, tokens: u64) {
 
 /// Remembers which items are in the batch, to retry them after an engine error, and fails at
 /// once the items that could never fit the KV budget.
-struct Tracking<'f, 'e> {
-    feed: &'f mut Feed,
+struct Tracking<'f, 'e, 'm> {
+    feed: &'f mut Feed<'m>,
     admitted: Arc<Mutex<HashMap<usize, WorkItem>>>,
     engine: &'e Engine<'e>,
 }
 
-impl ItemSource for Tracking<'_, '_> {
+impl ItemSource for Tracking<'_, '_, '_> {
     fn next_item(&mut self, idle: bool) -> Option<WorkItem> {
         loop {
             let item = self.feed.next_item(idle)?;
             if let Some(reason) = self.engine.exceeds_budget(&item) {
                 let (seq, index) = unkey(item.key);
                 item_done(&self.feed.trace, seq, 0);
-                let _ = self.feed.out.send(FeedOutput::Failed { seq, index, reason });
+                self.feed.out.send(FeedOutput::Failed { seq, index, reason });
                 continue;
             }
             if let Ok(mut admitted) = self.admitted.lock() {

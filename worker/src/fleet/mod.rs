@@ -3,11 +3,16 @@
 //! the coordinator confirms it holds every result.
 //!
 //! Three parts run at once: the claimer (an async task), the engine (its own thread, see
-//! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream).
+//! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream). The engine
+//! thread also owns the worker's adapters ([`adapters`], cached by [`adapter_cache`]): a shard
+//! names its adapter, found under `--adapter-dir` and merged into the one base on first use.
 
+pub mod adapter_cache;
+mod adapters;
 mod batch_trace;
 mod feed;
 mod heartbeat;
+mod in_use;
 pub mod metrics;
 mod queue;
 mod reporter;
@@ -21,6 +26,7 @@ use lorabeam_proto::queue::Keys;
 use lorabeam_proto::telemetry::{int, parent_from_traceparent};
 use tracing::{info_span, Instrument};
 
+pub use adapters::AdapterConfig;
 use feed::{run_feed, FeedMessage, FeedOutput, FeedShared};
 pub use feed::{Decoder, ModelBudget};
 use metrics::METRICS;
@@ -71,6 +77,8 @@ pub struct FleetConfig {
     pub token: lorabeam_proto::connect::BearerToken,
     /// A CA for a `rediss://` Redis signed by a private CA.
     pub redis_ca: Option<std::path::PathBuf>,
+    /// Where adapters are found and how many are kept.
+    pub adapters: AdapterConfig,
 }
 
 /// What the claimer and reporter share.
@@ -113,9 +121,10 @@ pub async fn run(
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine = {
         let (out_tx, shared) = (out_tx.clone(), fleet.feed.clone());
+        let adapters = fleet.config.adapters.clone();
         std::thread::Builder::new()
             .name("lorabeam-engine".into())
-            .spawn(move || run_feed(decoder, feed_rx, out_tx, shared))
+            .spawn(move || run_feed(decoder, adapters, feed_rx, out_tx, shared))
             .map_err(FleetError::EngineThread)?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -235,7 +244,9 @@ async fn claim_loop(
         fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(%job_id, %shard_id, items, "claimed");
         let claimed = FeedOutput::Claimed { seq, claimed: Box::new(claimed), span: run_span.clone() };
-        if out.send(claimed).is_err() || feed.send(FeedMessage::Shard { seq, shard, span: run_span }).is_err() {
+        if out.send(claimed).is_err()
+            || feed.send(FeedMessage::Shard { seq, shard: Box::new(shard), span: run_span }).is_err()
+        {
             return;
         }
     }

@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 use super::beam_group::{BeamGroup, Choice};
 use super::length_normalisation::ScoreWidth;
 use super::logits::process_logits;
-use crate::model::{BatchKv, Gpt2, ItemKv, ModelError};
+use crate::model::{AdapterWeights, BatchKv, Gpt2, ItemKv, ModelError};
 
 /// What the engine did, for summaries and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -40,6 +40,8 @@ pub struct WorkItem {
     /// reproducing gpt2_beam.py with `batch_size > 1` (see the coordinator's
     /// `reference_batching`); `None` for an item's own context.
     pub first_step_context: Option<Vec<u32>>,
+    /// The adapter the item decodes with; `None` is the bare base (or the model as loaded).
+    pub adapter: Option<AdapterWeights>,
 }
 
 /// Where a running engine gets its items, so it can be fed while it runs.
@@ -77,6 +79,7 @@ pub struct Engine<'m> {
 
 struct Running {
     key: usize,
+    adapter: Option<AdapterWeights>,
     search: BeamGroup,
     cache: ItemKv,
     /// KV cache bytes this group can grow to.
@@ -174,6 +177,8 @@ impl<'m> Engine<'m> {
             }
             if !admitted.is_empty() {
                 running.extend(self.start(admitted, &mut kv, &mut stats)?);
+                // Items of one adapter side by side, so each adapter's rows are one matmul.
+                running.sort_by(|a, b| adapter_name(&a.adapter).cmp(&adapter_name(&b.adapter)));
             }
             if running.is_empty() {
                 if held.is_none() {
@@ -209,21 +214,25 @@ impl<'m> Engine<'m> {
     /// are still returned; the next `run` sweep emits them.
     fn start(
         &self,
-        items: Vec<WorkItem>,
+        mut items: Vec<WorkItem>,
         kv: &mut BatchKv,
         stats: &mut EngineStats,
     ) -> Result<Vec<Running>, ModelError> {
+        items.sort_by(|a, b| adapter_name(&a.adapter).cmp(&adapter_name(&b.adapter)));
         let contexts: Vec<&[u32]> = items.iter().map(|i| i.context.as_slice()).collect();
+        let adapters: Vec<Option<&AdapterWeights>> = items.iter().map(|i| i.adapter.as_ref()).collect();
         let capacity = self.params.eval_len.saturating_sub(1);
-        let (caches, mut logits) = self.model.prefill(&contexts, kv, self.params.beam, capacity)?;
-        let substituted: Vec<(i64, &[u32])> = items
+        let (caches, mut logits) = self.model.prefill_adapted(&contexts, &adapters, kv, self.params.beam, capacity)?;
+        let substituted: Vec<(i64, &[u32], Option<&AdapterWeights>)> = items
             .iter()
             .enumerate()
-            .filter_map(|(row, item)| Some((row as i64, item.first_step_context.as_deref()?)))
+            .filter_map(|(row, item)| Some((row as i64, item.first_step_context.as_deref()?, item.adapter.as_ref())))
             .collect();
         if !substituted.is_empty() {
-            let (rows, sources): (Vec<i64>, Vec<&[u32]>) = substituted.into_iter().unzip();
-            let source_logits = self.model.prefill_logits(&sources)?;
+            let rows: Vec<i64> = substituted.iter().map(|s| s.0).collect();
+            let sources: Vec<&[u32]> = substituted.iter().map(|s| s.1).collect();
+            let source_adapters: Vec<Option<&AdapterWeights>> = substituted.iter().map(|s| s.2).collect();
+            let source_logits = self.model.prefill_logits_adapted(&sources, &source_adapters)?;
             let rows = Tensor::f_from_slice(&rows)?.f_to_device(logits.device())?;
             logits = logits.f_index_copy(0, &rows, &source_logits)?;
             stats.prefill_tokens += sources.iter().map(|c| c.len()).sum::<usize>();
@@ -244,7 +253,13 @@ impl<'m> Engine<'m> {
             .into_iter()
             .zip(groups)
             .zip(caches)
-            .map(|((item, search), cache)| Running { kv_bytes: self.kv_bytes(&item), key: item.key, search, cache })
+            .map(|((item, search), cache)| Running {
+                kv_bytes: self.kv_bytes(&item),
+                key: item.key,
+                adapter: item.adapter,
+                search,
+                cache,
+            })
             .collect())
     }
 
@@ -258,8 +273,10 @@ impl<'m> Engine<'m> {
             stats.flops += g.cache.beams() as f64 * self.model.flops_per_token(attended);
         }
         let mut host_seconds = host.elapsed().as_secs_f64();
+        let adapters: Vec<Option<AdapterWeights>> = running.iter().map(|g| g.adapter.clone()).collect();
+        let adapters: Vec<Option<&AdapterWeights>> = adapters.iter().map(Option::as_ref).collect();
         let mut caches: Vec<&mut ItemKv> = running.iter_mut().map(|g| &mut g.cache).collect();
-        let logits = self.model.decode_step(&tokens, &mut caches, kv)?;
+        let logits = self.model.decode_step_adapted(&tokens, &mut caches, &adapters, kv)?;
         let score_kind = self.model.precision().score_kind();
         let mut logits = logits.f_to_kind(score_kind)?;
         host_seconds += process_logits(&mut logits, running.iter().map(|g| &g.search), self.params.beam, &self.params)?;
@@ -281,6 +298,11 @@ impl<'m> Engine<'m> {
         stats.generated_tokens += tokens.len();
         Ok(())
     }
+}
+
+/// The key running items are kept sorted by: the base first, then adapters by name.
+fn adapter_name(adapter: &Option<AdapterWeights>) -> Option<&str> {
+    adapter.as_ref().map(AdapterWeights::name)
 }
 
 /// `log(softmax(logits))`, computed as gpt2_beam.py does (not `log_softmax`, which rounds

@@ -53,6 +53,29 @@ pub enum ModelError {
     MixedAttentionPaths,
     #[error("unknown attention path `{0}` (expected batched or per-group)")]
     UnknownAttention(String),
+    #[error(
+        "adapter {path} does not exist (expected a PEFT directory with adapter_config.json, or a \
+         loralib LoRA-only .pt file)"
+    )]
+    AdapterNotFound { path: PathBuf },
+    /// A field of an adapter's config that is wrong, or names something lorabeam cannot apply.
+    #[error("adapter {path}: `{field}`: {detail}")]
+    AdapterField { path: PathBuf, field: String, detail: String },
+    #[error("adapter {path}: {detail}")]
+    AdapterFormat { path: PathBuf, detail: String },
+    #[error(
+        "adapter `{name}` was loaded for a base with n_embd {adapter_embd} and n_layer {adapter_layers}, \
+         but the model has n_embd {model_embd} and n_layer {model_layers}"
+    )]
+    AdapterBaseMismatch {
+        name: String,
+        adapter_embd: usize,
+        adapter_layers: usize,
+        model_embd: usize,
+        model_layers: usize,
+    },
+    #[error("{given} adapters were given for {rows} items of a forward pass")]
+    AdapterCount { given: usize, rows: usize },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

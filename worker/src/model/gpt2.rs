@@ -2,6 +2,7 @@
 //! beam groups at once, with pre-LayerNorm blocks, tanh-GELU and an LM head tied to `wte`.
 //! Attention runs batched (`gpt2/batched.rs`, the default) or per group (`gpt2/per_group.rs`).
 
+mod adapter_rows;
 mod batched;
 mod per_group;
 #[cfg(test)]
@@ -12,9 +13,10 @@ use tch::{Device, Kind, Tensor};
 use super::batch_kv::{AttentionPath, BatchKv, ItemKv};
 use super::kv_cache::GroupCache;
 use super::kv_pool::{KvPool, PooledItem, DEFAULT_INITIAL_SLOTS};
-use super::layers::{gelu_, layer_norm, linear};
+use super::layers::{gelu_, layer_norm};
 use super::weights::{BlockWeights, Gpt2Weights};
-use super::{Gpt2Config, ModelError, Precision};
+use super::{AdaptedModule, AdapterWeights, Gpt2Config, ModelError, Precision};
+pub(crate) use adapter_rows::AdapterRows;
 
 /// Rows from which the LM head runs as `(wte @ h^T)^T` (see `Gpt2::logits`).
 const LM_HEAD_TRANSPOSED_MIN_ROWS: i64 = 64;
@@ -63,6 +65,10 @@ impl Gpt2 {
         self.attention
     }
 
+    pub(crate) fn weights(&self) -> &Gpt2Weights {
+        &self.weights
+    }
+
     /// Multiply-adds ×2 per generated row at a given attended length (weights plus attention).
     pub fn flops_per_token(&self, attended: usize) -> f64 {
         let (e, l, v) = (self.config.n_embd as f64, self.config.n_layer as f64, self.config.vocab_size as f64);
@@ -102,13 +108,27 @@ impl Gpt2 {
         beams: usize,
         capacity: usize,
     ) -> Result<(Vec<ItemKv>, Tensor), ModelError> {
+        self.prefill_adapted(contexts, &[], kv, beams, capacity)
+    }
+
+    /// `prefill`, each context with its adapter (`adapters[i]` for `contexts[i]`; empty: all on
+    /// the base). Contexts of one adapter placed side by side share their projections' matmuls.
+    pub fn prefill_adapted(
+        &self,
+        contexts: &[&[u32]],
+        adapters: &[Option<&AdapterWeights>],
+        kv: &mut BatchKv,
+        beams: usize,
+        capacity: usize,
+    ) -> Result<(Vec<ItemKv>, Tensor), ModelError> {
+        let rows = context_rows(contexts, adapters)?;
         match kv.pool.as_mut() {
             Some(pool) => {
-                let (slots, logits) = self.prefill_batched(contexts, Some(pool))?;
+                let (slots, logits) = self.prefill_batched(contexts, Some(pool), &rows)?;
                 Ok((slots.into_iter().map(|s| ItemKv::Pooled(PooledItem::new(s, beams))).collect(), logits))
             }
             None => {
-                let (context_kv, logits) = self.prefill_per_group(contexts)?;
+                let (context_kv, logits) = self.prefill_per_group(contexts, &rows)?;
                 let caches = context_kv
                     .into_iter()
                     .map(|kv| Ok(ItemKv::PerGroup(GroupCache::new(kv, beams, capacity)?)))
@@ -120,9 +140,19 @@ impl Gpt2 {
 
     /// The logits of every context's last position, keeping no keys or values.
     pub fn prefill_logits(&self, contexts: &[&[u32]]) -> Result<Tensor, ModelError> {
+        self.prefill_logits_adapted(contexts, &[])
+    }
+
+    /// `prefill_logits`, each context with its adapter (as `prefill_adapted`).
+    pub fn prefill_logits_adapted(
+        &self,
+        contexts: &[&[u32]],
+        adapters: &[Option<&AdapterWeights>],
+    ) -> Result<Tensor, ModelError> {
+        let rows = context_rows(contexts, adapters)?;
         match self.attention {
-            AttentionPath::Batched => Ok(self.prefill_batched(contexts, None)?.1),
-            AttentionPath::PerGroup => Ok(self.prefill_per_group(contexts)?.1),
+            AttentionPath::Batched => Ok(self.prefill_batched(contexts, None, &rows)?.1),
+            AttentionPath::PerGroup => Ok(self.prefill_per_group(contexts, &rows)?.1),
         }
     }
 
@@ -136,6 +166,21 @@ impl Gpt2 {
         items: &mut [&mut ItemKv],
         kv: &mut BatchKv,
     ) -> Result<Tensor, ModelError> {
+        self.decode_step_adapted(tokens, items, &[], kv)
+    }
+
+    /// `decode_step`, each item's rows with its adapter (`adapters[i]` for `items[i]`; empty:
+    /// all on the base). Keep items of one adapter side by side: each run of them is one
+    /// matmul per projection.
+    pub fn decode_step_adapted(
+        &self,
+        tokens: &[i64],
+        items: &mut [&mut ItemKv],
+        adapters: &[Option<&AdapterWeights>],
+        kv: &mut BatchKv,
+    ) -> Result<Tensor, ModelError> {
+        check_count(adapters, items.len())?;
+        let rows = AdapterRows::new(adapters.iter().zip(items.iter()).map(|(a, i)| (*a, i.beams() as i64)));
         match kv.pool.as_mut() {
             Some(pool) => {
                 let mut pooled = Vec::with_capacity(items.len());
@@ -144,7 +189,7 @@ impl Gpt2 {
                     item.take_step_slots(pool)?;
                     pooled.push(item);
                 }
-                self.decode_step_batched(tokens, &pooled, pool)
+                self.decode_step_batched(tokens, &pooled, pool, &rows)
             }
             None => {
                 let mut groups = Vec::with_capacity(items.len());
@@ -152,7 +197,7 @@ impl Gpt2 {
                     let ItemKv::PerGroup(cache) = &mut **item else { return Err(ModelError::MixedAttentionPaths) };
                     groups.push(cache);
                 }
-                self.decode_step_per_group(tokens, &mut groups)
+                self.decode_step_per_group(tokens, &mut groups, &rows)
             }
         }
     }
@@ -196,20 +241,23 @@ impl Gpt2 {
         }
     }
 
-    /// One pre-LayerNorm block; `attend` maps the rows' `Qkv` to their merged-head output.
+    /// Pre-LayerNorm block `layer`; `attend` maps the rows' `Qkv` to their merged-head output,
+    /// and `rows` says which adapter's matrices each row is multiplied by.
     fn block(
         &self,
-        block: &BlockWeights,
+        layer: usize,
         x: &Tensor,
+        rows: &AdapterRows,
         attend: &mut dyn FnMut(Qkv) -> Result<Tensor, ModelError>,
     ) -> Result<Tensor, ModelError> {
+        let block: &BlockWeights = &self.weights.blocks[layer];
         let eps = self.config.layer_norm_epsilon;
-        let qkv = linear(&layer_norm(x, &block.ln_1, eps)?, &block.c_attn)?;
+        let qkv = rows.linear(layer, AdaptedModule::CAttn, &layer_norm(x, &block.ln_1, eps)?, &block.c_attn)?;
         let attended = attend(self.split_heads(&qkv)?)?;
-        let x = x.f_add(&linear(&attended, &block.attn_proj)?)?;
-        let mut hidden = linear(&layer_norm(&x, &block.ln_2, eps)?, &block.c_fc)?;
+        let x = x.f_add(&rows.linear(layer, AdaptedModule::AttnProj, &attended, &block.attn_proj)?)?;
+        let mut hidden = rows.linear(layer, AdaptedModule::CFc, &layer_norm(&x, &block.ln_2, eps)?, &block.c_fc)?;
         gelu_(&mut hidden)?;
-        Ok(x.f_add(&linear(&hidden, &block.mlp_proj)?)?)
+        Ok(x.f_add(&rows.linear(layer, AdaptedModule::MlpProj, &hidden, &block.mlp_proj)?)?)
     }
 
     /// `ln_f` then the tied LM head, on rows `(n, n_embd)`: logits `(n, vocab)`.
@@ -233,5 +281,20 @@ impl Gpt2 {
             })
             .collect();
         self.logits(&x.f_index_select(0, &self.ids(&last_rows)?)?)
+    }
+}
+
+/// The adapter rows of packed contexts: each context's tokens on its adapter.
+fn context_rows(contexts: &[&[u32]], adapters: &[Option<&AdapterWeights>]) -> Result<AdapterRows, ModelError> {
+    check_count(adapters, contexts.len())?;
+    Ok(AdapterRows::new(adapters.iter().zip(contexts).map(|(a, c)| (*a, c.len() as i64))))
+}
+
+/// One adapter per item, or none at all (the base).
+fn check_count(adapters: &[Option<&AdapterWeights>], items: usize) -> Result<(), ModelError> {
+    if adapters.is_empty() || adapters.len() == items {
+        Ok(())
+    } else {
+        Err(ModelError::AdapterCount { given: adapters.len(), rows: items })
     }
 }

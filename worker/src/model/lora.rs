@@ -17,19 +17,26 @@ pub fn merge_lora_into_c_attn(
 ) -> Result<Tensor, ModelError> {
     let n_embd = weight.size()[0];
     let r = lora_a.size()[0] / 2;
-    let delta_for = |group: i64| -> Result<Tensor, ModelError> {
-        let a = lora_a.f_narrow(0, group * r, r)?;
-        let b = lora_b.f_narrow(0, group * n_embd, n_embd)?;
-        // (out, r) @ (r, in) = (out, in); Conv1D stores (in, out).
-        Ok(b.f_matmul(&a)?.f_transpose(0, 1)?.f_mul_scalar(scaling)?)
-    };
     let merged = weight.f_detach_copy()?;
     for (group, column_block) in [(0, 0), (1, 2)] {
-        let mut columns = merged.f_narrow(1, column_block * n_embd, n_embd)?;
-        let updated = columns.f_add(&delta_for(group)?)?;
-        columns.f_copy_(&updated)?;
+        let a = lora_a.f_narrow(0, group * r, r)?;
+        let b = lora_b.f_narrow(0, group * n_embd, n_embd)?;
+        add_low_rank(&merged, column_block * n_embd, &a, &b, scaling)?;
     }
     Ok(merged)
+}
+
+/// Adds `scaling (B A)^T` to the columns `column..column + out` of a Conv1D `weight (in, *)`,
+/// in place; `a` is `(r, in)` and `b` `(out, r)`. Every LoRA merge (loralib at load, adapters)
+/// goes through here, so they round alike.
+pub fn add_low_rank(weight: &Tensor, column: i64, a: &Tensor, b: &Tensor, scaling: f64) -> Result<(), ModelError> {
+    let out = b.size()[0];
+    // (out, r) @ (r, in) = (out, in); Conv1D stores (in, out).
+    let delta = b.f_matmul(a)?.f_transpose(0, 1)?.f_mul_scalar(scaling)?;
+    let mut columns = weight.f_narrow(1, column, out)?;
+    let updated = columns.f_add(&delta)?;
+    columns.f_copy_(&updated)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{Gpt2, Qkv};
+use super::{AdapterRows, Gpt2, Qkv};
 use crate::model::kv_pool::{KvPool, PooledItem, PAD_SLOT};
 use crate::model::ModelError;
 
@@ -55,6 +55,7 @@ impl Gpt2 {
         &self,
         contexts: &[&[u32]],
         mut pool: Option<&mut KvPool>,
+        rows: &AdapterRows,
     ) -> Result<(Vec<Vec<i64>>, Tensor), ModelError> {
         let index = PrefillIndex::new(self, contexts)?;
         let slots = match pool.as_deref_mut() {
@@ -68,7 +69,7 @@ impl Gpt2 {
         let mut x = self.embed_contexts(contexts)?;
         let (h, d) = (self.config.n_head as i64, self.config.head_dim() as i64);
         let (p, l, n) = (index.contexts, index.max_len, index.tokens);
-        for (layer, block) in self.weights.blocks.iter().enumerate() {
+        for layer in 0..self.weights.blocks.len() {
             let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
                 if let (Some(pool), Some(store)) = (pool.as_deref_mut(), store.as_ref()) {
                     let kv = self.gather_qkv(&qkv, &index.packed_kv)?;
@@ -81,7 +82,7 @@ impl Gpt2 {
                 let out = weights.f_view([h * p, l, l])?.f_bmm(&v)?.f_view([h * p * l, d])?;
                 Ok(out.f_index_select(0, &index.packed_out)?.f_view([n, h * d])?)
             };
-            x = self.block(block, &x, &mut attend)?;
+            x = self.block(layer, &x, rows, &mut attend)?;
         }
         Ok((slots, self.last_position_logits(&x, contexts)?))
     }
@@ -93,6 +94,7 @@ impl Gpt2 {
         tokens: &[i64],
         items: &[&mut PooledItem],
         pool: &mut KvPool,
+        adapters: &AdapterRows,
     ) -> Result<Tensor, ModelError> {
         let positions: Vec<i64> =
             items.iter().flat_map(|i| std::iter::repeat_n((i.context_len() + i.steps()) as i64, i.beams())).collect();
@@ -100,7 +102,7 @@ impl Gpt2 {
         let index = StepIndex::new(self, items, pool)?;
         let h = self.config.n_head as i64;
         let rows = index.items * index.beams;
-        for (layer, block) in self.weights.blocks.iter().enumerate() {
+        for layer in 0..self.weights.blocks.len() {
             let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
                 let kv = self.gather_qkv(&qkv, &index.new_kv)?;
                 pool.write(
@@ -112,7 +114,7 @@ impl Gpt2 {
                 let q = self.gather_qkv(&qkv, &index.q)?;
                 self.attend_pooled(&q, pool, layer, &index)
             };
-            x = self.block(block, &x, &mut attend)?;
+            x = self.block(layer, &x, adapters, &mut attend)?;
         }
         self.logits(&x)
     }

@@ -4,7 +4,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{Gpt2, Qkv};
+use super::{AdapterRows, Gpt2, Qkv};
 use crate::model::kv_cache::{GroupCache, LayerKv};
 use crate::model::ModelError;
 
@@ -12,7 +12,11 @@ impl Gpt2 {
     /// Runs whole contexts once each. Returns, per context, its keys and values for every
     /// layer, `(heads, len, head_dim)`, and the logits of every context's last position,
     /// `(contexts, vocab)`.
-    pub(super) fn prefill_per_group(&self, contexts: &[&[u32]]) -> Result<(Vec<Vec<LayerKv>>, Tensor), ModelError> {
+    pub(super) fn prefill_per_group(
+        &self,
+        contexts: &[&[u32]],
+        rows: &AdapterRows,
+    ) -> Result<(Vec<Vec<LayerKv>>, Tensor), ModelError> {
         let mut x = self.embed_contexts(contexts)?;
         let mut context_kv: Vec<Vec<LayerKv>> = contexts.iter().map(|_| Vec::new()).collect();
         let masks = contexts
@@ -22,7 +26,7 @@ impl Gpt2 {
                 Ok(Tensor::f_ones([n, n], (Kind::Bool, self.device))?.f_triu(1)?)
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        for block in &self.weights.blocks {
+        for layer in 0..self.weights.blocks.len() {
             let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
                 let mut outputs = Vec::with_capacity(contexts.len());
                 let mut offset = 0i64;
@@ -41,7 +45,7 @@ impl Gpt2 {
                 }
                 Ok(Tensor::f_cat(&outputs, 0)?)
             };
-            x = self.block(block, &x, &mut attend)?;
+            x = self.block(layer, &x, rows, &mut attend)?;
         }
         Ok((context_kv, self.last_position_logits(&x, contexts)?))
     }
@@ -53,12 +57,13 @@ impl Gpt2 {
         &self,
         tokens: &[i64],
         groups: &mut [&mut GroupCache],
+        rows: &AdapterRows,
     ) -> Result<Tensor, ModelError> {
         let positions: Vec<i64> =
             groups.iter().flat_map(|g| std::iter::repeat_n((g.context_len() + g.steps()) as i64, g.beams())).collect();
         let mut x = self.embed(tokens, &positions)?;
         let paths = groups.iter().map(|g| g.path_index()).collect::<Result<Vec<_>, _>>()?;
-        for (layer, block) in self.weights.blocks.iter().enumerate() {
+        for layer in 0..self.weights.blocks.len() {
             let mut attend = |qkv: Qkv| -> Result<Tensor, ModelError> {
                 let mut outputs = Vec::with_capacity(groups.len());
                 let mut offset = 0i64;
@@ -74,7 +79,7 @@ impl Gpt2 {
                 }
                 Ok(Tensor::f_cat(&outputs, 0)?)
             };
-            x = self.block(block, &x, &mut attend)?;
+            x = self.block(layer, &x, rows, &mut attend)?;
         }
         self.logits(&x)
     }

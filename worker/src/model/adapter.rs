@@ -1,0 +1,122 @@
+//! One description of a LoRA adapter, whatever format it came in: for each adapted matrix of
+//! GPT-2 its low-rank factors and scaling, in GPT-2's Conv1D layout (`W (in, out) += s (B A)^T`).
+//! loralib's `.pt` (`adapter_loralib.rs`) and HF PEFT directories (`adapter_peft.rs`) load into it.
+
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+use super::{Gpt2Config, ModelError};
+
+/// The four Conv1D matrices of a GPT-2 block an adapter may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AdaptedModule {
+    /// `attn.c_attn`, the fused q/k/v projection.
+    CAttn,
+    /// `attn.c_proj`.
+    AttnProj,
+    /// `mlp.c_fc`.
+    CFc,
+    /// `mlp.c_proj`.
+    MlpProj,
+}
+
+impl AdaptedModule {
+    pub const ALL: [AdaptedModule; 4] = [Self::CAttn, Self::AttnProj, Self::CFc, Self::MlpProj];
+
+    /// The module's name under a block, as GPT-2's `state_dict` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CAttn => "attn.c_attn",
+            Self::AttnProj => "attn.c_proj",
+            Self::CFc => "mlp.c_fc",
+            Self::MlpProj => "mlp.c_proj",
+        }
+    }
+
+    /// `(in, out)` of the Conv1D weight.
+    pub fn shape(self, n_embd: i64) -> (i64, i64) {
+        match self {
+            Self::CAttn => (n_embd, 3 * n_embd),
+            Self::AttnProj => (n_embd, n_embd),
+            Self::CFc => (n_embd, 4 * n_embd),
+            Self::MlpProj => (4 * n_embd, n_embd),
+        }
+    }
+}
+
+/// One low-rank update of a block of output columns: `W[:, column..column + out] += s (B A)^T`,
+/// `a (r, in)`, `b (out, r)`, in f64 on the CPU. loralib's `MergedLinear` gives `c_attn` two
+/// parts (q at column 0, v at column `2 n_embd`), each merged alone as loralib does; PEFT gives
+/// one part over all columns.
+pub struct LowRank {
+    pub column: i64,
+    pub a: Tensor,
+    pub b: Tensor,
+}
+
+/// One adapted matrix: which block and module, its scaling and its updates.
+pub struct AdaptedMatrix {
+    pub layer: usize,
+    pub module: AdaptedModule,
+    pub scaling: f64,
+    pub parts: Vec<LowRank>,
+}
+
+/// A LoRA adapter, checked against the base shape it was loaded for.
+pub struct Adapter {
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+    /// `(n_embd, n_layer)` of the base it fits.
+    pub base_shape: (usize, usize),
+    /// At most one per `(layer, module)`, ordered by layer then module.
+    pub matrices: Vec<AdaptedMatrix>,
+}
+
+impl Adapter {
+    /// Loads an adapter for a base of shape `config`: a directory with `adapter_config.json`
+    /// is a PEFT adapter; a file is gpt2_ft.py's LoRA-only checkpoint, whose alpha loralib
+    /// does not store (`loralib_alpha`, the `--lora_alpha` it was trained with).
+    pub fn load(path: &Path, config: &Gpt2Config, loralib_alpha: f64) -> Result<Adapter, ModelError> {
+        let matrices = if path.is_dir() {
+            super::adapter_peft::load(path, config)?
+        } else if path.is_file() {
+            super::adapter_loralib::load(path, config, loralib_alpha)?
+        } else {
+            return Err(ModelError::AdapterNotFound { path: path.to_path_buf() });
+        };
+        let mut matrices = matrices;
+        matrices.sort_by_key(|m| (m.layer, m.module));
+        Ok(Adapter { path: path.to_path_buf(), base_shape: (config.n_embd, config.n_layer), matrices })
+    }
+
+    /// Bytes the factors take (f64), for logs.
+    pub fn factor_bytes(&self) -> usize {
+        let numel = |t: &Tensor| t.numel();
+        self.matrices.iter().flat_map(|m| &m.parts).map(|p| 8 * (numel(&p.a) + numel(&p.b))).sum()
+    }
+}
+
+/// Checks a factor's dtype, shape and values and returns it in f64 on the CPU.
+pub(super) fn checked_factor(tensor: Tensor, name: &str, path: &Path, expected: &[i64]) -> Result<Tensor, ModelError> {
+    if !matches!(tensor.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16) {
+        return Err(ModelError::WrongDtype {
+            name: name.into(),
+            path: path.into(),
+            found: format!("{:?}", tensor.kind()),
+        });
+    }
+    if tensor.size() != expected {
+        return Err(ModelError::ShapeMismatch {
+            name: name.into(),
+            path: path.into(),
+            expected: expected.to_vec(),
+            found: tensor.size(),
+        });
+    }
+    let tensor = tensor.f_to_kind(Kind::Double)?;
+    if !bool::try_from(tensor.f_isfinite()?.f_all()?)? {
+        return Err(ModelError::NonFinite { name: name.into(), path: path.into() });
+    }
+    Ok(tensor)
+}
