@@ -49,17 +49,6 @@ struct Measured {
     peak_rss_mib: f64,
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 /// Queues the work in `order`'s order, then runs one worker over it (`sequential`: submits
 /// each job once the last has ended).
 fn run(order: &str, prefer: bool, prefetch: &str) -> Measured {
@@ -101,7 +90,7 @@ fn run(order: &str, prefer: bool, prefetch: &str) -> Measured {
     let seconds = started.elapsed().as_secs_f64();
     let metrics = http_get(worker_metrics_port(d, "w"), "/metrics");
     let loads = support::submissions::counter(&metrics, "lorabeam_worker_adapter_loads_total");
-    Measured { loads, seconds, peak_rss_mib: peak_rss_mib(worker.pid()) }
+    Measured { loads, seconds, peak_rss_mib: support::peak_rss_mib(worker.pid()) }
 }
 
 fn main() {

@@ -31,17 +31,6 @@ fn write_data(path: &std::path::Path, lines: usize) {
     }
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
-    kib / 1024.0
-}
-
 fn main() {
     let lines: usize = std::env::var("LORABEAM_PLUMBING_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -74,7 +63,7 @@ fn main() {
         println!(
             "| {workers} | {seconds:.2} | {:.0} | {:.1} MiB |",
             lines as f64 / seconds,
-            peak_rss_mib(coordinator.pid())
+            support::peak_rss_mib(coordinator.pid())
         );
     }
 }

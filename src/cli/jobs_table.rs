@@ -4,6 +4,7 @@
 use lorabeam_proto::job_state_name;
 use lorabeam_proto::v1::JobStatus;
 
+use super::aligned::{aligned_lines, Align};
 use super::client::{scores_summary, shown};
 
 const HEADER: [&str; 9] =
@@ -45,20 +46,11 @@ fn row(s: &JobStatus) -> [String; 9] {
 /// The table's lines: header and rows padded to each column's widest cell, then what a row
 /// cannot hold (output path on the coordinator, errors, failed records) on indented lines.
 pub fn jobs_table(jobs: &[JobStatus]) -> Vec<String> {
-    let rows: Vec<[String; 9]> = jobs.iter().map(row).collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    let mut lines = vec![line(&HEADER.map(String::from))];
-    for (row, job) in rows.iter().zip(jobs) {
-        lines.push(line(row));
+    let rows: Vec<Vec<String>> = jobs.iter().map(|job| row(job).to_vec()).collect();
+    let mut aligned = aligned_lines(&HEADER, &rows, |_| Align::Left).into_iter();
+    let mut lines: Vec<String> = aligned.next().into_iter().collect();
+    for (row, job) in aligned.zip(jobs) {
+        lines.push(row);
         if !job.output_path.is_empty() {
             lines.push(format!("    output (on the coordinator): {}", shown(&job.output_path)));
         }

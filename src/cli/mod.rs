@@ -1,5 +1,6 @@
 //! The `lorabeam` command line.
 
+pub mod aligned;
 pub mod client;
 pub mod compare;
 pub mod data;
@@ -15,6 +16,6 @@ pub mod run;
 pub mod run_adapters;
 pub mod score;
 pub mod submit;
-pub mod workers;
 pub mod sweep;
 pub mod sweep_table;
+pub mod workers;

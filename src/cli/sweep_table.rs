@@ -1,6 +1,7 @@
 //! `lorabeam sweep`'s comparison: one aligned row per adapter, with its output's lines, the
 //! job's seconds and tokens/s, and the five E2E scores when the sweep scores.
 
+use super::aligned::{aligned_lines, Align};
 use lorabeam_proto::v1::Scores;
 
 /// One adapter's job, as the table shows it.
@@ -50,22 +51,7 @@ pub fn sweep_table(rows: &[SweepRow], scored: bool) -> Vec<String> {
         header.extend(SCORE_COLUMNS.iter().map(|c| c.to_string()));
     }
     let body: Vec<Vec<String>> = rows.iter().map(|r| cells(r, scored)).collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &body {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, &w))| if i == 0 || i == 4 { format!("{c:<w$}") } else { format!("{c:>w$}") })
-            .collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    std::iter::once(line(&header)).chain(body.iter().map(|r| line(r))).collect()
+    aligned_lines(&header, &body, |i| if i == 0 || i == 4 { Align::Left } else { Align::Right })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use clap::Args;
 use lorabeam_proto::v1::{ListWorkersRequest, ListWorkersResponse};
 
+use super::aligned::{aligned_lines, Align};
 use super::client::{block_on, shown, CoordinatorArgs};
 use super::rpc::rpc_error;
 
@@ -70,19 +71,8 @@ pub fn workers_table(fleet: &ListWorkersResponse, now_ms: i64) -> Vec<String> {
             rows.push([shown(model).into_owned(), "(no live worker)".into(), "-".into(), "-".into(), "-".into()]);
         }
     }
-    let mut widths = HEADER.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    let mut lines = vec![line(&HEADER.map(String::from))];
-    lines.extend(rows.iter().map(|r| line(r)));
-    lines
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    aligned_lines(&HEADER, &rows, |_| Align::Left)
 }
 
 #[cfg(test)]

@@ -164,3 +164,15 @@ pub fn decode_flags(name: &str) -> Vec<String> {
     }
     out
 }
+
+/// A live process's peak resident set (`VmHWM`), in MiB; NaN when it cannot be read.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
+}
