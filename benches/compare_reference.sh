@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-: "${LORABEAM_REFERENCE_RUNNER:?set LORABEAM_REFERENCE_RUNNER to a runner of gpt2_beam.py's beam() (see the header)}"
+: "${LORABEAM_REFERENCE_RUNNER:?set LORABEAM_REFERENCE_RUNNER to a runner of the beam() of gpt2_beam.py (see the header)}"
 
 checkpoint= shape="64 2 4 256" data= lines=50 ref_lines= dtype=f32 threads=2 seq_len=256 batch=1 out=target/compare
 while (($#)); do
