@@ -57,7 +57,8 @@ fn run(order: &str, prefer: bool, prefetch: &str) -> Measured {
     let adapters = adapter_dir(d, &["flipped=-1.0", "half=0.5", "double=2.0"]);
     let data = head(&conformance_dir().join("data/e2e_test_public.jsonl"), LINES, d, "data.jsonl");
     let redis = Redis::start(d);
-    let coordinator = Coordinator::start(&redis, d, None, &["--max-jobs-per-client", "64"]);
+    let coordinator =
+        Coordinator::start(&redis, d, None, &["--max-jobs-per-client", "64", "--serve-model-ids", "tiny-base"]);
     let mut jobs = Vec::new();
     let done = |redis: &Redis, job: &str| redis.cli(&["HGET", &format!("lorabeam:job:{job}"), "state"]) == "completed";
     if order == "sweep" {

@@ -90,6 +90,9 @@ fn status(coordinator: &Coordinator, job_id: &str) -> JobStatus {
     })
 }
 
+/// The adapters' worker serves `tiny-base`, declared so jobs queued before it registers are taken.
+const SERVES_BASE: &[&str] = &["--serve-model-ids", "tiny-base"];
+
 #[test]
 fn two_adapters_and_the_base_at_once_each_as_if_decoded_alone() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -97,7 +100,7 @@ fn two_adapters_and_the_base_at_once_each_as_if_decoded_alone() {
     let d = dir.path();
     let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), data(d));
     let redis = Redis::start(d);
-    let coordinator = Coordinator::start(&redis, d, None, &[]);
+    let coordinator = Coordinator::start(&redis, d, None, SERVES_BASE);
     let worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
     // Three clients at once, so the worker's batch mixes the three.
     let jobs: Vec<(&str, PathBuf)> =
@@ -137,7 +140,7 @@ fn an_adapter_a_worker_cannot_find_fails_the_job_naming_it() {
         head(&conformance_dir().join("data/e2e_test_public.jsonl"), 4, d, "four.jsonl"),
     );
     let redis = Redis::start(d);
-    let coordinator = Coordinator::start(&redis, d, None, &[]);
+    let coordinator = Coordinator::start(&redis, d, None, SERVES_BASE);
     let _adapters = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
     // The fixture worker serves its one checkpoint, without --adapter-dir.
     let _plain = worker(&redis, &coordinator.url(), d, "plain", "tiny", &[]);
@@ -167,7 +170,7 @@ fn a_sweep_writes_each_adapters_file_and_the_table() {
     // A PEFT adapter too (DIR/NAME/): made by peft, equal to the fixture's loralib one.
     peft_equivalent(&adapters);
     let redis = Redis::start(d);
-    let coordinator = Coordinator::start(&redis, d, None, &[]);
+    let coordinator = Coordinator::start(&redis, d, None, SERVES_BASE);
     let _worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
     let out_dir = d.join("sweep");
     let mut args = strings(&["sweep", "--coordinator", &coordinator.url(), "--model-id", "tiny-base"]);
