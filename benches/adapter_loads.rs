@@ -28,9 +28,9 @@ use support::{conformance_dir, decode_flags, head, lorabeam, strings};
 const ADAPTERS: [&str; 4] = ["fixture", "flipped", "half", "double"];
 const LINES: usize = 40;
 const SLICES: usize = 4;
-/// One merged adapter of the tiny fixture in f64: c_attn (64 × 192) in 2 layers, 0.1875 MiB;
-/// the cache holds 2 of them.
-const CACHE_MIB: &str = "0.45";
+/// One low-rank adapter of the tiny fixture in f64 (the default `--adapter-math`): c_attn's
+/// fused factors (64 × 8 and 8 × 192) in 2 layers, 0.03125 MiB; the cache holds 2 of them.
+const CACHE_MIB: &str = "0.075";
 
 fn submit(coordinator: &Coordinator, data: &Path, adapter: &str) -> String {
     let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", "tiny-base", "--data"]);

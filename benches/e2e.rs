@@ -24,7 +24,7 @@ use lorabeam_core::DecodeParams;
 use lorabeam_worker::checkpoint::save_torch_checkpoint;
 use lorabeam_worker::generation::{Engine, WorkItem};
 use lorabeam_worker::model::{
-    synthetic_checkpoint, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config, ModelCard, Precision,
+    synthetic_checkpoint, AdapterMath, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config, ModelCard, Precision,
 };
 use lorabeam_worker::{load_model, ModelSpec};
 
@@ -101,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         device: "cpu".into(),
         threads,
         attention: AttentionPath::Batched,
+        adapter_math: AdapterMath::default(),
     };
     let models = paths
         .iter()

@@ -118,24 +118,29 @@ fn peft_adapters_decode_exactly_as_their_peft_merge() {
     }
 }
 
-/// Two adapters and the bare base in one running batch (both attention paths): each output
-/// equals its own run alone, and the run prints one table row per adapter.
+/// Two adapters and the bare base in one running batch (both attention paths, both adapter
+/// maths): each output equals peft's merged model decoded alone, and (low-rank) the adapter
+/// decoded alone with `--adapter`; the run prints one table row per adapter.
 #[test]
 fn a_mixed_batch_decodes_each_adapter_as_alone() {
     let dirs = random_adapters();
-    let alone = |extra: Vec<String>| -> (tempfile::TempDir, PathBuf) {
+    let alone = |extra: Vec<String>, subdir: &str| -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = run_random(&extra, dir.path());
+        run_random(&extra, dir.path());
+        let out = dir.path().join(subdir).join("predictions.jsonl");
         (dir, out)
     };
     let mut base_args = strings(&["--init_checkpoint"]);
     base_args.push(path(&dirs.join("base.safetensors")));
-    let singles =
-        [("all4", alone(merged("all4"))), ("regex_bin", alone(merged("regex_bin"))), ("base", alone(base_args))];
-    for attention in ["batched", "per-group"] {
+    let names = ["all4", "regex_bin"];
+    let merged_models: Vec<_> = names.iter().map(|n| (*n, alone(merged(n), ""))).collect();
+    let adapters_alone: Vec<_> = names.iter().map(|n| (*n, alone(base_with(&[(n, &dirs.join(n))]), n))).collect();
+    let base = ("base", alone(base_args, ""));
+    for (attention, math) in [("batched", "low-rank"), ("per-group", "low-rank"), ("batched", "merged")] {
         let work = tempfile::tempdir().expect("tempdir");
         let mut args = strings(&["run", "--device", "cpu", "--threads", "1", "--work_dir", &path(work.path())]);
         args.extend(strings(&["--output_file", "predictions.jsonl", "--max_rows", "1000", "--attention", attention]));
+        args.extend(strings(&["--adapter-math", math]));
         args.extend(random_model_args(work.path()));
         args.extend(base_with(&[("all4", &dirs.join("all4")), ("regex_bin", &dirs.join("regex_bin"))]));
         args.push("--include_base".into());
@@ -144,36 +149,50 @@ fn a_mixed_batch_decodes_each_adapter_as_alone() {
         assert!(out.status.success(), "lorabeam failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let header = stdout.lines().next().unwrap_or_default();
         assert!(["adapter", "lines", "seconds", "tokens/s"].iter().all(|h| header.contains(h)), "{stdout}");
-        for (name, (_dir, single)) in &singles {
+        let mut references: Vec<(&str, &str, &Path)> =
+            merged_models.iter().map(|(n, d)| (*n, "merged model", d.1.as_path())).collect();
+        references.push((base.0, "base", base.1 .1.as_path()));
+        if math == "low-rank" {
+            references.extend(adapters_alone.iter().map(|(n, d)| (*n, "--adapter alone", d.1.as_path())));
+        }
+        for (name, what, single) in references {
             let row = stdout.lines().find(|l| l.split_whitespace().next() == Some(name));
             assert!(row.is_some_and(|r| r.split_whitespace().nth(1) == Some("24")), "no row for {name}:\n{stdout}");
             let mixed = work.path().join(name).join("predictions.jsonl");
             let verdict = compare(single, &mixed, 1.0);
-            eprintln!("{attention} {name} mixed against alone: {verdict}");
+            eprintln!("{attention} {math} {name} mixed against {what}: {verdict}");
         }
     }
 }
 
 /// The fixture's loralib LoRA as a PEFT adapter (A' = [A_q; A_v], B' block-structured,
 /// r' = 8, alpha' = 64) and the loralib `lora_only.pt` itself as an adapter, decoded together
-/// on the base: both reproduce the reference's f64 golden token for token.
+/// on the base: both reproduce the reference's f64 golden token for token, and the loralib one
+/// its f32 golden within its bound.
 #[test]
 fn adapters_equal_to_the_fixture_reproduce_the_goldens() {
-    let (flags, rate) = golden("readme-f64");
-    let work = tempfile::tempdir().expect("tempdir");
     let data = conformance_dir().join("data/e2e_test_public.jsonl");
-    let mut args = strings(&["--data", &path(&data), "--model_config", &path(&fixture("config.json"))]);
-    args.extend(strings(&["--lora_alpha", "32", "--max_rows", "400", "--base_checkpoint"]));
-    args.push(path(&fixture("base_pytorch_model.bin")));
-    args.extend(strings(&["--adapter", &format!("peft={}", path(&loralib_equivalent()))]));
-    args.extend(strings(&["--adapter", &format!("loralib={}", path(&fixture("lora_only.pt")))]));
-    args.extend(flags.split_whitespace().map(String::from));
-    run_ok(&args, work.path(), "predictions.jsonl");
-    let golden = conformance_dir().join("golden/readme-f64.jsonl");
-    for name in ["peft", "loralib"] {
-        let verdict = compare(&golden, &work.path().join(name).join("predictions.jsonl"), rate);
-        eprintln!("{name} adapter against readme-f64: {verdict}");
-    }
+    let decode = |golden_name: &str, adapters: &[(&str, PathBuf)]| {
+        let (flags, rate) = golden(golden_name);
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut args = strings(&["--data", &path(&data), "--model_config", &path(&fixture("config.json"))]);
+        args.extend(strings(&["--lora_alpha", "32", "--max_rows", "400", "--base_checkpoint"]));
+        args.push(path(&fixture("base_pytorch_model.bin")));
+        for (name, adapter) in adapters {
+            args.extend(strings(&["--adapter", &format!("{name}={}", path(adapter))]));
+        }
+        args.extend(flags.split_whitespace().map(String::from));
+        run_ok(&args, work.path(), "predictions.jsonl");
+        let golden = conformance_dir().join(format!("golden/{golden_name}.jsonl"));
+        for (name, _) in adapters {
+            let verdict = compare(&golden, &work.path().join(name).join("predictions.jsonl"), rate);
+            eprintln!("{name} adapter against {golden_name}: {verdict}");
+        }
+    };
+    let loralib = ("loralib", fixture("lora_only.pt"));
+    decode("readme-f64", &[("peft", loralib_equivalent()), loralib.clone()]);
+    // The low-rank math rounds unlike a merged model in f32: still within the golden's bound.
+    decode("readme-f32", &[loralib]);
 }
 
 /// Flags `--adapter` cannot go with are refused before anything loads.

@@ -115,11 +115,11 @@ pub fn variants(
     for spec in adapters {
         let adapter = Adapter::load(&spec.path, model.config(), loralib_alpha)
             .with_context(|| format!("loading adapter `{}`", spec.name))?;
-        let merged = AdapterWeights::merge(model, &adapter, &spec.name)
+        let prepared = AdapterWeights::prepare(model, &adapter, &spec.name)
             .with_context(|| format!("merging adapter `{}`", spec.name))?;
         tracing::info!(adapter = %spec.name, path = %spec.path.display(), matrices = adapter.matrices.len(),
-            mib = merged.bytes() as f64 / (1 << 20) as f64, "adapter loaded");
-        variants.push(Variant { name: spec.name.clone(), adapter: Some(merged), dir: work_dir.join(&spec.name) });
+            mib = prepared.bytes() as f64 / (1 << 20) as f64, "adapter loaded");
+        variants.push(Variant { name: spec.name.clone(), adapter: Some(prepared), dir: work_dir.join(&spec.name) });
     }
     if include_base {
         variants.push(Variant { name: BASE_NAME.into(), adapter: None, dir: work_dir.join(BASE_NAME) });

@@ -117,7 +117,7 @@ struct Args {
     /// that names an adapter fails here, naming it.
     #[arg(long, env = "LORABEAM_ADAPTER_DIR")]
     adapter_dir: Option<std::path::PathBuf>,
-    /// MiB (fractions allowed) that the adapters merged into the base may hold together; to
+    /// MiB (fractions allowed) that the adapters prepared for the base may hold together; to
     /// make room, the least recently used adapter that no queued or running item uses is
     /// evicted. An adapter larger than this fails its jobs.
     #[arg(long, env = "LORABEAM_MAX_ADAPTER_MIB", default_value_t = 2048.0, value_parser = positive_mib)]

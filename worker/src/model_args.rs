@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::model::{AttentionPath, CheckpointPaths, LoraConfig, ModelCard, Precision};
+use crate::model::{AdapterMath, AttentionPath, CheckpointPaths, LoraConfig, ModelCard, Precision};
 use crate::ModelSpec;
 
 #[derive(Debug, Clone, Args)]
@@ -43,6 +43,12 @@ pub struct ModelArgs {
     /// running batch) or `per-group` (one loop pass per item; kept for comparison).
     #[arg(long, env = "LORABEAM_ATTENTION", default_value = "batched")]
     pub attention: AttentionPath,
+    /// How rows decoding with an adapter (--adapter, --adapter-dir) are multiplied: `low-rank`
+    /// (one base matmul for every row plus each adapter's update on its rows; mixing adapters
+    /// in a batch costs little) or `merged` (a merged copy of each adapted matrix per adapter:
+    /// bit for bit a merged model, but each adapter's rows take their own matmul).
+    #[arg(long, env = "LORABEAM_ADAPTER_MATH", default_value = "low-rank")]
+    pub adapter_math: AdapterMath,
 }
 
 impl ModelArgs {
@@ -60,6 +66,7 @@ impl ModelArgs {
             device: self.device.clone(),
             threads: self.threads,
             attention: self.attention,
+            adapter_math: self.adapter_math,
         }
     }
 }

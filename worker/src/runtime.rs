@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::model::{
-    explain_card_mismatch, load_weights, parse_device, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config, LoraConfig,
-    ModelCard, ModelError, Precision,
+    explain_card_mismatch, load_weights, parse_device, AdapterMath, AttentionPath, CheckpointPaths, Gpt2, Gpt2Config,
+    LoraConfig, ModelCard, ModelError, Precision,
 };
 
 /// Everything that says which model to load and how to run it.
@@ -20,6 +20,7 @@ pub struct ModelSpec {
     /// Intra-op CPU threads; 0 keeps libtorch's default.
     pub threads: usize,
     pub attention: AttentionPath,
+    pub adapter_math: AdapterMath,
 }
 
 /// Loads the model a spec describes.
@@ -39,5 +40,7 @@ pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
             explain_card_mismatch(err, spec.model_card)
         }
     })?;
-    Ok(Gpt2::new(config, weights, spec.precision, device).with_attention(spec.attention))
+    Ok(Gpt2::new(config, weights, spec.precision, device)
+        .with_attention(spec.attention)
+        .with_adapter_math(spec.adapter_math))
 }

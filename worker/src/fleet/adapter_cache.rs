@@ -1,4 +1,4 @@
-//! The worker's adapter cache: merged adapters by name, bounded by their bytes, the least
+//! The worker's adapter cache: prepared adapters by name, bounded by their bytes, the least
 //! recently used one evicted first, never one that running or queued items still use (they
 //! would keep its memory alive anyway, past the bound). Generic over what it holds, so the
 //! policy is tested without libtorch.
@@ -9,7 +9,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
     /// Larger than the whole cache: it can never be held.
-    #[error("adapter `{name}` takes {} MiB merged, more than this worker's --max-adapter-mib {}", mib(*.bytes), mib(*.max))]
+    #[error("adapter `{name}` takes {} MiB prepared, more than this worker's --max-adapter-mib {}", mib(*.bytes), mib(*.max))]
     TooLarge { name: String, bytes: usize, max: usize },
     /// The adapters in use leave no room for it: it must wait until some are done.
     #[error("adapter `{name}` ({} MiB) must wait: the adapters in use hold {} of --max-adapter-mib {}", mib(*.bytes), mib(*.in_use), mib(*.max))]
@@ -149,7 +149,7 @@ mod tests {
         let err = cache.insert("huge", (), 3 * MIB, idle).expect_err("too large");
         assert_eq!(
             err.to_string(),
-            "adapter `huge` takes 3.0 MiB merged, more than this worker's --max-adapter-mib 2.0"
+            "adapter `huge` takes 3.0 MiB prepared, more than this worker's --max-adapter-mib 2.0"
         );
         assert!(cache.contains("a"), "nothing was evicted for it");
     }

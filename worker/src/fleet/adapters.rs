@@ -1,5 +1,5 @@
 //! A worker's adapters: found by name under `--adapter-dir` (a PEFT directory `NAME/` with
-//! `adapter_config.json`, or a loralib `NAME.pt`), loaded and merged into the one base on first
+//! `adapter_config.json`, or a loralib `NAME.pt`), loaded and prepared for the one base on first
 //! use, and kept in the [`AdapterCache`] bounded by `--max-adapter-mib`. A job whose adapter
 //! cannot be found or loaded fails with the reason: it never decodes with the bare base.
 
@@ -17,7 +17,7 @@ use crate::model::{Adapter, AdapterWeights, Gpt2};
 pub struct AdapterConfig {
     /// Where adapters are found by name; `None`: this worker serves only its bare base.
     pub dir: Option<PathBuf>,
-    /// Bytes the merged adapters may hold together.
+    /// Bytes the prepared adapters may hold together.
     pub max_bytes: usize,
     /// loralib checkpoints do not store alpha: the worker's `--lora_alpha`.
     pub loralib_alpha: f64,
@@ -37,7 +37,7 @@ pub enum Lookup {
 pub struct Adapters {
     config: AdapterConfig,
     cache: AdapterCache<AdapterWeights>,
-    /// Merged size of every adapter loaded so far: whether one fits is known before loading
+    /// Prepared size of every adapter loaded so far: whether one fits is known before loading
     /// it again.
     sizes: HashMap<String, usize>,
     in_use: Arc<InUse>,
@@ -58,7 +58,7 @@ impl Adapters {
         adapter.is_empty() || self.cache.contains(adapter)
     }
 
-    /// The merged weights of `name`, from the cache or loaded now; `model` is `None` on an
+    /// The prepared weights of `name`, from the cache or loaded now; `model` is `None` on an
     /// engine without a model (echo), which cannot serve adapters.
     pub fn lookup(&mut self, model: Option<&Gpt2>, name: &str) -> Lookup {
         if let Some(weights) = self.cache.get(name) {
@@ -80,7 +80,7 @@ impl Adapters {
         }
         let started = std::time::Instant::now();
         let loaded = Adapter::load(&path, model.config(), self.config.loralib_alpha)
-            .and_then(|adapter| AdapterWeights::merge(model, &adapter, name));
+            .and_then(|adapter| AdapterWeights::prepare(model, &adapter, name));
         let weights = match loaded {
             Ok(weights) => weights,
             Err(e) => return Lookup::Failed(format!("adapter `{name}` ({}) cannot be loaded: {e}", path.display())),

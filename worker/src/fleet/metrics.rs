@@ -16,7 +16,7 @@ pub struct Metrics {
     pub items_waiting: IntGauge,
     pub shards_in_flight: IntGauge,
     pub errors: IntCounterVec,
-    /// Adapters loaded and merged (a cache miss each): what a sweep that thrashes shows.
+    /// Adapters loaded and prepared (a cache miss each): what a sweep that thrashes shows.
     pub adapter_loads: IntCounter,
     pub adapter_evictions: IntCounter,
     pub adapter_bytes: IntGauge,
@@ -60,9 +60,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         items_waiting: gauge(&r, "lorabeam_worker_items_waiting", "Items claimed, not yet in the batch"),
         shards_in_flight: gauge(&r, "lorabeam_worker_shards_in_flight", "Shards held: claimed, not yet confirmed"),
         errors: register(&r, errors),
-        adapter_loads: counter(&r, "lorabeam_worker_adapter_loads_total", "Adapters loaded and merged into the base"),
+        adapter_loads: counter(&r, "lorabeam_worker_adapter_loads_total", "Adapters loaded and prepared for the base"),
         adapter_evictions: counter(&r, "lorabeam_worker_adapter_evictions_total", "Adapters evicted from the cache"),
-        adapter_bytes: gauge(&r, "lorabeam_worker_adapter_bytes", "Bytes of the merged adapters held"),
+        adapter_bytes: gauge(&r, "lorabeam_worker_adapter_bytes", "Bytes of the prepared adapters held"),
         registry: r,
     }
 });

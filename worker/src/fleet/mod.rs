@@ -5,7 +5,7 @@
 //! Three parts run at once: the claimer (an async task), the engine (its own thread, see
 //! [`feed`]) and the [`reporter`] (an async task that owns the coordinator stream). The engine
 //! thread also owns the worker's adapters ([`adapters`], cached by [`adapter_cache`]): a shard
-//! names its adapter, found under `--adapter-dir` and merged into the one base on first use.
+//! names its adapter, found under `--adapter-dir` and prepared for the one base on first use.
 
 pub mod adapter_cache;
 mod adapters;

@@ -1,11 +1,12 @@
-//! Adapters: each refusal with its message, and the merge of a loralib adapter equal, bit for
-//! bit, to the merge `--init_checkpoint` does at load.
+//! Adapters: each refusal with its message, the merge of a loralib adapter equal, bit for bit,
+//! to the merge `--init_checkpoint` does at load, and its low-rank form equal to that merge.
 
 use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use super::{weights_from_tensors, Adapter, AdapterWeights, Gpt2, Gpt2Config, LoraConfig, Precision};
+use super::adapter_weights::AdaptedWeight;
+use super::{weights_from_tensors, Adapter, AdapterMath, AdapterWeights, Gpt2, Gpt2Config, LoraConfig, Precision};
 use crate::checkpoint::save_torch_checkpoint;
 
 fn tiny() -> Gpt2Config {
@@ -113,17 +114,17 @@ fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
         let merged = weights_from_tensors(&config, lora, copy(&tensors), precision, Device::Cpu).expect("merged");
         let base_only = LoraConfig { rank: 0, alpha: 8.0, base_only: true };
         let base = weights_from_tensors(&config, base_only, copy(&tensors), precision, Device::Cpu).expect("base");
-        let base = Gpt2::new(config.clone(), base, precision, Device::Cpu);
+        let base = Gpt2::new(config.clone(), base, precision, Device::Cpu).with_adapter_math(AdapterMath::Merged);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("lora_only.pt");
         let lora_only: Vec<(String, Tensor)> =
             copy(&tensors).into_iter().filter(|(n, _)| n.ends_with("lora_A") || n.ends_with("lora_B")).collect();
         save_torch_checkpoint(&path, &lora_only).expect("save");
         let adapter = Adapter::load(&path, &config, 8.0).expect("loralib adapter");
-        let weights = AdapterWeights::merge(&base, &adapter, "a").expect("merge");
+        let weights = AdapterWeights::prepare(&base, &adapter, "a").expect("merge");
         let blocks = weights.borrow_blocks();
         for (layer, block) in merged.blocks.iter().enumerate() {
-            let ours = blocks[layer].c_attn.as_ref().expect("c_attn adapted");
+            let Some(AdaptedWeight::Merged(ours)) = blocks[layer].c_attn.as_ref() else { panic!("c_attn not merged") };
             assert!(ours.equal(&block.c_attn.weight), "layer {layer} differs at {precision:?}");
             assert!(blocks[layer].c_fc.is_none());
         }
@@ -133,6 +134,44 @@ fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
         for (layer, block) in unmerged.blocks.iter().enumerate() {
             assert!(base.weights().blocks[layer].c_attn.weight.equal(&block.c_attn.weight), "base changed");
         }
+    }
+}
+
+/// The low-rank form of the same loralib adapter: one fused factor pair per `c_attn` whose
+/// update is the merged one's (to f64 rounding), and nothing on the key columns.
+#[test]
+fn a_loralib_adapter_fuses_into_one_low_rank_pair() {
+    let config = tiny();
+    let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
+    let tensors = super::synthetic_checkpoint(&config, lora, 3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lora_only.pt");
+    let lora_only: Vec<(String, Tensor)> = tensors
+        .iter()
+        .filter(|(n, _)| n.ends_with("lora_A") || n.ends_with("lora_B"))
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    save_torch_checkpoint(&path, &lora_only).expect("save");
+    let adapter = Adapter::load(&path, &config, 8.0).expect("loralib adapter");
+    let model = |math| {
+        let base_only = LoraConfig { rank: 0, alpha: 8.0, base_only: true };
+        let copy = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        let weights = weights_from_tensors(&config, base_only, copy, Precision::F64, Device::Cpu).expect("base");
+        Gpt2::new(config.clone(), weights, Precision::F64, Device::Cpu).with_adapter_math(math)
+    };
+    let (low, merged) = (model(AdapterMath::LowRank), model(AdapterMath::Merged));
+    let low_blocks = AdapterWeights::prepare(&low, &adapter, "a").expect("low-rank").borrow_blocks();
+    let merged_blocks = AdapterWeights::prepare(&merged, &adapter, "a").expect("merged").borrow_blocks();
+    for layer in 0..config.n_layer {
+        let Some(AdaptedWeight::LowRank { a_t, b_t }) = low_blocks[layer].c_attn.as_ref() else {
+            panic!("not low-rank")
+        };
+        let Some(AdaptedWeight::Merged(full)) = merged_blocks[layer].c_attn.as_ref() else { panic!("not merged") };
+        assert_eq!((a_t.size(), b_t.size()), (vec![8, 4], vec![4, 24]));
+        let delta = full - &low.weights().blocks[layer].c_attn.weight;
+        let diff = f64::try_from((a_t.mm(b_t) - delta).abs().max()).expect("scalar");
+        assert!(diff < 1e-12, "layer {layer}: the factors differ from the merge by {diff}");
+        assert_eq!(f64::try_from(b_t.narrow(1, 8, 8).abs().max()).expect("scalar"), 0.0, "keys adapted");
     }
 }
 

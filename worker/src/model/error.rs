@@ -53,6 +53,8 @@ pub enum ModelError {
     MixedAttentionPaths,
     #[error("unknown attention path `{0}` (expected batched or per-group)")]
     UnknownAttention(String),
+    #[error("unknown adapter math `{0}` (expected low-rank or merged)")]
+    UnknownAdapterMath(String),
     #[error(
         "adapter {path} does not exist (expected a PEFT directory with adapter_config.json, or a \
          loralib LoRA-only .pt file)"

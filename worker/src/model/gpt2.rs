@@ -15,7 +15,7 @@ use super::kv_cache::GroupCache;
 use super::kv_pool::{KvPool, PooledItem, DEFAULT_INITIAL_SLOTS};
 use super::layers::{gelu_, layer_norm};
 use super::weights::{BlockWeights, Gpt2Weights};
-use super::{AdaptedModule, AdapterWeights, Gpt2Config, ModelError, Precision};
+use super::{AdaptedModule, AdapterMath, AdapterWeights, Gpt2Config, ModelError, Precision};
 pub(crate) use adapter_rows::AdapterRows;
 
 /// Rows from which the LM head runs as `(wte @ h^T)^T` (see `Gpt2::logits`).
@@ -27,6 +27,7 @@ pub struct Gpt2 {
     precision: Precision,
     device: Device,
     attention: AttentionPath,
+    adapter_math: AdapterMath,
 }
 
 /// Query, key and value of some rows, each `(rows, heads, head_dim)`, and the projection they
@@ -40,13 +41,30 @@ struct Qkv {
 
 impl Gpt2 {
     pub fn new(config: Gpt2Config, weights: Gpt2Weights, precision: Precision, device: Device) -> Self {
-        Self { config, weights, precision, device, attention: AttentionPath::default() }
+        Self {
+            config,
+            weights,
+            precision,
+            device,
+            attention: AttentionPath::default(),
+            adapter_math: AdapterMath::default(),
+        }
     }
 
     /// Chooses the attention path (batched by default).
     pub fn with_attention(mut self, attention: AttentionPath) -> Self {
         self.attention = attention;
         self
+    }
+
+    /// Chooses how adapters prepared for this model reach their rows (low-rank by default).
+    pub fn with_adapter_math(mut self, adapter_math: AdapterMath) -> Self {
+        self.adapter_math = adapter_math;
+        self
+    }
+
+    pub fn adapter_math(&self) -> AdapterMath {
+        self.adapter_math
     }
 
     pub fn config(&self) -> &Gpt2Config {

@@ -3,10 +3,12 @@
 
 mod adapter;
 mod adapter_loralib;
+mod adapter_math;
 mod adapter_pattern;
 mod adapter_peft;
 #[cfg(test)]
 mod adapter_tests;
+mod adapter_weights;
 mod batch_kv;
 mod config;
 mod error;
@@ -15,20 +17,20 @@ mod kv_cache;
 mod kv_pool;
 mod layers;
 mod lora;
-mod merged_adapter;
 mod shape_hint;
 mod synthetic;
 mod weight_names;
 mod weights;
 
 pub use adapter::{AdaptedMatrix, AdaptedModule, Adapter, LowRank};
+pub use adapter_math::AdapterMath;
+pub use adapter_weights::AdapterWeights;
 pub use batch_kv::{AttentionPath, BatchKv, ItemKv};
 pub use config::{Gpt2Config, LoraConfig, ModelCard};
 pub use error::ModelError;
 pub use gpt2::Gpt2;
 pub use kv_cache::{GroupCache, LayerKv};
 pub use kv_pool::{KvPool, PooledItem};
-pub use merged_adapter::AdapterWeights;
 pub use shape_hint::explain_card_mismatch;
 pub use synthetic::{config_json, hold_seeded_rng, seeded, synthetic_checkpoint};
 pub use weights::{load_weights, weights_from_tensors, CheckpointPaths, Gpt2Weights};
