@@ -23,7 +23,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::{AdapterRows, Gpt2, Qkv};
-use crate::model::kv_pool::{KvPool, PooledItem, PAD_SLOT};
+use crate::model::kv_pool::{Gathered, KvPool, PooledItem, PAD_SLOT};
 use crate::model::ModelError;
 
 fn upload(values: &[i64], device: Device) -> Result<Tensor, ModelError> {
@@ -121,12 +121,18 @@ impl Gpt2 {
 
     /// Attention of the step's rows, `q (heads * rows, head_dim)` head-major, over the pool:
     /// every item's context once for all its beams, and each row's generated slots.
-    fn attend_pooled(&self, q: &Tensor, pool: &KvPool, layer: usize, index: &StepIndex) -> Result<Tensor, ModelError> {
+    fn attend_pooled(
+        &self,
+        q: &Tensor,
+        pool: &mut KvPool,
+        layer: usize,
+        index: &StepIndex,
+    ) -> Result<Tensor, ModelError> {
         let (h, d) = (self.config.n_head as i64, self.config.head_dim() as i64);
         let (n, b, c, s) = (index.items, index.beams, index.max_context, index.max_steps);
         let rows = n * b;
-        let (ctx_k, ctx_v) = pool.gather(layer, &index.context_slots)?;
-        let (gen_k, gen_v) = pool.gather(layer, &index.generated_slots)?;
+        let (ctx_k, ctx_v) = pool.gather(layer, &index.context_slots, Gathered::Context)?;
+        let (gen_k, gen_v) = pool.gather(layer, &index.generated_slots, Gathered::Generated)?;
         let (ctx_k, ctx_v) = (ctx_k.f_view([h * n, c, d])?, ctx_v.f_view([h * n, c, d])?);
         let (gen_k, gen_v) = (gen_k.f_view([h * rows, s, d])?, gen_v.f_view([h * rows, s, d])?);
         let ctx_scores = q.f_view([h * n, b, d])?.f_bmm(&ctx_k.f_transpose(1, 2)?)?;
