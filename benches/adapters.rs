@@ -11,36 +11,16 @@ mod support;
 use std::cell::RefCell;
 use std::time::Instant;
 
-use lorabeam_worker::model::{
-    AdaptedMatrix, AdaptedModule, Adapter, AdapterMath, AdapterWeights, BatchKv, Gpt2, ItemKv, LowRank,
-};
-use tch::{Device, Kind, Tensor};
+use lorabeam_worker::model::{AdaptedModule, AdapterMath, AdapterWeights, BatchKv, Gpt2, ItemKv};
 
 const BEAM: usize = 10;
 const CONTEXT: usize = 32;
 const GENERATED: usize = 16;
 
-/// A random rank-8 adapter on `modules` of every block.
+/// A random rank-8 adapter on `modules` of every block, prepared for `model`.
 fn adapter(model: &Gpt2, modules: &[AdaptedModule], seed: i64) -> AdapterWeights {
-    let config = model.config();
-    let e = config.n_embd as i64;
-    let adapter = lorabeam_worker::model::seeded(seed, || {
-        let mut matrices = Vec::new();
-        for layer in 0..config.n_layer {
-            for &module in modules {
-                let (n_in, n_out) = module.shape(e);
-                let opts = (Kind::Double, Device::Cpu);
-                let part = LowRank {
-                    column: 0,
-                    a: Tensor::randn([8, n_in], opts) * 0.02,
-                    b: Tensor::randn([n_out, 8], opts) * 0.02,
-                };
-                matrices.push(AdaptedMatrix { layer, module, scaling: 2.0, parts: vec![part] });
-            }
-        }
-        Adapter { path: "bench".into(), base_shape: (config.n_embd, config.n_layer), matrices }
-    });
-    AdapterWeights::prepare(model, &adapter, &format!("adapter-{seed}")).expect("merge")
+    let adapter = lorabeam_worker::model::random_adapter(model.config(), modules, 8, seed);
+    AdapterWeights::prepare(model, &adapter, &format!("adapter-{seed}")).expect("prepare")
 }
 
 fn step(model: &Gpt2, tokens: &[i64], items: &mut [ItemKv], adapters: &[Option<&AdapterWeights>], kv: &mut BatchKv) {

@@ -12,7 +12,6 @@ use tch::{Kind, Tensor};
 
 use super::adapter::{AdaptedMatrix, AdaptedModule, Adapter};
 use super::lora::add_low_rank;
-use super::weights::BlockWeights;
 use super::{AdapterMath, Gpt2, ModelError};
 
 /// One adapted matrix, ready for rows to use.
@@ -81,15 +80,6 @@ impl BlockOverride {
     }
 }
 
-fn base_weight(block: &BlockWeights, module: AdaptedModule) -> &Tensor {
-    match module {
-        AdaptedModule::CAttn => &block.c_attn.weight,
-        AdaptedModule::AttnProj => &block.attn_proj.weight,
-        AdaptedModule::CFc => &block.c_fc.weight,
-        AdaptedModule::MlpProj => &block.mlp_proj.weight,
-    }
-}
-
 /// The base matrix with `matrix`'s update merged in f64, cast back to the base's precision.
 fn merged_copy(base: &Tensor, matrix: &AdaptedMatrix) -> Result<Tensor, ModelError> {
     // A copy always: for an f64 model on the CPU the conversions are no-ops that would hand
@@ -151,7 +141,7 @@ impl AdapterWeights {
         let mut blocks: Vec<BlockOverride> = blocks_in.iter().map(|_| BlockOverride::default()).collect();
         let mut bytes = 0;
         for matrix in &adapter.matrices {
-            let base = base_weight(&blocks_in[matrix.layer], matrix.module);
+            let base = &blocks_in[matrix.layer].adaptable(matrix.module).weight;
             let weight = match model.adapter_math() {
                 AdapterMath::Merged => AdaptedWeight::Merged(merged_copy(base, matrix)?),
                 AdapterMath::LowRank => fused_factors(base, matrix)?,

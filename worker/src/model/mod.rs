@@ -32,7 +32,7 @@ pub use gpt2::Gpt2;
 pub use kv_cache::{GroupCache, LayerKv};
 pub use kv_pool::{KvPool, PooledItem};
 pub use shape_hint::explain_card_mismatch;
-pub use synthetic::{config_json, hold_seeded_rng, seeded, synthetic_checkpoint};
+pub use synthetic::{config_json, hold_seeded_rng, random_adapter, seeded, synthetic_checkpoint};
 pub use weights::{load_weights, weights_from_tensors, CheckpointPaths, Gpt2Weights};
 
 /// Numeric precision the model runs in.

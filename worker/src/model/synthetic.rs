@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
-use super::{Gpt2Config, LoraConfig};
+use super::{AdaptedMatrix, AdaptedModule, Adapter, Gpt2Config, LoraConfig, LowRank};
 
 /// libtorch's default generator is one per process: two threads seeding and drawing at once
 /// (tests run in parallel) would interleave their draws. Everything here that seeds it and
@@ -82,4 +82,22 @@ pub fn config_json(config: &Gpt2Config) -> String {
         config.n_head,
         config.layer_norm_epsilon
     )
+}
+
+/// A seeded random adapter of rank `rank` on `modules` of every block of `config`: factors
+/// normal(0, 0.02), scaling 2, one part over all columns (PEFT's layout).
+pub fn random_adapter(config: &Gpt2Config, modules: &[AdaptedModule], rank: i64, seed: i64) -> Adapter {
+    seeded(seed, || {
+        let opts = (Kind::Double, Device::Cpu);
+        let mut matrices = Vec::new();
+        for layer in 0..config.n_layer {
+            for &module in modules {
+                let (n_in, n_out) = module.shape(config.n_embd as i64);
+                let a = Tensor::randn([rank, n_in], opts) * 0.02;
+                let part = LowRank { column: 0, a, b: Tensor::randn([n_out, rank], opts) * 0.02 };
+                matrices.push(AdaptedMatrix { layer, module, scaling: 2.0, parts: vec![part] });
+            }
+        }
+        Adapter { path: "random".into(), base_shape: (config.n_embd, config.n_layer), matrices }
+    })
 }

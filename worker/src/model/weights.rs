@@ -32,6 +32,18 @@ pub struct BlockWeights {
     pub mlp_proj: Linear,
 }
 
+impl BlockWeights {
+    /// The Conv1D an adapter's `module` changes.
+    pub fn adaptable(&self, module: super::AdaptedModule) -> &Linear {
+        match module {
+            super::AdaptedModule::CAttn => &self.c_attn,
+            super::AdaptedModule::AttnProj => &self.attn_proj,
+            super::AdaptedModule::CFc => &self.c_fc,
+            super::AdaptedModule::MlpProj => &self.mlp_proj,
+        }
+    }
+}
+
 pub struct Gpt2Weights {
     pub wte: Tensor,
     pub wpe: Tensor,

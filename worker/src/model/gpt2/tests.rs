@@ -94,25 +94,6 @@ fn batched_attention_runs_in_bf16_close_to_f32() {
     assert!(max_diff(&h.to_kind(Kind::Float), &f) < 0.05 * scale.max(1.0));
 }
 
-/// A random rank-`rank` adapter on every matrix of every block of `model`.
-fn random_adapter(model: &Gpt2, rank: i64, seed: i64) -> crate::model::Adapter {
-    use crate::model::{AdaptedMatrix, AdaptedModule, Adapter, LowRank};
-    let config = model.config();
-    crate::model::seeded(seed, || {
-        let opts = (Kind::Double, Device::Cpu);
-        let mut matrices = Vec::new();
-        for layer in 0..config.n_layer {
-            for module in AdaptedModule::ALL {
-                let (n_in, n_out) = module.shape(config.n_embd as i64);
-                let a = Tensor::randn([rank, n_in], opts) * 0.1;
-                let part = LowRank { column: 0, a, b: Tensor::randn([n_out, rank], opts) * 0.1 };
-                matrices.push(AdaptedMatrix { layer, module, scaling: 1.5, parts: vec![part] });
-            }
-        }
-        Adapter { path: "random".into(), base_shape: (config.n_embd, config.n_layer), matrices }
-    })
-}
-
 /// Each run of rows of a mixed projection (two adapters and the base) is bit for bit that run
 /// computed alone, in either adapter math: the math couples no run to another. (Runs are
 /// multiples of 4 rows here because libtorch's CPU GEMM itself rounds the rows of a partial
@@ -121,20 +102,16 @@ fn random_adapter(model: &Gpt2, rank: i64, seed: i64) -> crate::model::Adapter {
 #[test]
 fn a_mixed_projection_computes_each_run_as_alone() {
     use super::AdapterRows;
-    use crate::model::{AdaptedModule, AdapterMath, AdapterWeights};
+    use crate::model::{random_adapter, AdaptedModule, AdapterMath, AdapterWeights};
     for math in [AdapterMath::LowRank, AdapterMath::Merged] {
         let model = model(AttentionPath::Batched, Precision::F32).with_adapter_math(math);
-        let a = AdapterWeights::prepare(&model, &random_adapter(&model, 3, 1), "a").expect("a");
-        let b = AdapterWeights::prepare(&model, &random_adapter(&model, 5, 2), "b").expect("b");
+        let random = |rank, seed| random_adapter(model.config(), &AdaptedModule::ALL, rank, seed);
+        let a = AdapterWeights::prepare(&model, &random(3, 1), "a").expect("a");
+        let b = AdapterWeights::prepare(&model, &random(5, 2), "b").expect("b");
         let runs = [(Some(&a), 4i64), (None, 8), (Some(&b), 4), (Some(&a), 12)];
         let mixed = AdapterRows::new(runs);
         for module in AdaptedModule::ALL {
-            let base = match module {
-                AdaptedModule::CAttn => &model.weights().blocks[1].c_attn,
-                AdaptedModule::AttnProj => &model.weights().blocks[1].attn_proj,
-                AdaptedModule::CFc => &model.weights().blocks[1].c_fc,
-                AdaptedModule::MlpProj => &model.weights().blocks[1].mlp_proj,
-            };
+            let base = model.weights().blocks[1].adaptable(module);
             let x = crate::model::seeded(3, || Tensor::randn([28, base.weight.size()[0]], (Kind::Float, Device::Cpu)));
             let out = mixed.linear(1, module, &x, base).expect("mixed");
             let plain = base.bias.addmm(&x, &base.weight);
