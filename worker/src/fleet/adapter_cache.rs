@@ -1,7 +1,7 @@
 //! The worker's adapter cache: prepared adapters by name, bounded by their bytes, the least
-//! recently used one evicted first, never one that running or queued items still use (they
-//! would keep its memory alive anyway, past the bound). Generic over what it holds, so the
-//! policy is tested without libtorch.
+//! recently used one evicted first, never a pinned one (one that running or queued items still
+//! hold: they would keep its memory alive anyway, past the bound). Generic over what it holds,
+//! and told by the caller which values are pinned, so the policy is tested without libtorch.
 
 use std::collections::HashMap;
 
@@ -55,19 +55,19 @@ impl<V: Clone> AdapterCache<V> {
         self.held_bytes
     }
 
-    /// Whether `bytes` more fit once every adapter not `in_use` is evicted.
-    pub fn has_room(&self, bytes: usize, in_use: impl Fn(&str) -> bool) -> bool {
-        self.pinned_bytes(in_use) + bytes <= self.max_bytes
+    /// Whether `bytes` more fit once every adapter not `pinned` is evicted.
+    pub fn has_room(&self, bytes: usize, pinned: impl Fn(&V) -> bool) -> bool {
+        self.pinned_bytes(pinned) + bytes <= self.max_bytes
     }
 
-    /// Adds an adapter, evicting least recently used ones not `in_use` until it fits; returns
+    /// Adds an adapter, evicting least recently used ones not `pinned` until it fits; returns
     /// the names evicted, oldest first. Nothing is evicted when it cannot fit anyway.
     pub fn insert(
         &mut self,
         name: &str,
         value: V,
         bytes: usize,
-        in_use: impl Fn(&str) -> bool,
+        pinned: impl Fn(&V) -> bool,
     ) -> Result<Vec<String>, CacheError> {
         if bytes > self.max_bytes {
             return Err(CacheError::TooLarge { name: name.into(), bytes, max: self.max_bytes });
@@ -75,12 +75,12 @@ impl<V: Clone> AdapterCache<V> {
         if let Some(old) = self.entries.remove(name) {
             self.held_bytes -= old.bytes;
         }
-        if !self.has_room(bytes, &in_use) {
-            let in_use = self.pinned_bytes(&in_use);
+        if !self.has_room(bytes, &pinned) {
+            let in_use = self.pinned_bytes(&pinned);
             return Err(CacheError::Busy { name: name.into(), bytes, in_use, max: self.max_bytes });
         }
         let mut evictable: Vec<(u64, String)> =
-            self.entries.iter().filter(|(n, _)| !in_use(n)).map(|(n, e)| (e.last_used, n.clone())).collect();
+            self.entries.iter().filter(|(_, e)| !pinned(&e.value)).map(|(n, e)| (e.last_used, n.clone())).collect();
         evictable.sort();
         let mut evicted = Vec::new();
         for (_, victim) in evictable {
@@ -98,8 +98,9 @@ impl<V: Clone> AdapterCache<V> {
         Ok(evicted)
     }
 
-    fn pinned_bytes(&self, in_use: impl Fn(&str) -> bool) -> usize {
-        self.entries.iter().filter(|(n, _)| in_use(n)).map(|(_, e)| e.bytes).sum()
+    /// Bytes of the adapters that cannot be evicted now.
+    pub fn pinned_bytes(&self, pinned: impl Fn(&V) -> bool) -> usize {
+        self.entries.values().filter(|e| pinned(&e.value)).map(|e| e.bytes).sum()
     }
 }
 
@@ -109,7 +110,7 @@ mod tests {
 
     const MIB: usize = 1 << 20;
 
-    fn idle(_: &str) -> bool {
+    fn idle<V>(_: &V) -> bool {
         false
     }
 
@@ -132,9 +133,9 @@ mod tests {
         let mut cache = AdapterCache::new(2 * MIB);
         cache.insert("a", 1, MIB, idle).expect("fits");
         cache.insert("b", 2, MIB, idle).expect("fits");
-        let a_runs = |n: &str| n == "a";
+        let a_runs = |v: &i32| *v == 1;
         assert_eq!(cache.insert("c", 3, MIB, a_runs), Ok(vec!["b".to_string()]), "b goes although a is older");
-        let both_run = |n: &str| n == "a" || n == "c";
+        let both_run = |v: &i32| *v == 1 || *v == 3;
         assert!(!cache.has_room(MIB, both_run));
         let err = cache.insert("d", 4, MIB, both_run).expect_err("no room while a and c run");
         assert!(matches!(err, CacheError::Busy { .. }), "{err}");

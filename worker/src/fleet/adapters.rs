@@ -1,16 +1,14 @@
-//! A worker's adapters: found by name under `--adapter-dir` (a PEFT directory `NAME/` with
-//! `adapter_config.json`, or a loralib `NAME.pt`), loaded and prepared for the one base on first
-//! use, and kept in the [`AdapterCache`] bounded by `--max-adapter-mib`. A job whose adapter
-//! cannot be found or loaded fails with the reason: it never decodes with the bare base.
+//! A worker's adapters on disk: found by name under `--adapter-dir` (a PEFT directory `NAME/`
+//! with `adapter_config.json`, or a loralib `NAME.pt`) and read by the [`AdapterLoader`]'s
+//! thread. The scheduler decides when one is read and keeps the prepared ones in its cache,
+//! bounded by `--max-adapter-mib`. A job whose adapter cannot be found or read fails with the
+//! reason: it never decodes with the bare base.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
 
-use super::adapter_cache::{AdapterCache, CacheError};
-use super::in_use::InUse;
-use super::metrics::METRICS;
-use crate::model::{Adapter, AdapterWeights, Gpt2};
+use crate::model::{Adapter, Gpt2Config};
 
 /// How a worker serves adapters (its flags, validated).
 #[derive(Debug, Clone)]
@@ -25,95 +23,48 @@ pub struct AdapterConfig {
     pub prefer_held: bool,
 }
 
-/// What a shard's adapter lookup found.
-pub enum Lookup {
-    Ready(AdapterWeights),
-    /// The adapters in use leave no room: the shard waits until some are done.
-    Wait,
-    /// The job's items fail with this reason.
-    Failed(String),
+/// Reads adapters on a thread of its own, so the engine thread never waits for a disk: it asks
+/// by name, and each answer comes back through `reply` (to the engine thread's inbox), which
+/// then prepares the weights for its model.
+pub struct AdapterLoader {
+    requests: Sender<String>,
 }
 
-pub struct Adapters {
-    config: AdapterConfig,
-    cache: AdapterCache<AdapterWeights>,
-    /// Prepared size of every adapter loaded so far: whether one fits is known before loading
-    /// it again.
-    sizes: HashMap<String, usize>,
-    in_use: Arc<InUse>,
-}
+/// A read adapter, or why it cannot be had (the reason names the adapter and its path).
+pub type AdapterRead = Result<Adapter, String>;
 
-impl Adapters {
-    pub fn new(config: AdapterConfig, in_use: Arc<InUse>) -> Self {
-        let cache = AdapterCache::new(config.max_bytes);
-        Self { config, cache, sizes: HashMap::new(), in_use }
-    }
-
-    pub fn prefer_held(&self) -> bool {
-        self.config.prefer_held
-    }
-
-    /// Whether a shard of `adapter` runs without loading anything ("" is the bare base).
-    pub fn is_held(&self, adapter: &str) -> bool {
-        adapter.is_empty() || self.cache.contains(adapter)
-    }
-
-    /// The prepared weights of `name`, from the cache or loaded now; `model` is `None` on an
-    /// engine without a model (echo), which cannot serve adapters.
-    pub fn lookup(&mut self, model: Option<&Gpt2>, name: &str) -> Lookup {
-        if let Some(weights) = self.cache.get(name) {
-            return Lookup::Ready(weights);
-        }
-        let Some(model) = model else {
-            return Lookup::Failed(format!("adapter `{name}`: this worker runs without a model (--engine echo)"));
-        };
-        let path = match self.find(name) {
-            Ok(path) => path,
-            Err(reason) => return Lookup::Failed(reason),
-        };
-        // An adapter seen before says its size; a new one is taken to be as large as the
-        // largest seen. With nothing in use, anything that fits the bound is tried.
-        let estimate = self.sizes.get(name).copied().or_else(|| self.sizes.values().max().copied()).unwrap_or(0);
-        let in_use = self.in_use.clone();
-        if !in_use.is_empty() && !self.cache.has_room(estimate, |n| in_use.uses(n)) {
-            return Lookup::Wait;
-        }
-        let started = std::time::Instant::now();
-        let loaded = Adapter::load(&path, model.config(), self.config.loralib_alpha)
-            .and_then(|adapter| AdapterWeights::prepare(model, &adapter, name));
-        let weights = match loaded {
-            Ok(weights) => weights,
-            Err(e) => return Lookup::Failed(format!("adapter `{name}` ({}) cannot be loaded: {e}", path.display())),
-        };
-        METRICS.adapter_loads.inc();
-        self.sizes.insert(name.to_string(), weights.bytes());
-        match self.cache.insert(name, weights.clone(), weights.bytes(), |n| in_use.uses(n)) {
-            Ok(evicted) => {
-                METRICS.adapter_evictions.inc_by(evicted.len() as u64);
-                METRICS.adapter_bytes.set(self.cache.held_bytes() as i64);
-                tracing::info!(
-                    adapter = name,
-                    mib = weights.bytes() as f64 / (1 << 20) as f64,
-                    seconds = started.elapsed().as_secs_f64(),
-                    ?evicted,
-                    "loaded adapter"
-                );
-                Lookup::Ready(weights)
+impl AdapterLoader {
+    pub fn spawn(
+        config: AdapterConfig,
+        model: Gpt2Config,
+        reply: impl Fn(String, AdapterRead, Duration) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (requests, inbox) = std::sync::mpsc::channel::<String>();
+        std::thread::Builder::new().name("lorabeam-adapters".into()).spawn(move || {
+            for name in inbox {
+                let started = Instant::now();
+                let read = read(&config, &model, &name);
+                reply(name, read, started.elapsed());
             }
-            Err(CacheError::Busy { .. }) => Lookup::Wait,
-            Err(e @ CacheError::TooLarge { .. }) => Lookup::Failed(e.to_string()),
-        }
+        })?;
+        Ok(Self { requests })
     }
 
-    /// `DIR/NAME/` (a PEFT adapter) or `DIR/NAME.pt` (loralib), after checking that the name
-    /// stays inside `DIR`.
-    fn find(&self, name: &str) -> Result<PathBuf, String> {
-        let Some(dir) = &self.config.dir else {
-            return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"));
-        };
-        lorabeam_core::check_adapter_name(name).map_err(|e| e.to_string())?;
-        find_in(dir, name)
+    /// Asks for `name`; `false` when the loader thread is gone (the adapter cannot be had).
+    pub fn request(&self, name: &str) -> bool {
+        self.requests.send(name.to_string()).is_ok()
     }
+}
+
+/// Finds `name` under `--adapter-dir` and reads it.
+fn read(config: &AdapterConfig, model: &Gpt2Config, name: &str) -> AdapterRead {
+    let Some(dir) = &config.dir else {
+        return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"));
+    };
+    lorabeam_core::check_adapter_name(name).map_err(|e| e.to_string())?;
+    let path = find_in(dir, name)?;
+    Adapter::load(&path, model, config.loralib_alpha)
+        .map_err(|e| format!("adapter `{name}` ({}) cannot be loaded: {e}", path.display()))
 }
 
 /// Where adapter `name` is under `dir`, or why it is not there.

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use lorabeam_proto::v1::{
@@ -16,10 +17,11 @@ use tonic::Streaming;
 use lorabeam_proto::telemetry::{parent_from_traceparent, set_error, traceparent};
 use tracing::{info_span, Instrument, Span};
 
-use super::feed::FeedOutput;
+use super::config::Fleet;
+use super::error::FleetError;
+use super::messages::{FeedMessage, FeedOutput};
 use super::metrics::METRICS;
 use super::queue::Claimed;
-use super::{Fleet, FleetError};
 
 /// A claimed shard until the coordinator confirms it.
 struct InFlight {
@@ -120,11 +122,13 @@ pub struct Reporter {
     inflight: BTreeMap<u32, InFlight>,
     link: Option<Link>,
     failures: u32,
+    /// The engine thread's inbox: shards to run, and shards no longer run.
+    engine: Sender<FeedMessage>,
 }
 
 impl Reporter {
-    pub fn new(fleet: Fleet) -> Self {
-        Self { fleet, inflight: BTreeMap::new(), link: None, failures: 0 }
+    pub fn new(fleet: Fleet, engine: Sender<FeedMessage>) -> Self {
+        Self { fleet, inflight: BTreeMap::new(), link: None, failures: 0, engine }
     }
 
     /// Runs until `shutdown` fires and every shard is confirmed or released, or until the
@@ -216,10 +220,8 @@ impl Reporter {
 
     async fn on_output(&mut self, output: FeedOutput) {
         let (seq, index, report) = match output {
-            FeedOutput::Claimed { seq, claimed, span } => {
-                self.inflight.insert(seq, InFlight::new(*claimed, span));
-                METRICS.shards_in_flight.set(self.inflight.len() as i64);
-                return;
+            FeedOutput::Claimed { seq, claimed, span, decode } => {
+                return self.on_claimed(seq, *claimed, span, decode).await
             }
             FeedOutput::Stopped => return,
             FeedOutput::Predicted { seq, index, predict, generated_tokens } => {
@@ -268,6 +270,44 @@ impl Reporter {
         }
     }
 
+    /// A claimed shard: held from now on and handed to the engine, unless its job ended.
+    async fn on_claimed(&mut self, seq: u32, claimed: Claimed, span: Span, decode: bool) {
+        let items = claimed.shard.items.len();
+        let job_id = claimed.shard.job_id.clone();
+        match self.fleet.queue.job_running(&job_id).instrument(span.clone()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%job_id, "skipping a shard of an ended job");
+                if let Err(e) = self.fleet.queue.ack(std::slice::from_ref(&claimed.entry_id)).await {
+                    tracing::warn!(error = %e, "could not ack a shard of an ended job");
+                }
+                if decode {
+                    self.fleet.items_left(items);
+                }
+                return self.fleet.shards_done(1);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check the job's state; running the shard anyway"),
+        }
+        let shard = decode.then(|| Box::new(claimed.shard.clone()));
+        self.inflight.insert(seq, InFlight::new(claimed, span.clone()));
+        METRICS.shards_in_flight.set(self.inflight.len() as i64);
+        if let Some(shard) = shard {
+            if self.engine.send(FeedMessage::Shard { seq, shard, span }).is_err() {
+                tracing::warn!("the engine thread is gone; the shard is released at shutdown");
+            }
+        }
+    }
+
+    /// Forgets shards the worker no longer runs, and has the engine drop their queued items.
+    fn forget(&mut self, seqs: HashSet<u32>) {
+        for seq in &seqs {
+            self.inflight.remove(seq);
+        }
+        METRICS.shards_in_flight.set(self.inflight.len() as i64);
+        self.fleet.shards_done(seqs.len());
+        let _ = self.engine.send(FeedMessage::Drop { seqs });
+    }
+
     async fn on_confirmed(&mut self, confirmed: ShardConfirmed) {
         let found =
             self.inflight.iter_mut().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id);
@@ -293,7 +333,7 @@ impl Reporter {
         match self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span.clone()).await {
             Ok(()) => {
                 self.inflight.remove(&seq);
-                self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
+                self.fleet.shards_done(1);
                 METRICS.shards_done.inc();
                 METRICS.shards_in_flight.set(self.inflight.len() as i64);
             }
@@ -308,18 +348,11 @@ impl Reporter {
     /// Forgets a job that ended (cancelled, completed, expired): its queued items are skipped
     /// and its shards acked.
     async fn drop_job(&mut self, job_id: &str) -> Result<(), FleetError> {
-        if let Ok(mut dropped) = self.fleet.feed.dropped_jobs.lock() {
-            dropped.insert(job_id.to_string());
-        }
-        let seqs: Vec<u32> = self.inflight.iter().filter(|(_, s)| s.job_id == job_id).map(|(&q, _)| q).collect();
+        let seqs: HashSet<u32> = self.inflight.iter().filter(|(_, s)| s.job_id == job_id).map(|(&q, _)| q).collect();
         let entries: Vec<String> =
             seqs.iter().filter_map(|q| self.inflight.get(q)).map(|s| s.entry_id.clone()).collect();
         self.fleet.queue.ack(&entries).await?;
-        for seq in seqs {
-            self.inflight.remove(&seq);
-            self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
-        }
-        METRICS.shards_in_flight.set(self.inflight.len() as i64);
+        self.forget(seqs);
         Ok(())
     }
 
@@ -340,13 +373,9 @@ impl Reporter {
             return;
         }
         tracing::warn!(lost = lost.len(), "leases expired and were taken over; dropping those shards");
-        let seqs: Vec<u32> =
+        let seqs: HashSet<u32> =
             self.inflight.iter().filter(|(_, s)| lost.contains(&s.entry_id)).map(|(&q, _)| q).collect();
-        for seq in seqs {
-            self.inflight.remove(&seq);
-            self.fleet.inflight_shards.fetch_sub(1, Ordering::SeqCst);
-        }
-        METRICS.shards_in_flight.set(self.inflight.len() as i64);
+        self.forget(seqs);
     }
 
     /// Renews every lease and drops jobs that ended meanwhile. Redis trouble is logged and

@@ -156,6 +156,12 @@ impl AdapterWeights {
         &self.name
     }
 
+    /// Whether another handle than this one holds the weights (a queued or running item): the
+    /// cache must not evict it, its memory stays anyway.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.blocks) > 1
+    }
+
     /// Device bytes its tensors hold (for a cache bound).
     pub fn bytes(&self) -> usize {
         self.bytes
