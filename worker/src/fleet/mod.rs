@@ -21,6 +21,7 @@ mod decode;
 mod error;
 mod feed;
 mod heartbeat;
+mod ledger;
 mod messages;
 pub mod metrics;
 mod queue;

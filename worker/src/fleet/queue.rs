@@ -12,7 +12,7 @@ use lorabeam_proto::queue::{
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
-use super::FleetError;
+use super::error::FleetError;
 
 /// How long one blocking read waits for new shards before the claimer looks around again.
 const BLOCK: Duration = Duration::from_millis(1000);

@@ -2,74 +2,25 @@
 //! Redis once the coordinator confirms it, renews leases, and resends everything unconfirmed
 //! after a reconnect.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use lorabeam_proto::v1::{
-    ItemFailed, ItemResult, Report, ShardConfirmed, ShardFinished, WorkerReport, WorkerServiceClient,
-};
+use lorabeam_proto::v1::{Report, ShardConfirmed, WorkerReport, WorkerServiceClient};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use lorabeam_proto::telemetry::{parent_from_traceparent, set_error, traceparent};
+use lorabeam_proto::telemetry::{parent_from_traceparent, set_error};
 use tracing::{info_span, Instrument, Span};
 
 use super::config::Fleet;
 use super::error::FleetError;
+use super::ledger::{Ledger, Outcome};
 use super::messages::{FeedMessage, FeedOutput};
 use super::metrics::METRICS;
 use super::queue::Claimed;
-
-/// A claimed shard until the coordinator confirms it.
-struct InFlight {
-    entry_id: String,
-    job_id: String,
-    shard_id: String,
-    items: Vec<u32>,
-    outcomes: Vec<Option<Report>>,
-    remaining: usize,
-    /// The shard-run span: it ends when the shard is confirmed and this is dropped.
-    span: Span,
-    /// Its W3C context, sent with every report of the shard.
-    traceparent: String,
-    /// The coordinator holds every result; only the ack in Redis is left (retried if it failed).
-    confirmed: bool,
-}
-
-impl InFlight {
-    fn new(claimed: Claimed, span: Span) -> Self {
-        let items: Vec<u32> = claimed.shard.items.iter().map(|i| i.item).collect();
-        Self {
-            entry_id: claimed.entry_id,
-            job_id: claimed.shard.job_id,
-            shard_id: claimed.shard.shard_id,
-            outcomes: vec![None; items.len()],
-            remaining: items.len(),
-            items,
-            traceparent: traceparent(&span).unwrap_or_default(),
-            span,
-            confirmed: false,
-        }
-    }
-
-    fn finished(&self) -> Report {
-        Report::Finished(ShardFinished {
-            job_id: self.job_id.clone(),
-            shard_id: self.shard_id.clone(),
-            traceparent: self.traceparent.clone(),
-            entry_id: self.entry_id.clone(),
-        })
-    }
-
-    /// Everything to send for this shard after a reconnect.
-    fn replay(&self) -> impl Iterator<Item = Report> + '_ {
-        let done = (self.remaining == 0).then(|| self.finished());
-        self.outcomes.iter().flatten().cloned().chain(done)
-    }
-}
 
 /// The stream to the coordinator, while it is up.
 struct Link {
@@ -119,7 +70,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 pub struct Reporter {
     fleet: Fleet,
-    inflight: BTreeMap<u32, InFlight>,
+    inflight: Ledger,
     link: Option<Link>,
     failures: u32,
     /// The engine thread's inbox: shards to run, and shards no longer run.
@@ -128,7 +79,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(fleet: Fleet, engine: Sender<FeedMessage>) -> Self {
-        Self { fleet, inflight: BTreeMap::new(), link: None, failures: 0, engine }
+        Self { fleet, inflight: Ledger::default(), link: None, failures: 0, engine }
     }
 
     /// Runs until `shutdown` fires and every shard is confirmed or released, or until the
@@ -166,7 +117,7 @@ impl Reporter {
                     deadline = Some(tokio::time::Instant::now() + grace);
                 }
                 _ = sleep_until(deadline) => {
-                    let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
+                    let entries = self.inflight.entries(None);
                     tracing::warn!(shards = entries.len(), "grace period over: releasing unfinished shards");
                     self.fleet.queue.release(&entries).await?;
                     return Ok(());
@@ -190,8 +141,7 @@ impl Reporter {
                 // The coordinator refuses reports of shards whose lease went to another
                 // worker (and ends the stream): forget those before resending the rest.
                 self.renew_leases().await;
-                let replay: Vec<Report> = self.inflight.values().flat_map(InFlight::replay).collect();
-                for report in replay {
+                for report in self.inflight.replay() {
                     self.send(report).await;
                 }
             }
@@ -219,54 +169,33 @@ impl Reporter {
     }
 
     async fn on_output(&mut self, output: FeedOutput) {
-        let (seq, index, report) = match output {
+        let (seq, index, outcome) = match output {
             FeedOutput::Claimed { seq, claimed, span, decode } => {
                 return self.on_claimed(seq, *claimed, span, decode).await
             }
             FeedOutput::Stopped => return,
             FeedOutput::Predicted { seq, index, predict, generated_tokens } => {
-                let Some(shard) = self.inflight.get(&seq) else { return };
-                let Some(&item) = shard.items.get(index) else { return };
-                METRICS.records_done.inc();
-                METRICS.generated_tokens.inc_by(generated_tokens);
-                let result = ItemResult {
-                    job_id: shard.job_id.clone(),
-                    shard_id: shard.shard_id.clone(),
-                    item,
-                    predict,
-                    generated_tokens,
-                    traceparent: shard.traceparent.clone(),
-                    entry_id: shard.entry_id.clone(),
-                };
-                (seq, index, Report::Result(result))
+                (seq, index, Outcome::Predicted { predict, generated_tokens })
             }
-            FeedOutput::Failed { seq, index, reason } => {
-                let Some(shard) = self.inflight.get(&seq) else { return };
-                let Some(&item) = shard.items.get(index) else { return };
-                tracing::warn!(job_id = %shard.job_id, item, %reason, "item failed");
-                set_error(&shard.span, format!("item {item} failed: {reason}"));
-                METRICS.records_failed.inc();
-                let failed = ItemFailed {
-                    job_id: shard.job_id.clone(),
-                    shard_id: shard.shard_id.clone(),
-                    item,
-                    reason,
-                    traceparent: shard.traceparent.clone(),
-                    entry_id: shard.entry_id.clone(),
-                };
-                (seq, index, Report::Failed(failed))
-            }
+            FeedOutput::Failed { seq, index, reason } => (seq, index, Outcome::Failed { reason }),
         };
-        let Some(shard) = self.inflight.get_mut(&seq) else { return };
-        if shard.outcomes[index].is_some() {
-            return;
-        }
-        shard.outcomes[index] = Some(report.clone());
-        shard.remaining -= 1;
-        let finished = (shard.remaining == 0).then(|| shard.finished());
-        self.send(report).await;
-        if let Some(finished) = finished {
-            self.send(finished).await;
+        let reports = self.inflight.record(seq, index, outcome);
+        for report in reports {
+            match &report {
+                Report::Result(result) => {
+                    METRICS.records_done.inc();
+                    METRICS.generated_tokens.inc_by(result.generated_tokens);
+                }
+                Report::Failed(failed) => {
+                    tracing::warn!(job_id = %failed.job_id, item = failed.item, reason = %failed.reason, "item failed");
+                    if let Some(shard) = self.inflight.get(seq) {
+                        set_error(&shard.span, format!("item {} failed: {}", failed.item, failed.reason));
+                    }
+                    METRICS.records_failed.inc();
+                }
+                Report::Finished(_) => {}
+            }
+            self.send(report).await;
         }
     }
 
@@ -289,7 +218,7 @@ impl Reporter {
             Err(e) => tracing::warn!(error = %e, "could not check the job's state; running the shard anyway"),
         }
         let shard = decode.then(|| Box::new(claimed.shard.clone()));
-        self.inflight.insert(seq, InFlight::new(claimed, span.clone()));
+        self.inflight.hold(seq, claimed, span.clone());
         METRICS.shards_in_flight.set(self.inflight.len() as i64);
         if let Some(shard) = shard {
             if self.engine.send(FeedMessage::Shard { seq, shard, span }).is_err() {
@@ -300,8 +229,8 @@ impl Reporter {
 
     /// Forgets shards the worker no longer runs, and has the engine drop their queued items.
     fn forget(&mut self, seqs: HashSet<u32>) {
-        for seq in &seqs {
-            self.inflight.remove(seq);
+        for &seq in &seqs {
+            self.inflight.forget(seq);
         }
         METRICS.shards_in_flight.set(self.inflight.len() as i64);
         self.fleet.shards_done(seqs.len());
@@ -309,13 +238,7 @@ impl Reporter {
     }
 
     async fn on_confirmed(&mut self, confirmed: ShardConfirmed) {
-        let found =
-            self.inflight.iter_mut().find(|(_, s)| s.job_id == confirmed.job_id && s.shard_id == confirmed.shard_id);
-        let Some((&seq, shard)) = found else { return };
-        if shard.remaining > 0 {
-            return;
-        }
-        shard.confirmed = true;
+        let Some(seq) = self.inflight.confirm(&confirmed.job_id, &confirmed.shard_id) else { return };
         self.ack(seq, &confirmed.traceparent).await;
         if !confirmed.job_alive {
             if let Err(e) = self.drop_job(&confirmed.job_id).await {
@@ -327,12 +250,12 @@ impl Reporter {
     /// Acks a confirmed shard in Redis and forgets it. A failed ack is retried on the next
     /// lease tick; until then the lease is renewed, so the shard does not run again.
     async fn ack(&mut self, seq: u32, parent: &str) {
-        let Some(shard) = self.inflight.get(&seq) else { return };
+        let Some(shard) = self.inflight.get(seq) else { return };
         let span = info_span!("ack_shard", job_id = %shard.job_id, shard_id = %shard.shard_id);
         parent_from_traceparent(&span, parent);
         match self.fleet.queue.ack(std::slice::from_ref(&shard.entry_id)).instrument(span.clone()).await {
             Ok(()) => {
-                self.inflight.remove(&seq);
+                self.inflight.forget(seq);
                 self.fleet.shards_done(1);
                 METRICS.shards_done.inc();
                 METRICS.shards_in_flight.set(self.inflight.len() as i64);
@@ -348,9 +271,8 @@ impl Reporter {
     /// Forgets a job that ended (cancelled, completed, expired): its queued items are skipped
     /// and its shards acked.
     async fn drop_job(&mut self, job_id: &str) -> Result<(), FleetError> {
-        let seqs: HashSet<u32> = self.inflight.iter().filter(|(_, s)| s.job_id == job_id).map(|(&q, _)| q).collect();
-        let entries: Vec<String> =
-            seqs.iter().filter_map(|q| self.inflight.get(q)).map(|s| s.entry_id.clone()).collect();
+        let seqs = self.inflight.of_job(job_id);
+        let entries = self.inflight.entries(Some(&seqs));
         self.fleet.queue.ack(&entries).await?;
         self.forget(seqs);
         Ok(())
@@ -360,7 +282,7 @@ impl Reporter {
     /// and went to another worker: the coordinator would refuse their reports, and the other
     /// worker runs them.
     async fn renew_leases(&mut self) {
-        let entries: Vec<String> = self.inflight.values().map(|s| s.entry_id.clone()).collect();
+        let entries = self.inflight.entries(None);
         let lost = match self.fleet.queue.renew(&entries).await {
             Ok(lost) => lost,
             Err(e) => {
@@ -373,8 +295,7 @@ impl Reporter {
             return;
         }
         tracing::warn!(lost = lost.len(), "leases expired and were taken over; dropping those shards");
-        let seqs: HashSet<u32> =
-            self.inflight.iter().filter(|(_, s)| lost.contains(&s.entry_id)).map(|(&q, _)| q).collect();
+        let seqs = self.inflight.with_entries(&lost);
         self.forget(seqs);
     }
 
@@ -382,13 +303,11 @@ impl Reporter {
     /// retried on the next tick: a lease lost meanwhile only means a shard may run twice.
     async fn renew(&mut self) {
         METRICS.items_waiting.set(self.fleet.feed.waiting_items.load(Ordering::SeqCst) as i64);
-        let unacked: Vec<u32> = self.inflight.iter().filter(|(_, s)| s.confirmed).map(|(&q, _)| q).collect();
-        for seq in unacked {
+        for seq in self.inflight.unacked() {
             self.ack(seq, "").await;
         }
         self.renew_leases().await;
-        let jobs: HashSet<String> = self.inflight.values().map(|s| s.job_id.clone()).collect();
-        for job_id in jobs {
+        for job_id in self.inflight.jobs() {
             match self.fleet.queue.job_running(&job_id).await {
                 Ok(true) => {}
                 Ok(false) => {

@@ -266,11 +266,6 @@ impl<A: Pinned + Clone, S: Clone> Scheduler<A, S> {
         self.ready.len() + shards(&self.waiting) + shards(&self.later)
     }
 
-    /// Whether anything waits here (for the batch, an adapter, or other parameters).
-    pub fn is_empty(&self) -> bool {
-        self.ready.is_empty() && self.waiting.is_empty() && self.later.is_empty()
-    }
-
     /// Whether a shard of `adapter` runs without loading anything ("" is the bare base).
     fn is_held(&self, adapter: &str) -> bool {
         adapter.is_empty() || self.cache.contains(adapter)
