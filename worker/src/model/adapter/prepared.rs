@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use tch::{Kind, Tensor};
 
-use super::adapter::{AdaptedMatrix, AdaptedModule, Adapter};
-use super::lora::add_low_rank;
-use super::{AdapterMath, Gpt2, ModelError};
+use super::load::Adapter;
+use super::math::AdapterMath;
+use super::matrix::{AdaptedMatrix, AdaptedModule};
+use crate::model::lora::add_low_rank;
+use crate::model::{Gpt2, ModelError};
 
 /// One adapted matrix, ready for rows to use.
 pub(crate) enum AdaptedWeight {

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use super::adapter_weights::AdaptedWeight;
-use super::{weights_from_tensors, Adapter, AdapterMath, AdapterWeights, Gpt2, Gpt2Config, LoraConfig, Precision};
+use super::load::Adapter;
+use super::math::AdapterMath;
+use super::prepared::{AdaptedWeight, AdapterWeights};
 use crate::checkpoint::save_torch_checkpoint;
+use crate::model::{synthetic_checkpoint, weights_from_tensors, Gpt2, Gpt2Config, LoraConfig, Precision};
 
 fn tiny() -> Gpt2Config {
     Gpt2Config { vocab_size: 64, n_positions: 32, n_embd: 8, n_layer: 2, n_head: 2, layer_norm_epsilon: 1e-5 }
@@ -106,7 +108,7 @@ fn a_missing_adapter_is_refused() {
 fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
     let config = tiny();
     let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
-    let tensors = super::synthetic_checkpoint(&config, lora, 3);
+    let tensors = synthetic_checkpoint(&config, lora, 3);
     let copy = |t: &[(String, Tensor)]| -> Vec<(String, Tensor)> {
         t.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
     };
@@ -143,7 +145,7 @@ fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
 fn a_loralib_adapter_fuses_into_one_low_rank_pair() {
     let config = tiny();
     let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
-    let tensors = super::synthetic_checkpoint(&config, lora, 3);
+    let tensors = synthetic_checkpoint(&config, lora, 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lora_only.pt");
     let lora_only: Vec<(String, Tensor)> = tensors
@@ -181,7 +183,7 @@ fn a_full_checkpoint_is_not_an_adapter() {
     let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("full.pt");
-    save_torch_checkpoint(&path, &super::synthetic_checkpoint(&config, lora, 3)).expect("save");
+    save_torch_checkpoint(&path, &synthetic_checkpoint(&config, lora, 3)).expect("save");
     let err = Adapter::load(&path, &config, 8.0).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("holds base weights too") && err.contains("full.pt"), "{err}");
 }
