@@ -21,7 +21,16 @@ pub enum AdaptedModule {
 }
 
 impl AdaptedModule {
-    pub const ALL: [AdaptedModule; 4] = [Self::CAttn, Self::AttnProj, Self::CFc, Self::MlpProj];
+    /// Every module, in `index` order.
+    pub const ALL: [AdaptedModule; Self::COUNT] = [Self::CAttn, Self::AttnProj, Self::CFc, Self::MlpProj];
+
+    /// How many modules there are: the length of a per-module table.
+    pub const COUNT: usize = 4;
+
+    /// The module's place in `ALL` and in per-module tables: `0..COUNT`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The module's name under a block, as GPT-2's `state_dict` spells it.
     pub fn name(self) -> &'static str {
@@ -84,4 +93,16 @@ pub(super) fn checked_factor(tensor: Tensor, name: &str, path: &Path, expected: 
         return Err(ModelError::NonFinite { name: name.into(), path: path.into() });
     }
     Ok(tensor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdaptedModule;
+
+    #[test]
+    fn each_module_indexes_its_place_in_all() {
+        for (i, module) in AdaptedModule::ALL.into_iter().enumerate() {
+            assert_eq!(module.index(), i, "{module:?}");
+        }
+    }
 }
