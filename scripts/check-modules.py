@@ -27,79 +27,44 @@ import sys
 from collections import defaultdict, deque
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-KEYWORDS_NOT_NAMES = {"fn", "unsafe", "async", "extern", "mut"}
+KEYWORDS_NOT_NAMES = {"fn", "unsafe", "async", "extern"}
 INLINE = "<inline>"
 
 
-# --- lexing -----------------------------------------------------------------------------------
+LEX = re.compile(
+    r"""(?P<line>//[^\n]*)
+      | (?P<block>/\*)
+      | (?P<raw>[bc]?r(?P<hashes>\#*)")
+      | (?P<str>[bc]?"(?:\\.|[^"\\])*")
+      | (?P<char>b?'(?:\\(?:u\{[0-9A-Fa-f]*\}|x[0-9A-Fa-f]{2}|.)|[^\\'])')
+      | (?P<word>[A-Za-z0-9_]+)""",
+    re.X | re.S,
+)
 
 
 def strip_source(text):
     """`text` with comments, string and char literals blanked to spaces (newlines kept), so that
-    positions and line numbers stay those of the source."""
-    out = list(text)
-    i, n = 0, len(text)
-
-    def blank(start, end):
-        for k in range(start, min(end, n)):
-            if out[k] != "\n":
-                out[k] = " "
-
+    positions and line numbers stay those of the source. Lifetimes are left as they are."""
+    out, i, n = list(text), 0, len(text)
     while i < n:
-        c = text[i]
-        if text.startswith("//", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            blank(i, end)
-            i = end
-        elif text.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            blank(i, j)
-            i = j
-        elif re.match(r'(?:b|c)?r(#*)"', text[i : i + 300]) and not _ident_before(text, i):
-            m = re.match(r'(?:b|c)?r(#*)"', text[i:])
-            close = '"' + m.group(1)
-            end = text.find(close, i + m.end())
-            end = n if end < 0 else end + len(close)
-            blank(i, end)
-            i = end
-        elif c == '"' or (c in "bc" and text.startswith('"', i + 1) and not _ident_before(text, i)):
-            j = i + (1 if c == '"' else 2)
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            blank(i, j + 1)
-            i = j + 1
-        elif c == "'" or (c == "b" and text.startswith("'", i + 1) and not _ident_before(text, i)):
-            j = i + (1 if c == "'" else 2)
-            if j < n and text[j] == "\\":
-                end = text.find("'", j + 2)
-                end = n if end < 0 else end + 1
-                blank(i, end)
-                i = end
-            elif j + 1 < n and text[j + 1] == "'":
-                blank(i, j + 2)
-                i = j + 2
-            else:  # a lifetime or label
-                i = j
-        elif c.isalnum() or c == "_":
-            j = i
-            while j < n and (text[j].isalnum() or text[j] == "_"):
-                j += 1
-            i = j
-        else:
+        m = LEX.match(text, i)
+        if not m:
             i += 1
+            continue
+        end = m.end()
+        if m.lastgroup == "block":  # nested, as Rust's are
+            depth = 1
+            while end < n and depth:
+                step = text[end : end + 2]
+                depth += {"/*": 1, "*/": -1}.get(step, 0)
+                end += 2 if step in ("/*", "*/") else 1
+        elif m.group("raw"):
+            close = text.find('"' + m.group("hashes"), end)
+            end = n if close < 0 else close + 1 + len(m.group("hashes"))
+        if m.lastgroup != "word":
+            out[i:end] = [c if c == "\n" else " " for c in text[i:end]]
+        i = end
     return "".join(out)
-
-
-def _ident_before(text, i):
-    return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")
 
 
 def brace_spans(code):
@@ -120,79 +85,47 @@ def depth_at(spans, pos, mods_only):
     return sum(1 for s, e, m in spans if s < pos < e and (m or not mods_only))
 
 
-# --- use trees --------------------------------------------------------------------------------
-
-TOKEN = re.compile(r"\s*(::|\{|\}|,|\*|" + IDENT + r")")
+TOKEN = re.compile(r"::|[{},*]|" + IDENT)
 
 
 def parse_use_tree(body):
-    """The leaves of a use tree: (segments, imported name), the name None for a glob."""
-    tokens, pos = [], 0
-    while pos < len(body):
-        m = TOKEN.match(body, pos)
-        if not m:
-            if body[pos:].strip() == "":
-                break
-            pos += 1  # something this reader does not know; skip it
-            continue
-        tokens.append(m.group(1))
-        pos = m.end()
-    leaves = []
+    """The leaves of a use tree: (segments, imported name, is a glob)."""
+    tokens, leaves = TOKEN.findall(body), []
 
     def tree(i, prefix):
         path = list(prefix)
-        if i < len(tokens) and tokens[i] == "::":
-            path.append("::")  # a leading `::`: an extern crate
-            i += 1
         while i < len(tokens):
             tok = tokens[i]
-            if tok == "{":
+            if tok == "::":
+                if not path:
+                    path.append("::")  # a leading `::`: an extern crate
+                i += 1
+            elif tok == "{":
                 i += 1
                 while i < len(tokens) and tokens[i] != "}":
-                    if tokens[i] == ",":
-                        i += 1
-                        continue
-                    i = tree(i, path)
+                    i = i + 1 if tokens[i] == "," else tree(i, path)
                 return i + 1
-            if tok == "*":
-                leaves.append((path, None))
+            elif tok == "*":
+                leaves.append((path, None, True))
                 return i + 1
-            if tok in ("}", ","):
+            elif tok in ("}", ","):
                 return i
-            if tok == "::":
-                i += 1
-                continue
-            # an identifier: the next token says whether the path goes on
-            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-            if nxt == "::":
-                path = path + [tok]
+            elif i + 1 < len(tokens) and tokens[i + 1] == "::":
+                path.append(tok)
                 i += 2
-                continue
-            name, seg = tok, tok
-            i += 1
-            if i + 1 < len(tokens) and tokens[i] == "as":
-                name = tokens[i + 1]
-                i += 2
-            if seg == "self":
-                leaves.append((path, None if name == "self" else name, "self"))
-            else:
-                leaves.append((path + [seg], name))
-            return i
+            else:  # the last segment, perhaps renamed; `self` imports the module itself
+                alias = tokens[i + 2] if i + 2 < len(tokens) and tokens[i + 1] == "as" else None
+                if tok == "self":
+                    leaves.append((path, alias or (path[-1] if path else "self"), False))
+                else:
+                    leaves.append((path + [tok], alias or tok, False))
+                return i + (3 if alias else 1)
         return i
 
     i = 0
     while i < len(tokens):
-        i = tree(i, [])
-        while i < len(tokens) and tokens[i] in (",", "}"):
-            i += 1
-    out = []
-    for leaf in leaves:
-        if len(leaf) == 3:  # `prefix::{self}` imports the module itself
-            path, name, _ = leaf
-            out.append((path, name if name else (path[-1] if path else None), True))
-        else:
-            out.append((leaf[0], leaf[1], False))
-    return out
+        i = i + 1 if tokens[i] in ("}", ",") else tree(i, [])
+    return leaves
 
 
 USE_DECL = re.compile(r"(?<![A-Za-z0-9_:])use\s+")
@@ -215,9 +148,6 @@ def use_declarations(code):
 CODE_PATH = re.compile(r"(?<![A-Za-z0-9_:])(::\s*)?(" + IDENT + r"(?:\s*::\s*" + IDENT + r")+)")
 
 
-# --- one source file --------------------------------------------------------------------------
-
-
 class SourceFile:
     def __init__(self, path, module):
         self.path = path
@@ -229,8 +159,8 @@ class SourceFile:
         self.uses = []  # (pos, segments, name, is_glob)
         blanked = list(self.code)
         for start, end, body in use_declarations(self.code):
-            for segs, name, _is_self in parse_use_tree(body):
-                self.uses.append((start, segs, name, name is None))
+            for segs, name, is_glob in parse_use_tree(body):
+                self.uses.append((start, segs, name, is_glob))
             for k in range(start, end):
                 if blanked[k] != "\n":
                     blanked[k] = " "
@@ -293,9 +223,6 @@ def resolve(segs, current, bare_ok):
     if bare_ok(head):
         return current + segs
     return None
-
-
-# --- one directory ----------------------------------------------------------------------------
 
 
 def crate_root(directory):
@@ -370,15 +297,12 @@ class Directory:
             self.children[name] = label
             self.files[label] = [SourceFile(p, module_of(p, root)) for p in sorted(paths)]
         # Names the module file brings in with `use`, to follow re-exports.
-        self.mod_imports = {}
         bare = lambda head: head in self.children or head in self.mod_items
-        for pos, segs, name, is_glob in self.mod_file.uses:
-            current = self.module + [INLINE] * depth_at(self.mod_file.spans, pos, mods_only=True)
-            if current != self.module:
-                continue
-            target = resolve(segs, current, bare)
-            if name is not None and not is_glob:
-                self.mod_imports[name] = target
+        self.mod_imports = {
+            name: resolve(segs, self.module, bare)
+            for pos, segs, name, is_glob in self.mod_file.uses
+            if not is_glob and not depth_at(self.mod_file.spans, pos, mods_only=True)
+        }
         for files in self.files.values():
             for f in files:
                 for pos in f.path_attrs:
@@ -412,28 +336,18 @@ class Directory:
         edges = defaultdict(set)
         for label, files in self.files.items():
             is_mod = label == self.mod_label
+            # In the module file, a bare `child::f` or `Item::f` is relative to the module.
+            here = set(self.children) | self.mod_items | set(self.mod_imports) if is_mod else set()
             for f in files:
-                names_here = set()
-                if is_mod:
-                    names_here = set(self.children) | self.mod_items | set(self.mod_imports)
-                for pos, segs, name, is_glob in f.uses:
+                paths = [(pos, segs, glob) for pos, segs, _, glob in f.uses]
+                paths += [(pos, segs, False) for pos, segs in f.code_paths()]
+                for pos, segs, is_glob in paths:
                     depth = depth_at(f.spans, pos, mods_only=True)
-                    current = f.module + [INLINE] * depth
-                    bare = lambda h: is_mod and depth == 0 and h in names_here
-                    node, item = self.target(resolve(segs, current, bare), is_glob, is_mod)
-                    if node is not None and node != label:
-                        edges[(label, node)].add(item)
-                for pos, segs in f.code_paths():
-                    depth = depth_at(f.spans, pos, mods_only=True)
-                    current = f.module + [INLINE] * depth
-                    bare = lambda h: is_mod and depth == 0 and h in names_here
-                    node, item = self.target(resolve(segs, current, bare), False, is_mod)
+                    bare = lambda h: depth == 0 and h in here
+                    node, item = self.target(resolve(segs, f.module + [INLINE] * depth, bare), is_glob, is_mod)
                     if node is not None and node != label:
                         edges[(label, node)].add(item)
         return edges
-
-
-# --- cycles -----------------------------------------------------------------------------------
 
 
 def cycles(nodes, edges):
@@ -456,11 +370,9 @@ def cycles(nodes, edges):
                     queue.append(nxt)
         if end is None:
             continue
-        path, node = [], end
-        while node is not None:
-            path.append(node)
-            node = prev[node]
-        path.reverse()
+        path = [end]
+        while prev[path[0]] is not None:
+            path.insert(0, prev[path[0]])
         key = frozenset(zip(path, path[1:] + path[:1]))
         if key not in seen:
             seen.add(key)
