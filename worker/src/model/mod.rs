@@ -2,13 +2,6 @@
 //! base, and its forward pass.
 
 mod adapter;
-mod adapter_loralib;
-mod adapter_math;
-mod adapter_pattern;
-mod adapter_peft;
-#[cfg(test)]
-mod adapter_tests;
-mod adapter_weights;
 mod batch_kv;
 mod config;
 mod error;
@@ -22,9 +15,7 @@ mod synthetic;
 mod weight_names;
 mod weights;
 
-pub use adapter::{AdaptedMatrix, AdaptedModule, Adapter, LowRank};
-pub use adapter_math::AdapterMath;
-pub use adapter_weights::AdapterWeights;
+pub use adapter::{AdaptedMatrix, AdaptedModule, Adapter, AdapterMath, AdapterWeights, LowRank};
 pub use batch_kv::{AttentionPath, BatchKv, ItemKv};
 pub use config::{Gpt2Config, LoraConfig, ModelCard};
 pub use error::ModelError;

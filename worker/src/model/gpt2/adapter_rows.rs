@@ -7,7 +7,7 @@
 
 use tch::Tensor;
 
-use crate::model::adapter_weights::{AdaptedWeight, BlockOverride};
+use crate::model::adapter::{AdaptedWeight, BlockOverride};
 use crate::model::layers::linear;
 use crate::model::weights::Linear;
 use crate::model::{AdaptedModule, AdapterWeights, ModelError};

@@ -5,8 +5,6 @@ use regex::Regex;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::adapter_peft::full_match;
-
 /// `target_modules` or `exclude_modules`: a list of names, or one regex over whole names.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -38,6 +36,11 @@ impl Targets {
             Self::Regex(_) => regex.filter(|r| r.is_match(key)).map(|_| 0),
         }
     }
+}
+
+/// Compiles a pattern anchored as Python's `re.fullmatch`.
+fn full_match(pattern: &str) -> Result<Regex, String> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("`{pattern}` is not a regex lorabeam reads: {e}"))
 }
 
 /// A JSON object as its entries in file order.

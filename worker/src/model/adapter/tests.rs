@@ -5,9 +5,12 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use super::adapter_weights::AdaptedWeight;
-use super::{weights_from_tensors, Adapter, AdapterMath, AdapterWeights, Gpt2, Gpt2Config, LoraConfig, Precision};
+use super::load::Adapter;
+use super::math::AdapterMath;
+use super::matrix::AdaptedModule;
+use super::prepared::{AdaptedWeight, AdapterWeights};
 use crate::checkpoint::save_torch_checkpoint;
+use crate::model::{synthetic_checkpoint, weights_from_tensors, Gpt2, Gpt2Config, LoraConfig, Precision};
 
 fn tiny() -> Gpt2Config {
     Gpt2Config { vocab_size: 64, n_positions: 32, n_embd: 8, n_layer: 2, n_head: 2, layer_norm_epsilon: 1e-5 }
@@ -106,7 +109,7 @@ fn a_missing_adapter_is_refused() {
 fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
     let config = tiny();
     let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
-    let tensors = super::synthetic_checkpoint(&config, lora, 3);
+    let tensors = synthetic_checkpoint(&config, lora, 3);
     let copy = |t: &[(String, Tensor)]| -> Vec<(String, Tensor)> {
         t.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
     };
@@ -124,9 +127,11 @@ fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
         let weights = AdapterWeights::prepare(&base, &adapter, "a").expect("merge");
         let blocks = weights.borrow_blocks();
         for (layer, block) in merged.blocks.iter().enumerate() {
-            let Some(AdaptedWeight::Merged(ours)) = blocks[layer].c_attn.as_ref() else { panic!("c_attn not merged") };
+            let Some(AdaptedWeight::Merged(ours)) = blocks[layer].get(AdaptedModule::CAttn) else {
+                panic!("c_attn not merged")
+            };
             assert!(ours.equal(&block.c_attn.weight), "layer {layer} differs at {precision:?}");
-            assert!(blocks[layer].c_fc.is_none());
+            assert!(blocks[layer].get(AdaptedModule::CFc).is_none());
         }
         assert_eq!(weights.bytes(), 2 * 8 * 24 * precision.bytes());
         // The base itself is untouched: the merge wrote into copies.
@@ -143,7 +148,7 @@ fn a_loralib_adapter_merges_exactly_as_the_load_time_merge() {
 fn a_loralib_adapter_fuses_into_one_low_rank_pair() {
     let config = tiny();
     let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
-    let tensors = super::synthetic_checkpoint(&config, lora, 3);
+    let tensors = synthetic_checkpoint(&config, lora, 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lora_only.pt");
     let lora_only: Vec<(String, Tensor)> = tensors
@@ -163,10 +168,12 @@ fn a_loralib_adapter_fuses_into_one_low_rank_pair() {
     let low_blocks = AdapterWeights::prepare(&low, &adapter, "a").expect("low-rank").borrow_blocks();
     let merged_blocks = AdapterWeights::prepare(&merged, &adapter, "a").expect("merged").borrow_blocks();
     for layer in 0..config.n_layer {
-        let Some(AdaptedWeight::LowRank { a_t, b_t }) = low_blocks[layer].c_attn.as_ref() else {
+        let Some(AdaptedWeight::LowRank { a_t, b_t }) = low_blocks[layer].get(AdaptedModule::CAttn) else {
             panic!("not low-rank")
         };
-        let Some(AdaptedWeight::Merged(full)) = merged_blocks[layer].c_attn.as_ref() else { panic!("not merged") };
+        let Some(AdaptedWeight::Merged(full)) = merged_blocks[layer].get(AdaptedModule::CAttn) else {
+            panic!("not merged")
+        };
         assert_eq!((a_t.size(), b_t.size()), (vec![8, 4], vec![4, 24]));
         let delta = full - &low.weights().blocks[layer].c_attn.weight;
         let diff = f64::try_from((a_t.mm(b_t) - delta).abs().max()).expect("scalar");
@@ -181,7 +188,7 @@ fn a_full_checkpoint_is_not_an_adapter() {
     let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("full.pt");
-    save_torch_checkpoint(&path, &super::synthetic_checkpoint(&config, lora, 3)).expect("save");
+    save_torch_checkpoint(&path, &synthetic_checkpoint(&config, lora, 3)).expect("save");
     let err = Adapter::load(&path, &config, 8.0).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("holds base weights too") && err.contains("full.pt"), "{err}");
 }

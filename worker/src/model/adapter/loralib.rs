@@ -1,4 +1,4 @@
-//! gpt2_ft.py's LoRA-only checkpoint as an `Adapter`: loralib's `MergedLinear` on `c_attn`
+//! gpt2_ft.py's LoRA-only checkpoint as an adapter's matrices: loralib's `MergedLinear` on `c_attn`
 //! (`enable_lora=[True, False, True]`), so q and v each get a rank-r update and k none. The
 //! rank comes from the tensor shapes; loralib stores no alpha, so the caller gives it.
 
@@ -7,10 +7,10 @@ use std::path::Path;
 
 use tch::Tensor;
 
-use super::adapter::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
-use super::weight_names::{canonical_key, is_lora, KeyRole};
-use super::{Gpt2Config, ModelError};
+use super::matrix::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
 use crate::checkpoint::load_state_dict;
+use crate::model::weight_names::{canonical_key, is_lora, KeyRole};
+use crate::model::{Gpt2Config, ModelError};
 
 pub(super) fn load(path: &Path, config: &Gpt2Config, alpha: f64) -> Result<Vec<AdaptedMatrix>, ModelError> {
     let mut lora = BTreeMap::new();

@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use tch::{Kind, Tensor};
 
-use super::adapter::{AdaptedMatrix, AdaptedModule, Adapter};
-use super::lora::add_low_rank;
-use super::{AdapterMath, Gpt2, ModelError};
+use super::load::Adapter;
+use super::math::AdapterMath;
+use super::matrix::{AdaptedMatrix, AdaptedModule};
+use crate::model::lora::add_low_rank;
+use crate::model::{Gpt2, ModelError};
 
 /// One adapted matrix, ready for rows to use.
 pub(crate) enum AdaptedWeight {
@@ -40,43 +42,24 @@ impl AdaptedWeight {
     }
 }
 
-/// One block's adapted matrices; `None` is the base's.
+/// One block's adapted matrices, indexed by `AdaptedModule::index`; `None` is the base's.
 #[derive(Default)]
 pub(crate) struct BlockOverride {
-    pub c_attn: Option<AdaptedWeight>,
-    pub attn_proj: Option<AdaptedWeight>,
-    pub c_fc: Option<AdaptedWeight>,
-    pub mlp_proj: Option<AdaptedWeight>,
+    modules: [Option<AdaptedWeight>; AdaptedModule::COUNT],
 }
 
 impl BlockOverride {
-    fn slot(&mut self, module: AdaptedModule) -> &mut Option<AdaptedWeight> {
-        match module {
-            AdaptedModule::CAttn => &mut self.c_attn,
-            AdaptedModule::AttnProj => &mut self.attn_proj,
-            AdaptedModule::CFc => &mut self.c_fc,
-            AdaptedModule::MlpProj => &mut self.mlp_proj,
-        }
-    }
-
     /// What this adapter does to `module`, if it changes it.
     pub fn get(&self, module: AdaptedModule) -> Option<&AdaptedWeight> {
-        match module {
-            AdaptedModule::CAttn => self.c_attn.as_ref(),
-            AdaptedModule::AttnProj => self.attn_proj.as_ref(),
-            AdaptedModule::CFc => self.c_fc.as_ref(),
-            AdaptedModule::MlpProj => self.mlp_proj.as_ref(),
-        }
+        self.modules[module.index()].as_ref()
+    }
+
+    fn set(&mut self, module: AdaptedModule, weight: AdaptedWeight) {
+        self.modules[module.index()] = Some(weight);
     }
 
     fn shallow_clone(&self) -> Self {
-        let copy = |t: &Option<AdaptedWeight>| t.as_ref().map(AdaptedWeight::shallow_clone);
-        Self {
-            c_attn: copy(&self.c_attn),
-            attn_proj: copy(&self.attn_proj),
-            c_fc: copy(&self.c_fc),
-            mlp_proj: copy(&self.mlp_proj),
-        }
+        Self { modules: self.modules.each_ref().map(|w| w.as_ref().map(AdaptedWeight::shallow_clone)) }
     }
 }
 
@@ -147,7 +130,7 @@ impl AdapterWeights {
                 AdapterMath::LowRank => fused_factors(base, matrix)?,
             };
             bytes += weight.numel() * model.precision().bytes();
-            *blocks[matrix.layer].slot(matrix.module) = Some(weight);
+            blocks[matrix.layer].set(matrix.module, weight);
         }
         Ok(AdapterWeights { name: name.into(), bytes, blocks: Arc::new(Mutex::new(blocks)) })
     }

@@ -1,7 +1,7 @@
 //! How rows decoding with an adapter are multiplied: the choice between a batched low-rank
 //! update and merged copies of the adapted matrices (`--adapter-math`).
 
-use super::ModelError;
+use crate::model::ModelError;
 
 /// How an adapter's update reaches the rows that decode with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,12 +1,11 @@
-//! One description of a LoRA adapter, whatever format it came in: for each adapted matrix of
-//! GPT-2 its low-rank factors and scaling, in GPT-2's Conv1D layout (`W (in, out) += s (B A)^T`).
-//! loralib's `.pt` (`adapter_loralib.rs`) and HF PEFT directories (`adapter_peft.rs`) load into it.
+//! The leaf types of an adapter: which matrix of a block it changes, its low-rank updates in
+//! GPT-2's Conv1D layout (`W (in, out) += s (B A)^T`), and the check every loaded factor passes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::{Kind, Tensor};
 
-use super::{Gpt2Config, ModelError};
+use crate::model::ModelError;
 
 /// The four Conv1D matrices of a GPT-2 block an adapter may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,7 +21,16 @@ pub enum AdaptedModule {
 }
 
 impl AdaptedModule {
-    pub const ALL: [AdaptedModule; 4] = [Self::CAttn, Self::AttnProj, Self::CFc, Self::MlpProj];
+    /// Every module, in `index` order.
+    pub const ALL: [AdaptedModule; Self::COUNT] = [Self::CAttn, Self::AttnProj, Self::CFc, Self::MlpProj];
+
+    /// How many modules there are: the length of a per-module table.
+    pub const COUNT: usize = 4;
+
+    /// The module's place in `ALL` and in per-module tables: `0..COUNT`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The module's name under a block, as GPT-2's `state_dict` spells it.
     pub fn name(self) -> &'static str {
@@ -63,40 +71,6 @@ pub struct AdaptedMatrix {
     pub parts: Vec<LowRank>,
 }
 
-/// A LoRA adapter, checked against the base shape it was loaded for.
-pub struct Adapter {
-    /// Where it was read from, for messages.
-    pub path: PathBuf,
-    /// `(n_embd, n_layer)` of the base it fits.
-    pub base_shape: (usize, usize),
-    /// At most one per `(layer, module)`, ordered by layer then module.
-    pub matrices: Vec<AdaptedMatrix>,
-}
-
-impl Adapter {
-    /// Loads an adapter for a base of shape `config`: a directory with `adapter_config.json`
-    /// is a PEFT adapter; a file is gpt2_ft.py's LoRA-only checkpoint, whose alpha loralib
-    /// does not store (`loralib_alpha`, the `--lora_alpha` it was trained with).
-    pub fn load(path: &Path, config: &Gpt2Config, loralib_alpha: f64) -> Result<Adapter, ModelError> {
-        let matrices = if path.is_dir() {
-            super::adapter_peft::load(path, config)?
-        } else if path.is_file() {
-            super::adapter_loralib::load(path, config, loralib_alpha)?
-        } else {
-            return Err(ModelError::AdapterNotFound { path: path.to_path_buf() });
-        };
-        let mut matrices = matrices;
-        matrices.sort_by_key(|m| (m.layer, m.module));
-        Ok(Adapter { path: path.to_path_buf(), base_shape: (config.n_embd, config.n_layer), matrices })
-    }
-
-    /// Bytes the factors take (f64), for logs.
-    pub fn factor_bytes(&self) -> usize {
-        let numel = |t: &Tensor| t.numel();
-        self.matrices.iter().flat_map(|m| &m.parts).map(|p| 8 * (numel(&p.a) + numel(&p.b))).sum()
-    }
-}
-
 /// Checks a factor's dtype, shape and values and returns it in f64 on the CPU.
 pub(super) fn checked_factor(tensor: Tensor, name: &str, path: &Path, expected: &[i64]) -> Result<Tensor, ModelError> {
     if !matches!(tensor.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16) {
@@ -119,4 +93,16 @@ pub(super) fn checked_factor(tensor: Tensor, name: &str, path: &Path, expected: 
         return Err(ModelError::NonFinite { name: name.into(), path: path.into() });
     }
     Ok(tensor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdaptedModule;
+
+    #[test]
+    fn each_module_indexes_its_place_in_all() {
+        for (i, module) in AdaptedModule::ALL.into_iter().enumerate() {
+            assert_eq!(module.index(), i, "{module:?}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! An HF PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors` or
-//! `adapter_model.bin`) as an `Adapter`, with peft 0.21's matching rules: `target_modules` as a
+//! `adapter_model.bin`) as an adapter's matrices, with peft 0.21's matching rules: `target_modules` as a
 //! list matches a module named exactly so or ending in `.name`, as a string it is a regex that
 //! must match the whole module name; `rank_pattern` / `alpha_pattern` keys match the end of a
 //! name after a dot (`(.*\.)?(KEY)$`), the first key in file order winning; `exclude_modules`
@@ -10,14 +10,13 @@
 
 use std::path::Path;
 
-use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::adapter::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
-use super::adapter_pattern::{Ordered, Targets};
-use super::{Gpt2Config, ModelError};
+use super::matrix::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
+use super::targets::{Ordered, Targets};
 use crate::checkpoint::load_state_dict;
+use crate::model::{Gpt2Config, ModelError};
 
 /// What lorabeam reads of `adapter_config.json`; other fields do not change inference.
 #[derive(Deserialize)]
@@ -216,9 +215,4 @@ fn matched_modules(
         return Err(field("target_modules", "matches no module of GPT-2".into()));
     }
     Ok(matched)
-}
-
-/// Compiles a pattern anchored as Python's `re.fullmatch`.
-pub(super) fn full_match(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("`{pattern}` is not a regex lorabeam reads: {e}"))
 }

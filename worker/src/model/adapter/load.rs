@@ -1,0 +1,45 @@
+//! One description of a LoRA adapter, whatever format it came in: for each adapted matrix of
+//! GPT-2 its low-rank factors and scaling. loralib's `.pt` (`loralib.rs`) and HF PEFT
+//! directories (`peft.rs`) load into it.
+
+use std::path::{Path, PathBuf};
+
+use tch::Tensor;
+
+use super::matrix::AdaptedMatrix;
+use super::{loralib, peft};
+use crate::model::{Gpt2Config, ModelError};
+
+/// A LoRA adapter, checked against the base shape it was loaded for.
+pub struct Adapter {
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+    /// `(n_embd, n_layer)` of the base it fits.
+    pub base_shape: (usize, usize),
+    /// At most one per `(layer, module)`, ordered by layer then module.
+    pub matrices: Vec<AdaptedMatrix>,
+}
+
+impl Adapter {
+    /// Loads an adapter for a base of shape `config`: a directory with `adapter_config.json`
+    /// is a PEFT adapter; a file is gpt2_ft.py's LoRA-only checkpoint, whose alpha loralib
+    /// does not store (`loralib_alpha`, the `--lora_alpha` it was trained with).
+    pub fn load(path: &Path, config: &Gpt2Config, loralib_alpha: f64) -> Result<Adapter, ModelError> {
+        let matrices = if path.is_dir() {
+            peft::load(path, config)?
+        } else if path.is_file() {
+            loralib::load(path, config, loralib_alpha)?
+        } else {
+            return Err(ModelError::AdapterNotFound { path: path.to_path_buf() });
+        };
+        let mut matrices = matrices;
+        matrices.sort_by_key(|m| (m.layer, m.module));
+        Ok(Adapter { path: path.to_path_buf(), base_shape: (config.n_embd, config.n_layer), matrices })
+    }
+
+    /// Bytes the factors take (f64), for logs.
+    pub fn factor_bytes(&self) -> usize {
+        let numel = |t: &Tensor| t.numel();
+        self.matrices.iter().flat_map(|m| &m.parts).map(|p| 8 * (numel(&p.a) + numel(&p.b))).sum()
+    }
+}

@@ -1,0 +1,23 @@
+//! LoRA adapters on a shared base: loading them (loralib's `.pt`, HF PEFT directories) into one
+//! description, and preparing them for a model in the form `--adapter-math` asks for.
+//!
+//! The files use one another without a cycle, and none uses this one, which only declares and
+//! re-exports (`scripts/check-modules.py worker/src/model/adapter` checks both): `matrix` (the
+//! leaf types) and `targets` (PEFT's module names) <- `peft`, `loralib` <- `load` (`Adapter`)
+//! <- `prepared` (`AdapterWeights`, with `math`'s `AdapterMath`) <- `tests`.
+
+mod load;
+mod loralib;
+mod math;
+mod matrix;
+mod peft;
+mod prepared;
+mod targets;
+#[cfg(test)]
+mod tests;
+
+pub use load::Adapter;
+pub use math::AdapterMath;
+pub use matrix::{AdaptedMatrix, AdaptedModule, LowRank};
+pub use prepared::AdapterWeights;
+pub(crate) use prepared::{AdaptedWeight, BlockOverride};
