@@ -106,12 +106,14 @@ fn run(bin: &Path, files: &(PathBuf, PathBuf, PathBuf)) -> Measured {
     let stored = |job: &str| -> usize {
         redis.cli(&["HLEN", &format!("lorabeam:job:{job}:results")]).trim().parse().unwrap_or(0)
     };
+    // Results are stored per distinct context (E2E repeats contexts): wait for all of those.
+    let items: usize = redis.cli(&["HGET", &format!("lorabeam:job:{job}"), "items"]).parse().expect("the job's items");
     let started = Instant::now();
     let (mut last, mut count) = (Instant::now(), 0);
     let (mut gap_before, mut gap_during) = (0f64, 0f64);
     let mut adapter_job: Option<String> = None;
     let mut loaded = false;
-    while count < LINES {
+    while count < items {
         assert!(started.elapsed() < Duration::from_secs(900), "the base job did not finish");
         std::thread::sleep(Duration::from_millis(2));
         let now = stored(&job);
@@ -126,7 +128,7 @@ fn run(bin: &Path, files: &(PathBuf, PathBuf, PathBuf)) -> Measured {
             Some(_) if !loaded => gap_during = gap_during.max(gap),
             _ => {}
         }
-        if adapter_job.is_none() && count >= LINES / 3 {
+        if adapter_job.is_none() && count >= items / 3 {
             adapter_job = Some(submit(&coordinator, &one, Some("big")));
         }
         if let Some(adapter_job) = &adapter_job {

@@ -5,7 +5,8 @@
 //! - [`intake`] reads a SubmitJob stream, checks it and plans it with the core's rules;
 //! - [`sharding`] cuts the plan into queue messages;
 //! - [`server`] runs the gRPC services over the job state kept in Redis ([`store`], [`results`]);
-//! - [`scoring`] scores a job submitted with `score` when its output is complete;
+//! - `finalizer` writes a complete job's output once, off the result path, and [`scoring`]
+//!   scores a job submitted with `score`;
 //! - [`fleet`] knows the model ids served and the live workers (their heartbeats); `stall`
 //!   says why a running job is not moving;
 //! - [`job_id`] is the one check of ids from clients and workers; `leases` checks each
@@ -17,6 +18,7 @@ mod admission;
 pub mod auth;
 pub mod error;
 mod events;
+mod finalizer;
 pub mod fleet;
 pub mod idempotency;
 pub mod intake;

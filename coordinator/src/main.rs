@@ -82,6 +82,11 @@ struct Args {
     /// refused unless a worker has registered the id (the Helm chart lists its worker groups').
     #[arg(long, env = "LORABEAM_SERVE_MODEL_IDS", value_delimiter = ',')]
     serve_model_ids: Vec<String>,
+    /// Most jobs this coordinator finalizes at once (writes the output of, and scores: a
+    /// scoring runs METEOR's JVM with up to 2 GB of heap). Others wait their turn; jobs keep
+    /// decoding meanwhile.
+    #[arg(long, env = "LORABEAM_MAX_FINALIZING", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_finalizing: u64,
     /// HTTP address for Prometheus `/metrics` and `/healthz` (not-ready, 503, while Redis does
     /// not answer).
     #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
@@ -133,6 +138,7 @@ async fn run() -> anyhow::Result<()> {
         redis_ca: args.redis_ca.clone(),
         serve_model_ids: lorabeam_coordinator::fleet::parse_model_ids(&args.serve_model_ids)
             .map_err(anyhow::Error::msg)?,
+        max_finalizing: args.max_finalizing as usize,
     };
     let secret = |file: &Option<PathBuf>, value: &Option<String>| {
         lorabeam_proto::connect::read_secret(file.as_deref(), value.as_deref())

@@ -5,15 +5,44 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use lorabeam_proto::queue::{
-    decode_plan, format_token_field, job_fields as f, job_states, parse_token_field, WORKER_GROUP,
-};
+use lorabeam_proto::job_state::JobPhase;
+use lorabeam_proto::queue::{decode_plan, format_token_field, job_fields as f, parse_token_field, WORKER_GROUP};
 
 use crate::error::{CoordinatorError, Result};
 use crate::leases::BatchLeases;
 use crate::scoring::{score_job, Meteor};
-use crate::store::JobStore;
+use crate::store::{JobStore, Transition};
 use lorabeam_core::predictions::{write_atomically, write_predictions};
+
+/// What a finalization did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finalized {
+    /// The job ended in this state, its output at this path.
+    Ended(JobPhase, PathBuf),
+    /// The job left this finalizer's hands (cancelled, taken over, expired): in this state.
+    Lost(String),
+}
+
+/// Where a job's ordered output is written.
+pub fn output_path(output_dir: &Path, job_id: &str) -> PathBuf {
+    output_dir.join(format!("{job_id}.jsonl"))
+}
+
+fn failures_path(output_dir: &Path, job_id: &str) -> PathBuf {
+    output_dir.join(format!("{job_id}.failures.jsonl"))
+}
+
+/// Removes a cancelled job's output files, if a finalizer wrote them: a cancel during
+/// finalization publishes nothing.
+pub fn withdraw_outputs(output_dir: &Path, job_id: &str) {
+    for path in [output_path(output_dir, job_id), failures_path(output_dir, job_id)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(%job_id, path = %path.display(), "withdrew the output of a cancelled job"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(%job_id, path = %path.display(), error = %e, "could not withdraw an output"),
+        }
+    }
+}
 
 /// One item's outcome as a worker reported it.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,10 +195,18 @@ impl Results {
             .collect())
     }
 
-    /// Writes the ordered JSONL of a job whose every item has an outcome, and marks the job
-    /// completed (or completed with failures: failed records are left out of the file and
-    /// listed in the job's status). Safe to run again after a crash.
-    pub async fn finalize(&self, job_id: &str, output_dir: &Path, meteor: &Meteor) -> Result<PathBuf> {
+    /// Writes the ordered JSONL of a job whose every item has an outcome, scores it when it was
+    /// submitted with `score`, and ends it (completed, or completed with failures: failed
+    /// records are left out of the file and listed in the job's status) if it is still this
+    /// `finalizer`'s. Safe to run again after a crash. When the job was cancelled meanwhile its
+    /// files are withdrawn.
+    pub async fn finalize(
+        &self,
+        job_id: &str,
+        output_dir: &Path,
+        meteor: &Meteor,
+        finalizer: &str,
+    ) -> Result<Finalized> {
         let plan = self.plan(job_id).await?;
         let stored: HashMap<u32, String> =
             redis::cmd("HGETALL").arg(self.store.keys.results(job_id)).query_async(&mut self.store.con.clone()).await?;
@@ -182,32 +219,40 @@ impl Results {
         if missing > 0 {
             return Err(CoordinatorError::Internal(format!("job {job_id}: {missing} item(s) have no outcome yet")));
         }
-        let path = output_dir.join(format!("{job_id}.jsonl"));
+        let path = output_path(output_dir, job_id);
         let rows = plan
             .item_of_record
             .iter()
             .enumerate()
             .filter_map(|(record, item)| predictions.get(item).map(|p| (record, p.as_slice())));
-        let target = path.clone();
         std::fs::create_dir_all(output_dir)
             .map_err(|source| lorabeam_core::WriteError { path: output_dir.to_path_buf(), source })?;
-        write_predictions(&target, rows)?;
+        write_predictions(&path, rows)?;
         if !failed.is_empty() {
-            write_failures(&output_dir.join(format!("{job_id}.failures.jsonl")), &plan, &failed)?;
+            write_failures(&failures_path(output_dir, job_id), &plan, &failed)?;
         }
         let (state, error) = if failed.is_empty() {
-            (job_states::COMPLETED, None)
+            (JobPhase::Completed, None)
         } else {
             let mut reasons: Vec<(&u32, &String)> = failed.iter().collect();
             reasons.sort();
             let (item, reason) = reasons[0];
             // Nothing to show at all is a failed job, not a completed one.
-            let state = if predictions.is_empty() { job_states::FAILED } else { job_states::COMPLETED_WITH_FAILURES };
+            let state = if predictions.is_empty() { JobPhase::Failed } else { JobPhase::CompletedWithFailures };
             (state, Some(format!("{} item(s) failed; item {item}: {reason}", failed.len())))
         };
         let scores = self.scores(job_id, &plan, predictions, meteor).await?;
-        self.store.finish(job_id, state, path.to_str(), error.as_deref(), &scores).await?;
-        Ok(path)
+        match self.store.finish(job_id, finalizer, state, path.to_str(), error.as_deref(), &scores).await? {
+            Transition::Moved => Ok(Finalized::Ended(state, path)),
+            Transition::Refused(current) => {
+                if current == JobPhase::Cancelled.as_str() {
+                    withdraw_outputs(output_dir, job_id);
+                }
+                Ok(Finalized::Lost(current))
+            }
+            Transition::NotFinalizer(current) => Ok(Finalized::Lost(current)),
+            Transition::NoJob => Ok(Finalized::Lost("gone".into())),
+        }
     }
 
     /// For a job submitted with `score`, its scores (or why it has none) as job-hash fields.
@@ -221,6 +266,7 @@ impl Results {
         let references: Option<String> =
             redis::cmd("GET").arg(self.store.keys.references(job_id)).query_async(&mut self.store.con.clone()).await?;
         let Some(references) = references else { return Ok(Vec::new()) };
+        crate::metrics::METRICS.scoring_runs.inc();
         let item_of_record = Arc::new(plan.item_of_record.clone());
         let scored = score_job(job_id, references, item_of_record, Arc::new(predictions), meteor.clone()).await?;
         Ok(match scored {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lorabeam_proto::job_state::JobPhase;
 use lorabeam_proto::queue::Keys;
 use lorabeam_proto::v1::{JobServiceServer, WorkerServiceServer, FILE_DESCRIPTOR_SET};
 use tokio::net::TcpListener;
@@ -16,6 +17,7 @@ use crate::admission::Submissions;
 use crate::auth::{Role, Tokens};
 use crate::error::{CoordinatorError, Result};
 use crate::events::JobEvents;
+use crate::finalizer::Finalizer;
 use crate::fleet::Fleet;
 use crate::intake::IntakeLimits;
 use crate::leases::Leases;
@@ -38,6 +40,7 @@ pub struct Coordinator {
     pub(crate) meteor: Meteor,
     pub(crate) drain: Drain,
     pub(crate) fleet: Fleet,
+    pub(crate) finalizer: Finalizer,
     /// Redis's address (never its password), for the errors and the readiness that name it.
     pub(crate) redis_address: String,
 }
@@ -56,6 +59,8 @@ pub struct CoordinatorConfig {
     pub redis_ca: Option<PathBuf>,
     /// Model ids taken without a live worker (`--serve-model-ids`): scale from zero.
     pub serve_model_ids: Vec<String>,
+    /// Most jobs this coordinator finalizes (writes and scores) at once.
+    pub max_finalizing: usize,
 }
 
 /// TLS for the gRPC port: the server's certificate and key, and a CA that client certificates
@@ -107,15 +112,18 @@ impl Coordinator {
             intake: config.intake,
             meteor: std::sync::Arc::new(config.meteor.clone()),
             drain: Drain::default(),
+            finalizer: Finalizer::new(config.max_finalizing),
         })
     }
 
-    /// Finalizes running jobs whose every item has an outcome (a coordinator that died while
-    /// writing the output, or a write that failed), and forgets expired jobs and their outputs.
+    /// Hands to the finalizer the running jobs whose every item has an outcome (their last
+    /// result's finalization failed, or its coordinator died first) and the finalizing jobs
+    /// (the claim takes only those whose finalizer's lease ran out), and forgets expired jobs
+    /// and their outputs.
     pub async fn maintain(&self) -> Result<()> {
-        for job_id in self.store.running_jobs().await? {
-            if self.results.is_complete(&job_id).await? {
-                self.finalize(&job_id).await;
+        for (job_id, phase) in self.store.open_jobs().await? {
+            if phase == JobPhase::Finalizing || self.results.is_complete(&job_id).await? {
+                self.request_finalization(&job_id);
             }
         }
         for job_id in self.store.sweep_expired().await? {
@@ -129,6 +137,7 @@ impl Coordinator {
             self.leases.forget_job(&job_id);
         }
         self.events.prune();
+        crate::metrics::METRICS.maintenance_passes.inc();
         Ok(())
     }
 

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lorabeam_core::ModelLimits;
+use lorabeam_proto::job_state::{JobPhase, CLAIM_FINALIZATION, RENEW_FINALIZATION, TRANSITION};
 use lorabeam_proto::queue::{
-    job_fields as f, job_states, model_fields, stream_fields, Keys, ShardMessage, StoredJobSpec, StoredScores,
+    job_fields as f, job_states, model_fields, Keys, ShardMessage, StoredJobSpec, StoredScores,
 };
+use lorabeam_proto::queue_scripts::CREATE_JOB;
 use lorabeam_proto::v1::{JobState, JobStatus};
 use redis::aio::ConnectionManager;
 
@@ -45,6 +47,17 @@ const ADMISSION_GRACE: Duration = Duration::from_secs(600);
 /// A client's jobs set expires this long after its last admission.
 const CLIENT_SET_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// What a state change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Moved,
+    /// The state machine does not allow it from the job's state, named here.
+    Refused(String),
+    /// The job is finalizing under another finalizer's token.
+    NotFinalizer(String),
+    NoJob,
+}
+
 /// The per-client limit of running jobs, refused.
 pub fn running_limit(client: &str, running: usize) -> CoordinatorError {
     CoordinatorError::LimitExceeded {
@@ -61,6 +74,7 @@ pub fn now_ms() -> i64 {
 pub fn parse_state(state: &str) -> JobState {
     match state {
         job_states::RUNNING => JobState::Running,
+        job_states::FINALIZING => JobState::Finalizing,
         job_states::COMPLETED => JobState::Completed,
         job_states::COMPLETED_WITH_FAILURES => JobState::CompletedWithFailures,
         job_states::FAILED => JobState::Failed,
@@ -91,105 +105,68 @@ impl JobStore {
         Ok(redis::cmd("GET").arg(self.keys.idempotency(idempotency_key)).query_async(&mut self.con.clone()).await?)
     }
 
-    /// Stores a job and enqueues its shards atomically. With an idempotency key that another
-    /// job already holds, nothing is written and that job's id is returned instead. The job is
-    /// first admitted under its client's limit of running jobs, atomically in Redis, so
-    /// submissions racing each other cannot pass it together.
+    /// Stores a job and enqueues its shards in one atomic script ([`CREATE_JOB`]): with an
+    /// idempotency key that another job already holds, nothing is written and that job's id
+    /// is returned instead, and that job exists whole by then (concurrent submissions with one
+    /// key all get the one job). The job is admitted under its client's limit of running jobs
+    /// in the same step, so submissions racing each other cannot pass it together.
     pub async fn create(&self, job: &NewJob, max_running_per_client: usize) -> Result<Option<String>> {
         let mut con = self.con.clone();
+        lorabeam_proto::queue::ensure_queue(&mut con, &self.keys, &job.spec.model_id).await?;
+        let spec = serde_json::to_string(&job.spec).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         let key = &job.spec.idempotency_key;
-        if !key.is_empty() {
-            let claimed: bool = redis::cmd("SET")
-                .arg(self.keys.idempotency(key))
-                .arg(&job.job_id)
-                .arg("NX")
-                .query_async::<Option<String>>(&mut con)
-                .await?
-                .is_some();
-            if !claimed {
-                return self.job_for_key(key).await;
-            }
+        let now = now_ms();
+        let mut fields: Vec<(&str, String)> = vec![
+            (f::SPEC, spec),
+            (f::STATE, job_states::RUNNING.to_string()),
+            (f::RECORDS, job.records.to_string()),
+            (f::ITEMS, job.shards.iter().map(|s| s.items.len()).sum::<usize>().to_string()),
+            (f::SHARDS, job.shards.len().to_string()),
+            (f::RECORDS_DONE, "0".into()),
+            (f::ITEMS_DONE, "0".into()),
+            (f::GENERATED_TOKENS, "0".into()),
+            (f::CREATED_MS, now.to_string()),
+            (f::CLIENT, job.client.clone()),
+        ];
+        if let Some(tp) = &job.job_traceparent {
+            fields.push((f::TRACEPARENT, tp.clone()));
         }
-        let stored = match self.admit(job, max_running_per_client).await {
-            Ok(()) => self.store_new(job).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = stored {
-            let mut undo = redis::pipe();
-            undo.zrem(self.keys.client_jobs(&job.client), &job.job_id).ignore();
-            if !key.is_empty() {
-                undo.del(self.keys.idempotency(key)).ignore();
-            }
-            let _: redis::RedisResult<()> = undo.query_async(&mut con).await;
-            return Err(e);
-        }
-        Ok(None)
-    }
-
-    /// Counts the job against its client's limit of running jobs, or refuses it.
-    async fn admit(&self, job: &NewJob, limit: usize) -> Result<()> {
-        let admitted: i64 = lorabeam_proto::queue_scripts::ADMIT_JOB
+        let mut call = CREATE_JOB.prepare_invoke();
+        let idempotency = if key.is_empty() { self.keys.idempotency("-") } else { self.keys.idempotency(key) };
+        call.key(idempotency)
             .key(self.keys.client_jobs(&job.client))
-            .arg(limit)
+            .key(self.keys.job(&job.job_id))
+            .key(self.keys.plan(&job.job_id))
+            .key(self.keys.references(&job.job_id))
+            .key(self.keys.jobs())
+            .key(self.keys.queue(&job.spec.model_id))
+            .key(self.keys.entries(&job.job_id));
+        call.arg(if key.is_empty() { "0" } else { "1" })
             .arg(&job.job_id)
-            .arg(now_ms())
+            .arg(max_running_per_client)
+            .arg(now)
             .arg(self.keys.job_prefix())
             .arg(ADMISSION_GRACE.as_millis() as u64)
             .arg(CLIENT_SET_LIFETIME.as_millis() as u64)
-            .invoke_async(&mut self.con.clone())
-            .await?;
-        if admitted < 0 {
-            return Err(running_limit(&job.client, admitted.unsigned_abs() as usize));
-        }
-        Ok(())
-    }
-
-    /// Writes an admitted job and its shards.
-    async fn store_new(&self, job: &NewJob) -> Result<()> {
-        let mut con = self.con.clone();
-        let spec = serde_json::to_string(&job.spec).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-        let queue = self.keys.queue(&job.spec.model_id);
-        lorabeam_proto::queue::ensure_queue(&mut con, &self.keys, &job.spec.model_id).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.hset_multiple(
-            self.keys.job(&job.job_id),
-            &[
-                (f::SPEC, spec),
-                (f::STATE, job_states::RUNNING.to_string()),
-                (f::RECORDS, job.records.to_string()),
-                (f::ITEMS, job.shards.iter().map(|s| s.items.len()).sum::<usize>().to_string()),
-                (f::SHARDS, job.shards.len().to_string()),
-                (f::RECORDS_DONE, "0".into()),
-                (f::ITEMS_DONE, "0".into()),
-                (f::GENERATED_TOKENS, "0".into()),
-                (f::CREATED_MS, now_ms().to_string()),
-            ],
-        )
-        .ignore();
-        pipe.set(self.keys.plan(&job.job_id), job.plan.as_slice()).ignore();
-        if let Some(references) = &job.references {
-            pipe.set(self.keys.references(&job.job_id), references).ignore();
-        }
-        pipe.zadd(self.keys.jobs(), &job.job_id, now_ms()).ignore();
-        pipe.hset(self.keys.job(&job.job_id), f::CLIENT, &job.client).ignore();
-        if let Some(tp) = &job.job_traceparent {
-            pipe.hset(self.keys.job(&job.job_id), f::TRACEPARENT, tp).ignore();
+            .arg(job.plan.as_slice())
+            .arg(if job.references.is_some() { "1" } else { "0" })
+            .arg(job.references.as_deref().unwrap_or(""))
+            .arg(fields.len());
+        for (field, value) in &fields {
+            call.arg(*field).arg(value);
         }
         for (k, shard) in job.shards.iter().enumerate() {
             let body = serde_json::to_string(shard).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-            let mut fields = vec![(stream_fields::SHARD, body)];
-            if let Some(Some(tp)) = job.shard_traceparents.get(k) {
-                fields.push((stream_fields::TRACEPARENT, tp.clone()));
-            }
-            pipe.xadd(&queue, "*", &fields);
+            let tp = job.shard_traceparents.get(k).cloned().flatten().unwrap_or_default();
+            call.arg(body).arg(tp);
         }
-        let entry_ids: Vec<String> = pipe.query_async(&mut con).await?;
-        if !entry_ids.is_empty() {
-            let _: () =
-                redis::cmd("RPUSH").arg(self.keys.entries(&job.job_id)).arg(&entry_ids).query_async(&mut con).await?;
+        let (outcome, detail): (String, String) = call.invoke_async(&mut con).await?;
+        match outcome.as_str() {
+            "created" => Ok(None),
+            "existing" => Ok(Some(detail)),
+            "full" => Err(running_limit(&job.client, detail.parse().unwrap_or(max_running_per_client))),
+            other => Err(CoordinatorError::Internal(format!("job creation answered `{other}`"))),
         }
-        Ok(())
     }
 
     /// The job hash, or `JobNotFound`.
@@ -230,22 +207,24 @@ impl JobStore {
         for job_id in admitted {
             let state: Option<String> =
                 redis::cmd("HGET").arg(self.keys.job(&job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
-            count += usize::from(state.as_deref() == Some(job_states::RUNNING));
+            count += usize::from(state.as_deref().and_then(JobPhase::parse).is_some_and(|p| !p.is_terminal()));
         }
         Ok(count)
     }
 
-    /// Ids of the jobs still running, oldest first.
-    pub async fn running_jobs(&self) -> Result<Vec<String>> {
-        let mut running = Vec::new();
+    /// Ids of the jobs that have not ended (running or finalizing), oldest first, with their
+    /// state.
+    pub async fn open_jobs(&self) -> Result<Vec<(String, JobPhase)>> {
+        let mut open = Vec::new();
         for job_id in self.job_ids().await? {
             let state: Option<String> =
                 redis::cmd("HGET").arg(self.keys.job(&job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
-            if state.as_deref() == Some(job_states::RUNNING) {
-                running.push(job_id);
+            match state.as_deref().and_then(JobPhase::parse) {
+                Some(phase) if !phase.is_terminal() => open.push((job_id, phase)),
+                _ => {}
             }
         }
-        Ok(running)
+        Ok(open)
     }
 
     /// Up to `size` job ids after `after`, in the jobs set's order (creation time, then id),
@@ -292,26 +271,27 @@ impl JobStore {
         Ok(redis::cmd("ZRANGE").arg(self.keys.jobs()).arg(0).arg(-1).query_async(&mut self.con.clone()).await?)
     }
 
-    /// Cancels a running job: its queued shards are deleted, results that still arrive are
-    /// dropped. Returns false when the job had already ended.
+    /// Cancels a job that has not ended (running, or finalizing: the cancel wins, and the
+    /// finalizer withdraws its output): its queued shards are deleted, results that still
+    /// arrive are dropped. Returns false when the job had already ended.
     pub async fn cancel(&self, job_id: &str) -> Result<bool> {
         let mut con = self.con.clone();
-        let hash = self.job_hash(job_id).await?;
-        if hash.get(f::STATE).map(String::as_str) != Some(job_states::RUNNING) {
+        let spec = self.spec(job_id).await?;
+        let finished = now_ms().to_string();
+        let moved = self.transition(job_id, JobPhase::Cancelled, "", &[(f::FINISHED_MS, finished)]).await?;
+        if moved != Transition::Moved {
             return Ok(false);
         }
-        let spec = parse_spec(job_id, &hash)?;
         let entries: Vec<String> =
             redis::cmd("LRANGE").arg(self.keys.entries(job_id)).arg(0).arg(-1).query_async(&mut con).await?;
         let queue = self.keys.queue(&spec.model_id);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.hset(self.keys.job(job_id), f::STATE, job_states::CANCELLED).ignore();
-        pipe.hset(self.keys.job(job_id), f::FINISHED_MS, now_ms()).ignore();
-        for chunk in entries.chunks(1000) {
-            pipe.cmd("XDEL").arg(&queue).arg(chunk).ignore();
+        if !entries.is_empty() {
+            let mut pipe = redis::pipe();
+            for chunk in entries.chunks(1000) {
+                pipe.cmd("XDEL").arg(&queue).arg(chunk).ignore();
+            }
+            let _: () = pipe.query_async(&mut con).await?;
         }
-        let _: () = pipe.query_async(&mut con).await?;
         // Deleted shards no worker read still count as lag in Redis: scale-to-zero needs 0.
         let _: i64 = lorabeam_proto::queue_scripts::RESYNC_LAG
             .key(&queue)
@@ -322,18 +302,72 @@ impl JobStore {
         Ok(true)
     }
 
-    /// Marks a job final (completed, with failures, or failed), with `extra` job-hash fields
-    /// (its scores), and starts its retention clock.
+    /// Moves a job to `to` through the one script that may change its state (see
+    /// `lorabeam_proto::job_state`), setting `fields` in the same step.
+    pub async fn transition(
+        &self,
+        job_id: &str,
+        to: JobPhase,
+        finalizer: &str,
+        fields: &[(&'static str, String)],
+    ) -> Result<Transition> {
+        let mut call = TRANSITION.key(self.keys.job(job_id));
+        call.arg(to.as_str()).arg(finalizer);
+        for (field, value) in fields {
+            call.arg(*field).arg(value);
+        }
+        let (moved, current): (i64, String) = call.invoke_async(&mut self.con.clone()).await?;
+        Ok(match moved {
+            1 => Transition::Moved,
+            -1 => Transition::NotFinalizer(current),
+            _ if current.is_empty() => Transition::NoJob,
+            _ => Transition::Refused(current),
+        })
+    }
+
+    /// Takes a job's finalization under `token` for `lease`: a complete running job, or a
+    /// finalizing one whose finalizer's lease ran out. Returns whether it was taken.
+    pub async fn claim_finalization(&self, job_id: &str, token: &str, lease: Duration) -> Result<bool> {
+        let claimed: i64 = CLAIM_FINALIZATION
+            .key(self.keys.job(job_id))
+            .arg(token)
+            .arg(now_ms())
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        if claimed == 2 {
+            tracing::warn!(%job_id, "took over the finalization of a job whose finalizer's lease ran out");
+        }
+        Ok(claimed > 0)
+    }
+
+    /// Extends a finalizer's lease (a zero lease hands the job back at once); false when the
+    /// job is no longer finalizing under `token` (cancelled, or taken over).
+    pub async fn renew_finalization(&self, job_id: &str, token: &str, lease: Duration) -> Result<bool> {
+        let renewed: i64 = RENEW_FINALIZATION
+            .key(self.keys.job(job_id))
+            .arg(token)
+            .arg(now_ms())
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Ends a job this finalizer holds (completed, with failures, or failed), with `extra`
+    /// job-hash fields (its scores), and starts its retention clock. Refused, and nothing
+    /// written, when the job was cancelled meanwhile or another finalizer took it over.
     pub async fn finish(
         &self,
         job_id: &str,
-        state: &str,
+        finalizer: &str,
+        state: JobPhase,
         output: Option<&str>,
         error: Option<&str>,
         extra: &[(&'static str, String)],
-    ) -> Result<()> {
+    ) -> Result<Transition> {
         let spec = self.spec(job_id).await?;
-        let mut fields = vec![(f::STATE, state.to_string()), (f::FINISHED_MS, now_ms().to_string())];
+        let mut fields = vec![(f::FINISHED_MS, now_ms().to_string())];
         fields.extend(extra.iter().cloned());
         if let Some(output) = output {
             fields.push((f::OUTPUT, output.to_string()));
@@ -341,12 +375,12 @@ impl JobStore {
         if let Some(error) = error {
             fields.push((f::ERROR, error.to_string()));
         }
-        let _: () = redis::pipe()
-            .hset_multiple(self.keys.job(job_id), &fields)
-            .del(self.keys.entries(job_id))
-            .query_async(&mut self.con.clone())
-            .await?;
-        self.expire(job_id, &spec).await
+        let moved = self.transition(job_id, state, finalizer, &fields).await?;
+        if moved == Transition::Moved {
+            let _: () = redis::cmd("DEL").arg(self.keys.entries(job_id)).query_async(&mut self.con.clone()).await?;
+            self.expire(job_id, &spec).await?;
+        }
+        Ok(moved)
     }
 
     async fn expire(&self, job_id: &str, spec: &StoredJobSpec) -> Result<()> {

@@ -218,36 +218,12 @@ impl Coordinator {
             }
             Stored::Accepted { added, complete } => {
                 if added > 0 && complete {
-                    self.finalize(job_id).await;
+                    self.request_finalization(job_id);
                 }
                 self.events.notify(job_id);
             }
         }
         Ok(())
-    }
-
-    /// Writes a complete job's output. A failure leaves the job running; the maintenance loop
-    /// tries again.
-    pub async fn finalize(&self, job_id: &str) {
-        let span = info_span!("complete_job", job_id);
-        if let Ok(tp) = self.store.job_traceparent(job_id).await {
-            parent_from_traceparent(&span, &tp);
-        }
-        match self.results.finalize(job_id, &self.output_dir, &self.meteor).instrument(span.clone()).await {
-            Ok(path) => {
-                tracing::info!(%job_id, output = %path.display(), "job completed");
-                self.results.forget(job_id);
-                self.leases.forget_job(job_id);
-                if let Ok(hash) = self.store.job_hash(job_id).await {
-                    crate::traces::record_job_span(job_id, &hash);
-                }
-            }
-            Err(e) => {
-                set_error(&span, e.to_string());
-                tracing::error!(%job_id, error = %e, "could not write the job's output; will retry");
-            }
-        }
-        self.events.notify(job_id);
     }
 }
 

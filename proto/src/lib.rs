@@ -15,6 +15,7 @@ pub mod cli_flags;
 pub mod connect;
 pub mod error_text;
 pub mod heartbeat;
+pub mod job_state;
 pub mod metrics_http;
 pub mod queue;
 pub mod queue_scripts;
@@ -58,7 +59,10 @@ pub fn job_state_name(state: i32) -> String {
 
 /// Whether a job in this state will change no more.
 pub fn job_state_is_final(state: i32) -> bool {
-    !matches!(v1::JobState::try_from(state), Ok(v1::JobState::Running) | Ok(v1::JobState::Unspecified) | Err(_))
+    !matches!(
+        v1::JobState::try_from(state),
+        Ok(v1::JobState::Running) | Ok(v1::JobState::Finalizing) | Ok(v1::JobState::Unspecified) | Err(_)
+    )
 }
 
 /// Resolves on SIGTERM or Ctrl-C: how every lorabeam process learns it should stop.

@@ -20,7 +20,7 @@
 //! - `{prefix}:idempotency:{key}` — the job id a client's idempotency key created.
 //! - `{prefix}:client:{client}:jobs` — a sorted set of the jobs a client (peer address)
 //!   submitted that may still run, by admission time: the per-client limit is counted on it
-//!   atomically (see `queue_scripts::ADMIT_JOB`), and it is pruned there too.
+//!   atomically (see `queue_scripts::CREATE_JOB`), and it is pruned there too.
 //! - `{prefix}:model:{model_id}` — a hash of the limits a worker serving the model registered
 //!   (see [`model_fields`]), so the coordinator checks jobs against the real model.
 //! - `{prefix}:registered_models` — a set of every model id a worker ever registered or
@@ -85,6 +85,10 @@ pub mod job_fields {
     pub const SCORES: &str = "scores";
     /// Why a job submitted with `score` could not be scored.
     pub const SCORES_ERROR: &str = "scores_error";
+    /// The token of the coordinator finalizing the job (see `job_state`).
+    pub const FINALIZER: &str = "finalizer";
+    /// When that finalizer's lease runs out (ms since the epoch) unless it renews it.
+    pub const FINALIZER_UNTIL: &str = "finalizer_until";
 }
 
 /// Fields of the model hash.
@@ -96,13 +100,16 @@ pub mod model_fields {
     pub const LEASE_MS: &str = "lease_ms";
 }
 
-/// Values of [`job_fields::STATE`].
+/// Values of [`job_fields::STATE`]: the names of [`crate::job_state::JobPhase`].
 pub mod job_states {
-    pub const RUNNING: &str = "running";
-    pub const COMPLETED: &str = "completed";
-    pub const COMPLETED_WITH_FAILURES: &str = "completed_with_failures";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
+    use crate::job_state::JobPhase;
+
+    pub const RUNNING: &str = JobPhase::Running.as_str();
+    pub const FINALIZING: &str = JobPhase::Finalizing.as_str();
+    pub const COMPLETED: &str = JobPhase::Completed.as_str();
+    pub const COMPLETED_WITH_FAILURES: &str = JobPhase::CompletedWithFailures.as_str();
+    pub const FAILED: &str = JobPhase::Failed.as_str();
+    pub const CANCELLED: &str = JobPhase::Cancelled.as_str();
 }
 
 /// Key names under one prefix, so several deployments can share a Redis.

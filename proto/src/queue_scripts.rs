@@ -99,30 +99,60 @@ return {{1, state}}
     ))
 });
 
-/// Admits a job under its client's limit of running jobs, atomically: concurrent submissions
-/// cannot all see room for one more. Members whose job has ended, or that were admitted but
-/// never stored (their coordinator died in between) for longer than the grace, are pruned
-/// first. KEYS: the client's jobs set. ARGV: limit, job id, now (ms), the job-hash key prefix,
-/// grace (ms), the set's lifetime (ms). Returns the running count with the job admitted, or
-/// -n (n: the count) when it is full and the job was not admitted.
-pub static ADMIT_JOB: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Creates a job in one atomic step, so that whoever sees any part of it sees all of it: with
+/// an idempotency key that another job already holds, nothing is written and that job's id is
+/// returned; otherwise the job is admitted under its client's limit of running jobs (members
+/// whose job has ended, or that were admitted but never stored for longer than the grace, are
+/// pruned first), and its hash, plan, references, place in the jobs set, shards, their entry
+/// ids and the idempotency key are written together.
+/// KEYS: idempotency key (any name when ARGV[1] is 0), the client's jobs set, job hash, plan,
+/// references, jobs set, the model's stream, the job's entries list.
+/// ARGV: has key (1|0), job id, limit, now (ms), the job-hash key prefix, grace (ms), the client
+/// set's lifetime (ms), plan, has references (1|0), references, the number `n` of job-hash
+/// fields, `n` field/value pairs, then per shard its body and traceparent (`''`: none).
+/// Returns {'created', ''}, {'existing', job id} or {'full', running count}.
+pub static CREATE_JOB: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
-local now = tonumber(ARGV[3])
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  local state = redis.call('HGET', ARGV[4] .. members[i], '{state}')
-  local stale = (state and state ~= '{running}') or (not state and now - tonumber(members[i + 1]) > tonumber(ARGV[5]))
-  if stale then redis.call('ZREM', KEYS[1], members[i]) end
+if ARGV[1] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return {{'existing', existing}} end
 end
-local n = redis.call('ZCARD', KEYS[1])
-if n >= tonumber(ARGV[1]) then return -n end
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return n + 1
+local now = tonumber(ARGV[4])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local state = redis.call('HGET', ARGV[5] .. members[i], '{state}')
+  local open = state == '{running}' or state == '{finalizing}'
+  local stale = (state and not open) or (not state and now - tonumber(members[i + 1]) > tonumber(ARGV[6]))
+  if stale then redis.call('ZREM', KEYS[2], members[i]) end
+end
+local running = redis.call('ZCARD', KEYS[2])
+if running >= tonumber(ARGV[3]) then return {{'full', tostring(running)}} end
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+local fields = tonumber(ARGV[11])
+local first = 12
+for i = first, first + 2 * fields - 1, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[4], ARGV[8])
+if ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[10]) end
+redis.call('ZADD', KEYS[6], now, ARGV[2])
+for i = first + 2 * fields, #ARGV - 1, 2 do
+  local id
+  if ARGV[i + 1] == '' then
+    id = redis.call('XADD', KEYS[7], '*', '{shard}', ARGV[i])
+  else
+    id = redis.call('XADD', KEYS[7], '*', '{shard}', ARGV[i], '{traceparent}', ARGV[i + 1])
+  end
+  redis.call('RPUSH', KEYS[8], id)
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2]) end
+return {{'created', ''}}
 ",
         state = f::STATE,
         running = job_states::RUNNING,
+        finalizing = job_states::FINALIZING,
+        shard = crate::queue::stream_fields::SHARD,
+        traceparent = crate::queue::stream_fields::TRACEPARENT,
     ))
 });
 
