@@ -331,3 +331,6 @@ fn prefill_flops(model: &Gpt2, len: usize) -> f64 {
     let attention: f64 = (1..=len).map(|p| 2.0 * l * 2.0 * e * p as f64).sum();
     2.0 * l * 12.0 * e * e * len as f64 + attention + 2.0 * e * c.vocab_size as f64
 }
+
+#[cfg(test)]
+mod tests;
