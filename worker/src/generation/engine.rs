@@ -176,7 +176,12 @@ impl<'m> Engine<'m> {
                 admitted.extend(held.take());
             }
             if !admitted.is_empty() {
-                running.extend(self.start(admitted, &mut kv, &mut stats)?);
+                // Items the first step already finished (`eval_len` 1) leave now: one more step
+                // would run past the KV sized for them.
+                let (done, started): (Vec<Running>, Vec<Running>) =
+                    self.start(admitted, &mut kv, &mut stats)?.into_iter().partition(|g| g.search.is_finished());
+                self.emit(done, &mut kv, &mut stats, &mut on_result);
+                running.extend(started);
                 // Items of one adapter side by side, so each adapter's rows are one matmul.
                 running.sort_by(|a, b| adapter_name(&a.adapter).cmp(&adapter_name(&b.adapter)));
             }
@@ -199,14 +204,25 @@ impl<'m> Engine<'m> {
             let (finished, still): (Vec<Running>, Vec<Running>) =
                 running.into_iter().partition(|group| group.search.is_finished());
             running = still;
-            for group in finished {
-                let generated = (group.cache.steps() + 1) * beams;
-                on_result(group.key, group.search.prediction(self.params.eval_len), generated);
-                stats.items += 1;
-                kv.release(group.cache);
-            }
+            self.emit(finished, &mut kv, &mut stats, &mut on_result);
         }
         Ok(stats)
+    }
+
+    /// Hands finished groups' predictions out and frees their KV.
+    fn emit(
+        &self,
+        finished: Vec<Running>,
+        kv: &mut BatchKv,
+        stats: &mut EngineStats,
+        on_result: &mut impl FnMut(usize, Vec<u32>, usize),
+    ) {
+        for group in finished {
+            let generated = (group.cache.steps() + 1) * self.params.beam;
+            on_result(group.key, group.search.prediction(self.params.eval_len), generated);
+            stats.items += 1;
+            kv.release(group.cache);
+        }
     }
 
     /// Prefills new items and takes their first step (the reference's step 0, where all beams

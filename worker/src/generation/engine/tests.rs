@@ -325,13 +325,10 @@ fn first_step_context_chooses_only_the_first_token() {
     assert_eq!(predict, [&[first][..], &rest].concat());
 }
 
-/// gpt2_beam.py with `--eval_len 1` writes the best first token. Ignored until fixed:
-/// `run_source` also steps the groups that `start` just made final, so with `eval_len` 1 a
-/// group is advanced to length 2, where `advance` no longer finishes it at `eval_len` and the
-/// bound keeps it going; it steps on until its KV cache (sized for `eval_len - 1` steps) fails,
-/// and `run` returns a libtorch error on either attention path.
+/// gpt2_beam.py with `--eval_len 1` writes the best first token. `run_source` once stepped the
+/// groups that `start` had just made final too, so with `eval_len` 1 a group was advanced past
+/// its KV cache (sized for `eval_len - 1` steps) and `run` failed with a libtorch error.
 #[test]
-#[ignore = "bug: an item final after its first step is stepped again; eval_len 1 fails"]
 fn eval_len_one_writes_the_best_first_token() {
     let model = model();
     let first = decode_one(&model, &valid(params(1, 2)), item(0, CONTEXTS[0]))[0];
