@@ -6,7 +6,7 @@ mod support;
 
 use lorabeam_proto::v1::{self, JobServiceClient, JobStatus, SubmitItem};
 use support::cluster::http_get;
-use support::rogue::{as_consumer, take_lease};
+use support::rogue::{as_consumer, register_consumer, take_lease};
 use support::submissions::*;
 use support::*;
 use tonic::Code;
@@ -19,6 +19,7 @@ fn malformed_job_ids_are_not_found_and_never_reach_redis() {
     };
     let lone = LoneCoordinator::start(&[]);
     let (redis, coordinator, runtime) = (&lone.redis, &lone.coordinator, &lone.runtime);
+    register_consumer(redis, "w");
     runtime.block_on(async {
         let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");
         let job = submit_good(&mut client).await;
@@ -227,6 +228,7 @@ fn oversize_and_undecodable_messages_are_errors_the_caller_sees() {
     };
     let lone = LoneCoordinator::start(&["--max-message-bytes", "1048576"]);
     let (coordinator, runtime) = (&lone.coordinator, &lone.runtime);
+    register_consumer(&lone.redis, "w");
     let huge_id = format!("job-{}", "0".repeat(2 << 20));
     let too_large = |rpc: &str, status: tonic::Status| {
         assert_eq!(status.code(), Code::ResourceExhausted, "{rpc}: {}", status.message());

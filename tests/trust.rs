@@ -10,7 +10,7 @@ use lorabeam_proto::v1::{
     WorkerReport, WorkerServiceClient,
 };
 use support::cluster::{http_get, wait_until, worker, Coordinator, Redis};
-use support::rogue::{expire_lease, report_as, take_lease, Lease};
+use support::rogue::{expire_lease, register_consumer, report_as, take_lease, Lease};
 use support::submissions::{chunk, counter, end_of, small, spec, LoneCoordinator};
 use support::*;
 use tonic::Code;
@@ -215,7 +215,7 @@ fn a_worker_is_trusted_only_for_the_shards_it_holds() {
     use Code::{InvalidArgument, PermissionDenied};
     let cases: Vec<(&str, &str, WorkerReport, Code, &str)> = vec![
         ("another's lease", "b", result(&a, 0, good.clone()), PermissionDenied, &not_b),
-        ("an unknown consumer", "zed", result(&a, 0, good.clone()), PermissionDenied, "is not leased to consumer"),
+        ("an unproven consumer", "zed", result(&a, 0, good.clone()), PermissionDenied, "no live worker registered it"),
         ("a failure on another's lease", "b", failed(&a, 1), PermissionDenied, "is not leased to consumer"),
         ("a finish on another's lease", "b", finished(&a), PermissionDenied, "is not leased to consumer"),
         ("an entry never leased", "a", result(&made_up_entry, 0, good.clone()), PermissionDenied, "is gone"),
@@ -265,6 +265,7 @@ fn a_worker_is_trusted_only_for_the_shards_it_holds() {
     let queue = "lorabeam:queue:tiny";
     assert_eq!(redis.cli(&["XACK", queue, "workers", &a.entry_id]), "1");
     expire_lease(redis, "tiny", "b", &b.entry_id);
+    register_consumer(redis, "c");
     let reclaimed = redis.cli(&["XAUTOCLAIM", queue, "workers", "c", "1000", "0-0", "COUNT", "1", "JUSTID"]);
     assert_eq!(reclaimed.lines().nth(1), Some(b.entry_id.as_str()), "c holds b's shard: {reclaimed}");
     let late = runtime.block_on(report_as(&url, "b", vec![result(&b, 2, padded(&[7]))])).expect_err("b's lease is c's");
@@ -293,6 +294,76 @@ fn a_worker_is_trusted_only_for_the_shards_it_holds() {
     assert_eq!(status.state, JobState::CompletedWithFailures as i32, "{status:?}");
     assert_eq!((status.shards_done, status.shards, status.failed_ids.clone()), (3, 3, vec![1]));
     let metrics = http_get(coordinator.metrics_port, "/metrics");
-    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"not_lease_holder\"}"), 6.0, "{metrics}");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"not_lease_holder\"}"), 5.0, "{metrics}");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"unproven_consumer\"}"), 1.0, "{metrics}");
     assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"bad_worker_report\"}"), 14.0, "{metrics}");
+}
+
+/// A holder of the worker token alone cannot speak for a real worker: it learns the worker's
+/// consumer name from ListWorkers and its shard's queue entry, and sends a Report as that
+/// consumer, without the secret the worker registered in Redis, or with a guessed one. Both
+/// streams are refused PERMISSION_DENIED as they open, nothing is stored, and the job completes
+/// with the real worker's results.
+#[test]
+fn a_forged_report_for_another_workers_consumer_is_refused() {
+    use lorabeam_proto::queue::{CONSUMER_METADATA, CONSUMER_SECRET_METADATA};
+    use lorabeam_proto::v1::ListWorkersRequest;
+    use tonic::metadata::BinaryMetadataValue;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+    let _worker = worker(&redis, &coordinator.url(), dir.path(), "w", "tiny", &["--engine", "echo"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let url = coordinator.url();
+    let consumer = runtime.block_on(async {
+        let mut client = JobServiceClient::connect(url.clone()).await.expect("connect");
+        let mut consumer = None;
+        for _ in 0..200 {
+            let workers = client.list_workers(ListWorkersRequest {}).await.expect("list").into_inner().workers;
+            consumer = workers.first().map(|w| w.worker_id.clone());
+            if consumer.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        consumer.expect("the worker is listed")
+    });
+    let forged = |secret: Option<&str>| {
+        let report = WorkerReport {
+            report: Some(Report::Finished(ShardFinished {
+                job_id: "job-0000000000000000".into(),
+                shard_id: "s000000".into(),
+                entry_id: "1-0".into(),
+                ..Default::default()
+            })),
+        };
+        let mut request = tonic::Request::new(tokio_stream::iter(vec![report]));
+        request.metadata_mut().insert_bin(CONSUMER_METADATA, BinaryMetadataValue::from_bytes(consumer.as_bytes()));
+        if let Some(secret) = secret {
+            request
+                .metadata_mut()
+                .insert_bin(CONSUMER_SECRET_METADATA, BinaryMetadataValue::from_bytes(secret.as_bytes()));
+        }
+        runtime.block_on(async {
+            let mut client = WorkerServiceClient::connect(url.clone()).await.expect("connect");
+            client.report(request).await.map(|_| ()).expect_err("a forged stream is refused")
+        })
+    };
+    for (what, secret) in [("no secret", None), ("a guessed secret", Some("0123456789abcdef0123456789abcdef"))] {
+        let status = forged(secret);
+        assert_eq!(status.code(), Code::PermissionDenied, "{what}: {}", status.message());
+        assert!(
+            status.message().starts_with(&format!("not this worker's consumer: consumer {consumer}")),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    let data = head(&conformance_dir().join("data/e2e_test_public.jsonl"), 6, dir.path(), "six.jsonl");
+    let mut args = strings(&["submit", "--coordinator", &url, "--model-id", "tiny", "--wait", "--data"]);
+    args.push(data.to_str().expect("utf-8").into());
+    args.extend(decode_flags("greedy-f64"));
+    let out = lorabeam(&args);
+    assert!(out.status.success(), "the real worker's reports are taken: {}", String::from_utf8_lossy(&out.stderr));
+    let metrics = http_get(coordinator.metrics_port, "/metrics");
+    assert_eq!(counter(&metrics, "lorabeam_errors_total{kind=\"unproven_consumer\"}"), 2.0, "{metrics}");
 }

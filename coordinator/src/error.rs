@@ -41,6 +41,10 @@ pub enum CoordinatorError {
     /// A report for a shard whose lease (queue entry) is not the reporting worker's.
     #[error("not this worker's lease: {0}")]
     NotLeaseHolder(String),
+    /// A Report stream whose secret is not the one its consumer registered in Redis: it may
+    /// not speak for that consumer.
+    #[error("not this worker's consumer: {0}")]
+    UnprovenConsumer(String),
     /// A SubmitJob stream that sent nothing for longer than the intake's idle timeout.
     #[error("submission idle: {0}")]
     SubmissionIdle(String),
@@ -78,6 +82,7 @@ impl CoordinatorError {
             CoordinatorError::BadPageToken(_) => "bad_page_token",
             CoordinatorError::BadWorkerReport(_) => "bad_worker_report",
             CoordinatorError::NotLeaseHolder(_) => "not_lease_holder",
+            CoordinatorError::UnprovenConsumer(_) => "unproven_consumer",
             CoordinatorError::SubmissionIdle(_) => "submission_idle",
             CoordinatorError::TruncatedSubmission(_) => "truncated_submission",
             CoordinatorError::IdempotencyConflict { .. } => "idempotency_conflict",
@@ -107,7 +112,7 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::JobNotRunning { .. }
             | CoordinatorError::JobEndedShort { .. }
             | CoordinatorError::UnknownModel { .. } => Code::FailedPrecondition,
-            CoordinatorError::NotLeaseHolder(_) => Code::PermissionDenied,
+            CoordinatorError::NotLeaseHolder(_) | CoordinatorError::UnprovenConsumer(_) => Code::PermissionDenied,
             CoordinatorError::SubmissionIdle(_) => Code::DeadlineExceeded,
             CoordinatorError::IdempotencyConflict { .. } => Code::AlreadyExists,
             CoordinatorError::Stream(status) => return status.clone(),

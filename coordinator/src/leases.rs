@@ -9,11 +9,17 @@ use std::sync::{Arc, Mutex};
 
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::queue::{
-    is_entry_id, job_states, stream_fields, ShardMessage, CONSUMER_METADATA, MAX_CONSUMER_BYTES, WORKER_GROUP,
+    is_entry_id, job_states, stream_fields, ShardMessage, CONSUMER_METADATA, CONSUMER_SECRET_METADATA,
+    MAX_CONSUMER_BYTES, WORKER_GROUP,
 };
 use tonic::metadata::MetadataMap;
 
 use crate::error::{CoordinatorError, Result};
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 use crate::store::JobStore;
 
 /// Shards kept in memory at most; past it the cache starts again (it is only a cache).
@@ -213,6 +219,29 @@ pub enum Marked {
 }
 
 impl Leases {
+    /// Checks that a Report stream speaks for its consumer: it carries the secret that consumer
+    /// registered in Redis when its worker started (and refreshes with every heartbeat). The
+    /// worker token lets a client open Report streams; only Redis credentials let it register
+    /// a consumer, so a token holder cannot report for another worker's leases.
+    pub async fn prove(&self, consumer: &Consumer, metadata: &MetadataMap) -> Result<()> {
+        let unproven = |why: &str| CoordinatorError::UnprovenConsumer(format!("consumer {}: {why}", consumer.as_str()));
+        let given = metadata
+            .get_bin(CONSUMER_SECRET_METADATA)
+            .and_then(|v| v.to_bytes().ok())
+            .ok_or_else(|| unproven(&format!("the stream carries no `{CONSUMER_SECRET_METADATA}` metadata")))?;
+        let key = self.store.keys.consumer_secret(consumer.as_str());
+        let registered: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut self.store.con.clone()).await?;
+        let Some(registered) = registered else {
+            return Err(unproven(
+                "no live worker registered it (a worker registers its consumer at start and with every heartbeat)",
+            ));
+        };
+        if !same_secret(&registered, &given) {
+            return Err(unproven("the secret is not the one its worker registered"));
+        }
+        Ok(())
+    }
+
     /// Records that every item of a shard has an outcome, if the lease is the consumer's and
     /// that holds (checked and written in one script).
     pub async fn mark_shard_done(&self, job_id: &str, lease: &ShardLease<'_>, shard: &LeasedShard) -> Result<Marked> {

@@ -41,7 +41,7 @@ pub struct Metrics {
 /// Every `kind` of `lorabeam_errors_total` ([`CoordinatorError::kind`]) and every `limit` of
 /// `lorabeam_limit_rejections_total`: their series start at 0, so dashboards and alerts see
 /// them (and their HELP and TYPE) before the first error.
-pub const ERROR_KINDS: [&str; 21] = [
+pub const ERROR_KINDS: [&str; 22] = [
     "redis",
     "corrupt_state",
     "invalid_spec",
@@ -56,6 +56,7 @@ pub const ERROR_KINDS: [&str; 21] = [
     "bad_page_token",
     "bad_worker_report",
     "not_lease_holder",
+    "unproven_consumer",
     "submission_idle",
     "truncated_submission",
     "idempotency_conflict",

@@ -310,6 +310,7 @@ impl WorkerService for Coordinator {
         request: Request<Streaming<WorkerReport>>,
     ) -> std::result::Result<Response<Self::ReportStream>, Status> {
         let consumer = Consumer::from_metadata(request.metadata()).map_err(rpc_error)?;
+        self.leases.prove(&consumer, request.metadata()).await.map_err(rpc_error)?;
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(self.clone().follow_reports(consumer, request.into_inner(), tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -43,6 +43,10 @@ pub const WORKER_GROUP: &str = "workers";
 /// coordinator takes reports only for shards whose pending entry that consumer owns. Binary
 /// (`-bin`), so any worker name fits.
 pub const CONSUMER_METADATA: &str = "lorabeam-consumer-bin";
+/// Report-stream metadata: the secret the worker registered for its consumer name in Redis
+/// ([`Keys::consumer_secret`]). Only a holder of Redis credentials can register one, so a
+/// holder of the worker token alone cannot speak for another worker's consumer.
+pub const CONSUMER_SECRET_METADATA: &str = "lorabeam-consumer-secret-bin";
 
 /// Longest consumer name a worker may declare, in bytes.
 pub const MAX_CONSUMER_BYTES: usize = 256;
@@ -131,6 +135,11 @@ impl Keys {
 
     pub fn queue(&self, model_id: &str) -> String {
         format!("{}:queue:{model_id}", self.prefix)
+    }
+
+    /// The secret a live worker registered for its consumer name (expires with its heartbeat).
+    pub fn consumer_secret(&self, consumer: &str) -> String {
+        format!("{}:consumer:{consumer}:secret", self.prefix)
     }
 
     pub fn job(&self, job_id: &str) -> String {

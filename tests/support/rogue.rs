@@ -1,7 +1,7 @@
 //! A holder of the worker token that is no real worker: it takes leases with `redis-cli` as
 //! any consumer it likes and sends raw reports, so tests can check what the coordinator takes.
 
-use lorabeam_proto::queue::CONSUMER_METADATA;
+use lorabeam_proto::queue::{CONSUMER_METADATA, CONSUMER_SECRET_METADATA};
 use lorabeam_proto::v1::{ShardConfirmed, WorkerReport, WorkerServiceClient};
 use tonic::metadata::BinaryMetadataValue;
 
@@ -30,8 +30,21 @@ impl Lease {
     }
 }
 
-/// Claims the next new shard of `model_id` for `consumer`, as a worker's XREADGROUP does.
+/// The secret a rogue registers for `consumer` (it holds Redis credentials, as a worker does).
+fn secret_of(consumer: &str) -> String {
+    format!("rogue-secret-of-{consumer}")
+}
+
+/// Registers `consumer` in Redis as a starting worker does, so its Report streams are taken.
+pub fn register_consumer(redis: &Redis, consumer: &str) {
+    let key = format!("lorabeam:consumer:{consumer}:secret");
+    assert_eq!(redis.cli(&["SET", &key, &secret_of(consumer)]), "OK");
+}
+
+/// Claims the next new shard of `model_id` for `consumer`, as a worker's XREADGROUP does (the
+/// consumer is registered first).
 pub fn take_lease(redis: &Redis, model_id: &str, consumer: &str) -> Lease {
+    register_consumer(redis, consumer);
     let queue = format!("lorabeam:queue:{model_id}");
     let out = redis.cli(&["XREADGROUP", "GROUP", "workers", consumer, "COUNT", "1", "STREAMS", &queue, ">"]);
     let lines: Vec<&str> = out.lines().collect();
@@ -46,10 +59,12 @@ pub fn expire_lease(redis: &Redis, model_id: &str, consumer: &str, entry_id: &st
     redis.cli(&["XCLAIM", &queue, "workers", consumer, "0", entry_id, "IDLE", "999999999", "JUSTID"]);
 }
 
-/// A Report stream request declaring `consumer`.
+/// A Report stream request declaring `consumer`, with the secret [`register_consumer`] gives it.
 pub fn as_consumer<T>(message: T, consumer: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert_bin(CONSUMER_METADATA, BinaryMetadataValue::from_bytes(consumer.as_bytes()));
+    let secret = secret_of(consumer);
+    request.metadata_mut().insert_bin(CONSUMER_SECRET_METADATA, BinaryMetadataValue::from_bytes(secret.as_bytes()));
     request
 }
 

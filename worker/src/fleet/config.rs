@@ -53,6 +53,8 @@ pub(super) struct Fleet {
     pub inflight_shards: Arc<AtomicUsize>,
     /// What the worker registered for its model, registered again if Redis loses it.
     pub limits: lorabeam_core::ModelLimits,
+    /// The secret registered for this worker's consumer name, sent on its Report streams.
+    pub secret: Arc<str>,
 }
 
 impl Fleet {

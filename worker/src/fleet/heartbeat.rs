@@ -18,6 +18,8 @@ pub struct HeartbeatConfig {
     pub model_id: String,
     pub max_rows: u32,
     pub every: Duration,
+    /// What proves the worker's consumer name to the coordinator (refreshed with each beat).
+    pub secret: std::sync::Arc<str>,
 }
 
 /// Beats until `stop` turns true, then removes the heartbeat (a clean stop is not a death).
@@ -48,7 +50,11 @@ pub async fn beat(queue: ShardQueue, config: HeartbeatConfig, mut stop: tokio::s
         (last_items, last_at) = (items, Instant::now());
         // A reconnecting connection holds commands until Redis is back: bounded here, so an
         // outage is said on every beat.
-        let error = match tokio::time::timeout(config.every.max(MIN_WAIT), queue.heartbeat(&beat, ttl)).await {
+        let write = async {
+            queue.heartbeat(&beat, ttl).await?;
+            queue.register_consumer(&config.secret, ttl).await
+        };
+        let error = match tokio::time::timeout(config.every.max(MIN_WAIT), write).await {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} s", config.every.max(MIN_WAIT).as_secs()),

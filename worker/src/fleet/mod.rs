@@ -55,11 +55,15 @@ pub async fn run(
     let redis = lorabeam_proto::connect::redis_client(&config.redis_url, config.redis_ca.as_deref())?;
     let queue = ShardQueue::connect(redis, keys, &config.model_id, config.consumer.clone(), config.lease).await?;
     queue.register_model(&config.model_id, decoder.limits()).await?;
+    // Registered before the first Report stream opens: the coordinator checks it there.
+    let secret: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    queue.register_consumer(&secret, config.heartbeat * lorabeam_proto::heartbeat::TTL_INTERVALS).await?;
     let beat_config = heartbeat::HeartbeatConfig {
         worker: config.consumer.clone(),
         model_id: config.model_id.clone(),
         max_rows: u32::try_from(decoder.max_rows()).unwrap_or(u32::MAX),
         every: config.heartbeat,
+        secret: secret.clone(),
     };
     let (beat_stop, beat_stopped) = tokio::sync::watch::channel(false);
     let beating = tokio::spawn(heartbeat::beat(queue.clone(), beat_config, beat_stopped));
@@ -69,6 +73,7 @@ pub async fn run(
         feed: Arc::default(),
         inflight_shards: Arc::default(),
         limits: decoder.limits(),
+        secret,
     };
     let (feed_tx, feed_rx) = std::sync::mpsc::channel();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();

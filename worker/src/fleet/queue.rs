@@ -81,14 +81,30 @@ impl ShardQueue {
         Ok(())
     }
 
+    /// Registers (or refreshes) the secret that proves this worker's consumer name to the
+    /// coordinator; it expires with the heartbeat.
+    pub async fn register_consumer(&self, secret: &str, ttl: Duration) -> Result<(), FleetError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.consumer_secret(&self.consumer))
+            .arg(secret)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
     /// Writes this worker's heartbeat (see `lorabeam_proto::heartbeat`).
     pub async fn heartbeat(&self, beat: &Heartbeat, ttl: Duration) -> Result<(), FleetError> {
         Ok(beat.write(&mut self.con.clone(), &self.keys, ttl).await?)
     }
 
-    /// Removes this worker's heartbeat: it stops cleanly.
+    /// Removes this worker's heartbeat and consumer secret: it stops cleanly.
     pub async fn remove_heartbeat(&self, model_id: &str) -> Result<(), FleetError> {
-        Ok(Heartbeat::remove(&mut self.con.clone(), &self.keys, model_id, &self.consumer).await?)
+        Heartbeat::remove(&mut self.con.clone(), &self.keys, model_id, &self.consumer).await?;
+        let _: () =
+            redis::cmd("DEL").arg(self.keys.consumer_secret(&self.consumer)).query_async(&mut self.con.clone()).await?;
+        Ok(())
     }
 
     /// Redis's address, as errors name it.

@@ -38,6 +38,8 @@ async fn open_link(fleet: &Fleet) -> Result<Link, FleetError> {
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     let consumer = tonic::metadata::BinaryMetadataValue::from_bytes(config.consumer.as_bytes());
     request.metadata_mut().insert_bin(lorabeam_proto::queue::CONSUMER_METADATA, consumer);
+    let secret = tonic::metadata::BinaryMetadataValue::from_bytes(fleet.secret.as_bytes());
+    request.metadata_mut().insert_bin(lorabeam_proto::queue::CONSUMER_SECRET_METADATA, secret);
     // A coordinator that accepts the connection but does not answer (still starting, or
     // half gone) must not hold the reconnect up: it is tried again after the backoff.
     let opened = tokio::time::timeout(OPEN_TIMEOUT, client.report(request)).await.map_err(|_| {
