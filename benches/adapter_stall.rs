@@ -7,8 +7,9 @@
 //!
 //! A worker that reads the adapter on its engine thread stops every running row for the whole
 //! read; one that reads it on a loader thread keeps decoding. To measure both side by side, set
-//! `LORABEAM_BENCH_BASELINE_WORKER` to another build's `lorabeam-worker` (main before the
-//! loader thread, say): each round runs the baseline, then this tree's worker.
+//! `LORABEAM_BENCH_BASELINE_WORKER` and `LORABEAM_BENCH_BASELINE_COORDINATOR` to another
+//! build's binaries (main before the loader thread, say): each round runs the baseline pair,
+//! then this tree's.
 //!
 //! cargo bench --bench adapter_stall   (LORABEAM_BENCH_ROUNDS, default 2)
 
@@ -94,12 +95,17 @@ struct Measured {
 }
 
 /// One run: the base job's longest result gaps before and during the adapter's load.
-fn run(bin: &Path, files: &(PathBuf, PathBuf, PathBuf)) -> Measured {
+fn run(bin: &Path, coordinator_bin: Option<&Path>, files: &(PathBuf, PathBuf, PathBuf)) -> Measured {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let data = head(&conformance_dir().join("data/e2e_test_public.jsonl"), LINES, d, "data.jsonl");
     let one = head(&data, 1, d, "one.jsonl");
     let redis = Redis::start(d);
+    // The test support starts `LORABEAM_COORDINATOR_BIN` when set, else this tree's.
+    match coordinator_bin {
+        Some(bin) => std::env::set_var("LORABEAM_COORDINATOR_BIN", bin),
+        None => std::env::remove_var("LORABEAM_COORDINATOR_BIN"),
+    }
     let coordinator = Coordinator::start(&redis, d, None, &["--serve-model-ids", "sm"]);
     let _worker = start_worker(bin, &redis, &coordinator, d, files);
     let job = submit(&coordinator, &data, None);
@@ -151,15 +157,16 @@ fn main() {
         std::fs::metadata(dir.path().join("adapters/big.pt")).map(|m| m.len() as f64 / (1 << 20) as f64).unwrap_or(0.0);
     let mut workers = Vec::new();
     if let Some(baseline) = std::env::var_os("LORABEAM_BENCH_BASELINE_WORKER") {
-        workers.push(("baseline", PathBuf::from(baseline)));
+        let coordinator = std::env::var_os("LORABEAM_BENCH_BASELINE_COORDINATOR").map(PathBuf::from);
+        workers.push(("baseline", PathBuf::from(baseline), coordinator));
     }
-    workers.push(("this tree", binary("lorabeam-worker")));
+    workers.push(("this tree", binary("lorabeam-worker"), None));
     println!("gpt2.sm-shaped random base, f32, 1 thread, --max_rows {MAX_ROWS}; base job {LINES} lines ({}); adapter loralib c_attn r={rank}, {mib:.0} MiB", FLAGS.join(" "));
     println!("| round | worker | longest result gap before the load (s) | longest gap during it (s) | base job (s) |");
     println!("|---|---|---|---|---|");
     for round in 1..=rounds {
-        for (name, bin) in &workers {
-            let m = run(bin, &files);
+        for (name, bin, coordinator) in &workers {
+            let m = run(bin, coordinator.as_deref(), &files);
             println!("| {round} | {name} | {:.2} | {:.2} | {:.1} |", m.gap_before, m.gap_during, m.job_seconds);
         }
     }

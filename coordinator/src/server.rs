@@ -98,6 +98,7 @@ impl Coordinator {
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         let redis_address = client.get_connection_info().addr().to_string();
         let store = JobStore::connect(client, Keys::new(&config.key_prefix), config.retention).await?;
+        store.index_jobs().await?;
         std::fs::create_dir_all(&config.output_dir)
             .map_err(|source| lorabeam_core::WriteError { path: config.output_dir.clone(), source })?;
         Ok(Self {

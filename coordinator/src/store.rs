@@ -140,7 +140,9 @@ impl JobStore {
             .key(self.keys.references(&job.job_id))
             .key(self.keys.jobs())
             .key(self.keys.queue(&job.spec.model_id))
-            .key(self.keys.entries(&job.job_id));
+            .key(self.keys.entries(&job.job_id))
+            .key(self.keys.open_jobs())
+            .key(self.keys.job_states());
         call.arg(if key.is_empty() { "0" } else { "1" })
             .arg(&job.job_id)
             .arg(max_running_per_client)
@@ -213,18 +215,54 @@ impl JobStore {
     }
 
     /// Ids of the jobs that have not ended (running or finalizing), oldest first, with their
-    /// state.
+    /// state: read from the open set, so the cost follows the open jobs, not every job kept.
     pub async fn open_jobs(&self) -> Result<Vec<(String, JobPhase)>> {
+        let mut con = self.con.clone();
+        let ids: Vec<String> =
+            redis::cmd("ZRANGE").arg(self.keys.open_jobs()).arg(0).arg(-1).query_async(&mut con).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for job_id in &ids {
+            pipe.hget(self.keys.job(job_id), f::STATE);
+        }
+        let states: Vec<Option<String>> = pipe.query_async(&mut con).await?;
         let mut open = Vec::new();
-        for job_id in self.job_ids().await? {
-            let state: Option<String> =
-                redis::cmd("HGET").arg(self.keys.job(&job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
+        for (job_id, state) in ids.into_iter().zip(states) {
             match state.as_deref().and_then(JobPhase::parse) {
                 Some(phase) if !phase.is_terminal() => open.push((job_id, phase)),
-                _ => {}
+                // Its hash is gone (Redis lost it) or it ended: it is not open.
+                _ => {
+                    let _: () =
+                        redis::cmd("ZREM").arg(self.keys.open_jobs()).arg(&job_id).query_async(&mut con).await?;
+                }
             }
         }
         Ok(open)
+    }
+
+    /// How many retained jobs are in each state.
+    pub async fn state_counts(&self) -> Result<HashMap<String, i64>> {
+        Ok(redis::cmd("HGETALL").arg(self.keys.job_states()).query_async(&mut self.con.clone()).await?)
+    }
+
+    /// Builds the jobs' indexes once, for a Redis that holds jobs from before they existed.
+    pub async fn index_jobs(&self) -> Result<()> {
+        let indexed: i64 = lorabeam_proto::job_state::INDEX_JOBS
+            .key(self.keys.jobs())
+            .key(self.keys.open_jobs())
+            .key(self.keys.ended_jobs())
+            .key(self.keys.job_states())
+            .key(self.keys.jobs_indexed())
+            .arg(self.keys.job_prefix())
+            .arg(now_ms())
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        if indexed >= 0 {
+            tracing::info!(jobs = indexed, "indexed the jobs kept in redis by state");
+        }
+        Ok(())
     }
 
     /// Up to `size` job ids after `after`, in the jobs set's order (creation time, then id),
@@ -311,8 +349,13 @@ impl JobStore {
         finalizer: &str,
         fields: &[(&'static str, String)],
     ) -> Result<Transition> {
-        let mut call = TRANSITION.key(self.keys.job(job_id));
-        call.arg(to.as_str()).arg(finalizer);
+        let mut call = TRANSITION.prepare_invoke();
+        call.key(self.keys.job(job_id))
+            .key(self.keys.open_jobs())
+            .key(self.keys.ended_jobs())
+            .key(self.keys.job_states());
+        let expires = now_ms() + self.retention.as_millis().max(1000) as i64;
+        call.arg(to.as_str()).arg(finalizer).arg(job_id).arg(expires);
         for (field, value) in fields {
             call.arg(*field).arg(value);
         }
@@ -330,6 +373,7 @@ impl JobStore {
     pub async fn claim_finalization(&self, job_id: &str, token: &str, lease: Duration) -> Result<bool> {
         let claimed: i64 = CLAIM_FINALIZATION
             .key(self.keys.job(job_id))
+            .key(self.keys.job_states())
             .arg(token)
             .arg(now_ms())
             .arg(lease.as_millis() as u64)
@@ -397,16 +441,36 @@ impl JobStore {
     }
 
     /// Forgets jobs whose retention ran out; returns their ids so their outputs can go too.
+    /// Reads only the ended jobs due now, at most a thousand a pass.
     pub async fn sweep_expired(&self) -> Result<Vec<String>> {
+        let mut con = self.con.clone();
+        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.ended_jobs())
+            .arg("-inf")
+            .arg(now_ms())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1000)
+            .query_async(&mut con)
+            .await?;
         let mut gone = Vec::new();
-        for job_id in self.job_ids().await? {
-            let exists: bool =
-                redis::cmd("EXISTS").arg(self.keys.job(&job_id)).query_async(&mut self.con.clone()).await?;
-            if !exists {
-                let _: () =
-                    redis::cmd("ZREM").arg(self.keys.jobs()).arg(&job_id).query_async(&mut self.con.clone()).await?;
-                gone.push(job_id);
+        for member in due {
+            let Some((state, job_id)) = member.split_once(':') else { continue };
+            let exists: bool = redis::cmd("EXISTS").arg(self.keys.job(job_id)).query_async(&mut con).await?;
+            if exists {
+                // Kept longer than its score says (a retention made longer since): not yet.
+                continue;
             }
+            let _: () = redis::pipe()
+                .zrem(self.keys.ended_jobs(), &member)
+                .ignore()
+                .zrem(self.keys.jobs(), job_id)
+                .ignore()
+                .hincr(self.keys.job_states(), state, -1)
+                .ignore()
+                .query_async(&mut con)
+                .await?;
+            gone.push(job_id.to_string());
         }
         Ok(gone)
     }

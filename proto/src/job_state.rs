@@ -89,27 +89,46 @@ fn lua_table() -> String {
     format!("{{{}}}", rows.join(", "))
 }
 
+/// The terminal states as a Lua set literal.
+fn lua_terminal() -> String {
+    let names: Vec<String> =
+        JobPhase::ALL.iter().filter(|p| p.is_terminal()).map(|p| format!("{} = true", p.as_str())).collect();
+    format!("{{{}}}", names.join(", "))
+}
+
 /// Moves a job to another state if the table allows it from the state it is in, and sets the
-/// given fields in the same step. Leaving `finalizing` for a terminal state other than
-/// `cancelled` also needs the finalizer's token. KEYS: job hash. ARGV: the new state, the
-/// finalizer token (`''` when not finalizing), then field/value pairs. Returns `{1, from}` when
-/// moved, `{0, current}` when the table refuses (`current` is `''` for a job that does not
-/// exist), `{-1, current}` when the token is not the finalizer's.
+/// given fields in the same step; the jobs' indexes follow (the count per state, and an ended
+/// job leaves the open set for the ended one). Leaving `finalizing` for a terminal state other
+/// than `cancelled` also needs the finalizer's token. KEYS: job hash, open jobs, ended jobs,
+/// state counts (see `Keys`). ARGV: the new state, the finalizer token (`''` when not
+/// finalizing), the job id, when its retention runs out if the move ends it (ms), then
+/// field/value pairs. Returns `{1, from}` when moved, `{0, current}` when the table refuses
+/// (`current` is `''` for a job that does not exist), `{-1, current}` when the token is not the
+/// finalizer's.
 pub static TRANSITION: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
 local allowed = {table}
+local terminal = {terminal}
 local from = redis.call('HGET', KEYS[1], '{state}')
 if not from then return {{0, ''}} end
-if not (allowed[from] and allowed[from][ARGV[1]]) then return {{0, from}} end
-if from == '{finalizing}' and ARGV[1] ~= '{cancelled}' and redis.call('HGET', KEYS[1], '{finalizer}') ~= ARGV[2] then
+local to = ARGV[1]
+if not (allowed[from] and allowed[from][to]) then return {{0, from}} end
+if from == '{finalizing}' and to ~= '{cancelled}' and redis.call('HGET', KEYS[1], '{finalizer}') ~= ARGV[2] then
   return {{-1, from}}
 end
-redis.call('HSET', KEYS[1], '{state}', ARGV[1])
-for i = 3, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], '{state}', to)
+for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HINCRBY', KEYS[4], from, -1)
+redis.call('HINCRBY', KEYS[4], to, 1)
+if terminal[to] then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[4], to .. ':' .. ARGV[3])
+end
 return {{1, from}}
 ",
         table = lua_table(),
+        terminal = lua_terminal(),
         state = f::STATE,
         finalizing = JobPhase::Finalizing.as_str(),
         cancelled = JobPhase::Cancelled.as_str(),
@@ -117,10 +136,47 @@ return {{1, from}}
     ))
 });
 
+/// Builds the jobs' indexes (open set, ended set, state counts) from every retained job, once:
+/// for a Redis that holds jobs from before they existed. Jobs whose hash expired leave the jobs
+/// set. KEYS: jobs set, open jobs, ended jobs, state counts, the indexed mark. ARGV: the
+/// job-hash key prefix, now (ms). Returns the jobs indexed, or -1 when the mark was set.
+pub static INDEX_JOBS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"
+if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+local terminal = {terminal}
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local indexed = 0
+for i = 1, #members, 2 do
+  local key = ARGV[1] .. members[i]
+  local state = redis.call('HGET', key, '{state}')
+  if not state then
+    redis.call('ZREM', KEYS[1], members[i])
+  else
+    redis.call('HINCRBY', KEYS[4], state, 1)
+    if terminal[state] then
+      local ttl = redis.call('PTTL', key)
+      if ttl < 0 then ttl = 0 end
+      redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) + ttl, state .. ':' .. members[i])
+    else
+      redis.call('ZADD', KEYS[2], members[i + 1], members[i])
+    end
+    indexed = indexed + 1
+  end
+end
+redis.call('SET', KEYS[5], '1')
+return indexed
+",
+        terminal = lua_terminal(),
+        state = f::STATE,
+    ))
+});
+
 /// Claims a job's finalization: a running job whose every item has an outcome becomes
 /// finalizing under this token, and so does a finalizing one whose finalizer's lease ran out
-/// (it died). KEYS: job hash. ARGV: token, now (ms), lease (ms). Returns 1 when a running job
-/// was claimed, 2 when a dead finalizer's job was taken over, 0 otherwise.
+/// (it died). KEYS: job hash, state counts. ARGV: token, now (ms), lease (ms). Returns 1 when a
+/// running job was claimed, 2 when a dead finalizer's job was taken over, 0 otherwise.
 pub static CLAIM_FINALIZATION: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
@@ -136,7 +192,11 @@ else
   return 0
 end
 redis.call('HSET', KEYS[1], '{state}', '{finalizing}', '{finalizer}', ARGV[1], '{until}', now + tonumber(ARGV[3]))
-if state == '{running}' then return 1 end
+if state == '{running}' then
+  redis.call('HINCRBY', KEYS[2], '{running}', -1)
+  redis.call('HINCRBY', KEYS[2], '{finalizing}', 1)
+  return 1
+end
 return 2
 ",
         state = f::STATE,

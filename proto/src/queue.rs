@@ -205,6 +205,27 @@ impl Keys {
         format!("{}:jobs", self.prefix)
     }
 
+    /// Jobs not yet ended (running or finalizing), scored by creation time: what maintenance
+    /// and metrics walk, so their cost follows the open jobs, not every job retained.
+    pub fn open_jobs(&self) -> String {
+        format!("{}:jobs:open", self.prefix)
+    }
+
+    /// Ended jobs as `STATE:JOB_ID`, scored by when their retention runs out (ms).
+    pub fn ended_jobs(&self) -> String {
+        format!("{}:jobs:ended", self.prefix)
+    }
+
+    /// How many retained jobs are in each state (kept by the state scripts).
+    pub fn job_states(&self) -> String {
+        format!("{}:jobs:states", self.prefix)
+    }
+
+    /// Set once the three indexes above hold every retained job.
+    pub fn jobs_indexed(&self) -> String {
+        format!("{}:jobs:indexed", self.prefix)
+    }
+
     pub fn models(&self) -> String {
         format!("{}:models", self.prefix)
     }

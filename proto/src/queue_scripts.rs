@@ -106,7 +106,7 @@ return {{1, state}}
 /// pruned first), and its hash, plan, references, place in the jobs set, shards, their entry
 /// ids and the idempotency key are written together.
 /// KEYS: idempotency key (any name when ARGV[1] is 0), the client's jobs set, job hash, plan,
-/// references, jobs set, the model's stream, the job's entries list.
+/// references, jobs set, the model's stream, the job's entries list, open jobs, state counts.
 /// ARGV: has key (1|0), job id, limit, now (ms), the job-hash key prefix, grace (ms), the client
 /// set's lifetime (ms), plan, has references (1|0), references, the number `n` of job-hash
 /// fields, `n` field/value pairs, then per shard its body and traceparent (`''`: none).
@@ -136,6 +136,8 @@ for i = first, first + 2 * fields - 1, 2 do redis.call('HSET', KEYS[3], ARGV[i],
 redis.call('SET', KEYS[4], ARGV[8])
 if ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[10]) end
 redis.call('ZADD', KEYS[6], now, ARGV[2])
+redis.call('ZADD', KEYS[9], now, ARGV[2])
+redis.call('HINCRBY', KEYS[10], '{running}', 1)
 for i = first + 2 * fields, #ARGV - 1, 2 do
   local id
   if ARGV[i + 1] == '' then

@@ -43,10 +43,13 @@ impl Drop for RedisServer {
     }
 }
 
-const JOB: &str = "test:job:1";
+const JOB: &str = "test:job:j1";
+const OPEN: &str = "test:jobs:open";
+const ENDED: &str = "test:jobs:ended";
+const STATES: &str = "test:jobs:states";
 
 fn set_job(con: &mut redis::Connection, fields: &[(&str, &str)]) {
-    let _: () = redis::cmd("DEL").arg(JOB).query(con).expect("del");
+    let _: () = redis::cmd("DEL").arg(JOB).arg(OPEN).arg(ENDED).arg(STATES).query(con).expect("del");
     if !fields.is_empty() {
         let _: () = redis::cmd("HSET").arg(JOB).arg(fields).query(con).expect("hset");
     }
@@ -57,7 +60,14 @@ fn field(con: &mut redis::Connection, name: &str) -> Option<String> {
 }
 
 fn transition(con: &mut redis::Connection, to: &str, token: &str, fields: &[&str]) -> (i64, String) {
-    TRANSITION.key(JOB).arg(to).arg(token).arg(fields).invoke(con).expect("transition runs")
+    let mut call = TRANSITION.prepare_invoke();
+    call.key(JOB).key(OPEN).key(ENDED).key(STATES).arg(to).arg(token).arg("j1").arg(9000).arg(fields);
+    call.invoke(con).expect("transition runs")
+}
+
+fn count(con: &mut redis::Connection, state: &str) -> i64 {
+    let n: Option<i64> = redis::cmd("HGET").arg(STATES).arg(state).query(con).expect("hget");
+    n.unwrap_or(0)
 }
 
 #[test]
@@ -118,7 +128,7 @@ fn a_job_that_does_not_exist_moves_nowhere() {
 }
 
 fn claim(con: &mut redis::Connection, token: &str, now: u64, lease: u64) -> i64 {
-    CLAIM_FINALIZATION.key(JOB).arg(token).arg(now).arg(lease).invoke(con).expect("claim runs")
+    CLAIM_FINALIZATION.key(JOB).key(STATES).arg(token).arg(now).arg(lease).invoke(con).expect("claim runs")
 }
 
 fn renew(con: &mut redis::Connection, token: &str, now: u64, lease: u64) -> i64 {
@@ -168,4 +178,64 @@ fn ended_or_cancelled_jobs_are_never_claimed_nor_renewed() {
     }
     set_job(&mut con, &[]);
     assert_eq!(claim(&mut con, "a", 0, 500), 0, "no job");
+}
+
+#[test]
+fn the_indexes_follow_every_move() {
+    let redis = RedisServer::start();
+    let mut con = redis.connection().expect("connect");
+    set_job(&mut con, &[(f::STATE, "running"), (f::ITEMS, "1"), (f::ITEMS_DONE, "1")]);
+    let _: () = redis::cmd("ZADD").arg(OPEN).arg(1).arg("j1").query(&mut con).expect("zadd");
+    let _: () = redis::cmd("HSET").arg(STATES).arg("running").arg(1).query(&mut con).expect("hset");
+    assert_eq!(claim(&mut con, "a", 0, 500), 1);
+    assert_eq!((count(&mut con, "running"), count(&mut con, "finalizing")), (0, 1));
+    assert_eq!(transition(&mut con, "completed", "a", &[]).0, 1);
+    assert_eq!((count(&mut con, "finalizing"), count(&mut con, "completed")), (0, 1));
+    let open: Vec<String> = redis::cmd("ZRANGE").arg(OPEN).arg(0).arg(-1).query(&mut con).expect("zrange");
+    assert!(open.is_empty(), "an ended job leaves the open set");
+    let ended: Vec<(String, i64)> =
+        redis::cmd("ZRANGE").arg(ENDED).arg(0).arg(-1).arg("WITHSCORES").query(&mut con).expect("zrange");
+    assert_eq!(ended, vec![("completed:j1".to_string(), 9000)], "with its state and when it expires");
+    assert_eq!(transition(&mut con, "cancelled", "", &[]).0, 0);
+    assert_eq!(count(&mut con, "completed"), 1, "a refused move counts nothing");
+}
+
+#[test]
+fn jobs_kept_from_before_the_indexes_are_indexed_once() {
+    let redis = RedisServer::start();
+    let mut con = redis.connection().expect("connect");
+    let (jobs, marker) = ("test:jobs", "test:jobs:indexed");
+    for (id, state) in [("j1", "running"), ("j2", "completed"), ("j3", "finalizing")] {
+        let _: () =
+            redis::cmd("HSET").arg(format!("test:job:{id}")).arg(f::STATE).arg(state).query(&mut con).expect("hset");
+    }
+    let _: () = redis::cmd("PEXPIRE").arg("test:job:j2").arg(5000).query(&mut con).expect("pexpire");
+    let _: () = redis::cmd("ZADD")
+        .arg(jobs)
+        .arg(1)
+        .arg("j1")
+        .arg(2)
+        .arg("j2")
+        .arg(3)
+        .arg("j3")
+        .arg(4)
+        .arg("gone")
+        .query(&mut con)
+        .expect("zadd");
+    let index = |con: &mut redis::Connection| -> i64 {
+        let mut call = INDEX_JOBS.prepare_invoke();
+        call.key(jobs).key(OPEN).key(ENDED).key(STATES).key(marker).arg("test:job:").arg(1000);
+        call.invoke(con).expect("index runs")
+    };
+    assert_eq!(index(&mut con), 3);
+    let open: Vec<String> = redis::cmd("ZRANGE").arg(OPEN).arg(0).arg(-1).query(&mut con).expect("zrange");
+    assert_eq!(open, vec!["j1".to_string(), "j3".to_string()]);
+    let ended: Vec<(String, i64)> =
+        redis::cmd("ZRANGE").arg(ENDED).arg(0).arg(-1).arg("WITHSCORES").query(&mut con).expect("zrange");
+    assert_eq!(ended.len(), 1);
+    assert!(ended[0].0 == "completed:j2" && ended[0].1 > 1000 && ended[0].1 <= 6000, "{ended:?}");
+    assert_eq!((count(&mut con, "running"), count(&mut con, "completed"), count(&mut con, "finalizing")), (1, 1, 1));
+    let kept: Vec<String> = redis::cmd("ZRANGE").arg(jobs).arg(0).arg(-1).query(&mut con).expect("zrange");
+    assert_eq!(kept, vec!["j1", "j2", "j3"], "a job whose hash expired leaves the jobs set");
+    assert_eq!(index(&mut con), -1, "once");
 }
