@@ -47,6 +47,11 @@ pub struct IntakeLimits {
     /// Running jobs one client (peer address) may have at once.
     #[arg(long = "max-jobs-per-client", env = "LORABEAM_MAX_JOBS_PER_CLIENT", default_value_t = defaults::MAX_JOBS_PER_CLIENT, value_parser = at_least_one())]
     pub max_running_jobs_per_client: usize,
+    /// Largest references a scored job keeps (its completions, as JSON), in bytes: scoring's
+    /// time and memory grow with them, and they stay in Redis until the job ends. The whole
+    /// E2E, WebNLG and DART test sets fit the default.
+    #[arg(long, env = "LORABEAM_MAX_REFERENCE_BYTES", default_value_t = defaults::MAX_REFERENCE_BYTES, value_parser = at_least_one())]
+    pub max_reference_bytes: usize,
     /// Longest job name (JobSpec.name), in bytes.
     #[arg(long, env = "LORABEAM_MAX_NAME_BYTES", default_value_t = defaults::MAX_NAME_BYTES, value_parser = at_least_one())]
     pub max_name_bytes: usize,
@@ -84,6 +89,7 @@ pub mod defaults {
     pub const MAX_BEAM: usize = 64;
     pub const MAX_JOBS_PER_CLIENT: usize = 16;
     pub const MAX_NAME_BYTES: usize = 1024;
+    pub const MAX_REFERENCE_BYTES: usize = 8 << 20;
     pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
     pub const MAX_EOS_IDS: usize = 64;
     pub const MAX_REASON_BYTES: usize = 4096;
@@ -109,6 +115,7 @@ impl Default for IntakeLimits {
             max_beam: defaults::MAX_BEAM,
             max_running_jobs_per_client: defaults::MAX_JOBS_PER_CLIENT,
             max_name_bytes: defaults::MAX_NAME_BYTES,
+            max_reference_bytes: defaults::MAX_REFERENCE_BYTES,
             max_idempotency_key_bytes: defaults::MAX_IDEMPOTENCY_KEY_BYTES,
             max_eos_ids: defaults::MAX_EOS_IDS,
             max_reason_bytes: defaults::MAX_REASON_BYTES,
@@ -277,7 +284,7 @@ pub fn plan_job(
     let first_step =
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
-    let references = spec.score.then(|| scoring_references(&records)).transpose()?;
+    let references = spec.score.then(|| scoring_references(&records, limits.max_reference_bytes)).transpose()?;
     let shard_size = if spec.shard_size == 0 { limits.default_shard_size } else { spec.shard_size as usize };
     let shards = shard_items(&job_id, &plan, &params, shard_size, &spec.adapter)?;
     Ok(NewJob {
@@ -306,11 +313,23 @@ pub fn plan_job(
 }
 
 /// What scoring needs from the records, kept with the job: a job that cannot be scored (a
-/// completion that does not decode) is refused now rather than failing at the end.
-fn scoring_references(records: &[Record]) -> Result<String> {
+/// completion that does not decode), or whose references are over the budget, is refused now
+/// rather than failing (or costing minutes of scoring) at the end.
+fn scoring_references(records: &[Record], max_bytes: usize) -> Result<String> {
     let references = E2eReferences::from_records(records)
         .map_err(|e| CoordinatorError::InvalidSpec(format!("score: the job's references: {e}")))?;
-    serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))
+    let json =
+        serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))?;
+    if json.len() > max_bytes {
+        return Err(CoordinatorError::LimitExceeded {
+            limit: "reference_bytes",
+            detail: format!(
+                "score: the job's references take {} bytes, over this coordinator's limit of {max_bytes} (--max-reference-bytes)",
+                json.len()
+            ),
+        });
+    }
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -379,6 +398,22 @@ mod tests {
         assert_eq!(job.spec.adapter, "step-2000");
         assert_eq!(job.shards.len(), 2);
         assert!(job.shards.iter().all(|s| s.adapter == "step-2000"), "{:?}", job.shards);
+    }
+
+    #[test]
+    fn a_scored_jobs_references_over_the_budget_are_refused_with_their_size_and_the_limit() {
+        let data = b"{\"context\": [1], \"completion\": [2, 3]}\n{\"context\": [4], \"completion\": [5]}\n";
+        let spec = JobSpec { score: true, ..spec("m") };
+        let scored = plan_job("j".into(), &spec, data, ModelLimits::GPT2, limits()).expect("within the default");
+        let size = scored.references.as_deref().map(str::len).expect("references kept");
+        let tight = IntakeLimits { max_reference_bytes: size - 1, ..limits() };
+        let err = plan_job("j".into(), &spec, data, ModelLimits::GPT2, tight).err().expect("over the budget");
+        let text = err.to_string();
+        assert!(matches!(err, CoordinatorError::LimitExceeded { limit: "reference_bytes", .. }), "{text}");
+        assert!(text.contains(&format!("take {size} bytes, over this coordinator's limit of {}", size - 1)), "{text}");
+        assert!(text.contains("--max-reference-bytes"), "{text}");
+        let exact = IntakeLimits { max_reference_bytes: size, ..limits() };
+        assert!(plan_job("j".into(), &spec, data, ModelLimits::GPT2, exact).is_ok(), "at the limit is taken");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub const ERROR_KINDS: [&str; 22] = [
     "internal",
     "shutting_down",
 ];
-pub const LIMITS: [&str; 10] = [
+pub const LIMITS: [&str; 11] = [
     "running_jobs_per_client",
     "submission_bytes_in_flight",
     "submissions_per_client",
@@ -76,6 +76,7 @@ pub const LIMITS: [&str; 10] = [
     "eval_len",
     "beam",
     "items",
+    "reference_bytes",
 ];
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -259,6 +260,7 @@ mod tests {
             CoordinatorError::BadPageToken("t".into()),
             CoordinatorError::BadWorkerReport("r".into()),
             CoordinatorError::NotLeaseHolder("l".into()),
+            CoordinatorError::UnprovenConsumer("c".into()),
             CoordinatorError::SubmissionIdle("i".into()),
             CoordinatorError::TruncatedSubmission("t".into()),
             CoordinatorError::IdempotencyConflict { key: "k".into(), job_id: "j".into(), differing: "d".into() },
