@@ -100,8 +100,27 @@ pub fn grpc_url(address: &str) -> String {
     }
 }
 
-/// Dials the coordinator; `https://` URLs use TLS with `tls`, and `host:port` is plain HTTP/2.
-pub async fn channel(address: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Channel, ConnectError> {
+/// Dials a coordinator; `https://` URLs use TLS with `tls`, and `host:port` is plain HTTP/2.
+/// `addresses` may list several coordinators of one deployment, comma separated: they are
+/// tried in order and the first that answers is used, so a client or worker whose coordinator
+/// died carries on through another at its next reconnect.
+pub async fn channel(addresses: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Channel, ConnectError> {
+    let mut last = None;
+    for address in addresses.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match dial(address, tls, connect_timeout).await {
+            Ok(channel) => return Ok(channel),
+            // A bad URL or TLS setting is the caller's to fix, not a reason to try the next.
+            Err(e @ (ConnectError::InvalidUrl { .. } | ConnectError::Tls(_))) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ConnectError::InvalidUrl {
+        url: addresses.to_string(),
+        detail: "no coordinator address given".into(),
+    }))
+}
+
+async fn dial(address: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Channel, ConnectError> {
     let url = grpc_url(address);
     let url = url.as_str();
     let invalid = |detail: String| ConnectError::InvalidUrl { url: url.to_string(), detail };

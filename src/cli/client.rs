@@ -16,6 +16,8 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone, Args)]
 pub struct CoordinatorArgs {
     /// The coordinator's gRPC URL (`https://` for TLS; `host:port` means `http://host:port`).
+    /// Several coordinators of one deployment, comma separated, are tried in order at every
+    /// (re)connect: the first that answers serves.
     #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
     pub coordinator: String,
     /// Seconds that following a job (submit --wait, watch, results) keeps retrying a coordinator

@@ -13,8 +13,17 @@ use lorabeam_proto::job_state_is_final;
 use lorabeam_proto::v1::{JobStatus, StreamResultsRequest, WatchJobRequest};
 use tonic::{Code, Status};
 
-use super::client::Client;
+use super::client::{Client, CoordinatorArgs};
 use super::rpc::Retry;
+
+/// After a failure worth retrying: dials again, so that with several coordinators listed
+/// (`--coordinator a,b`) a client whose coordinator died goes on through another. A dial that
+/// fails keeps the old client: the next call fails too, and is retried.
+async fn redial(client: &mut Client, coordinator: &CoordinatorArgs) {
+    if let Ok(fresh) = coordinator.connect().await {
+        *client = fresh;
+    }
+}
 
 /// Calls `on_event` with every status of a job until it is final; returns the final one. With
 /// `heartbeat`, a job that does not change has its last status given again that often, so a
@@ -22,18 +31,19 @@ use super::rpc::Retry;
 pub async fn follow(
     client: &mut Client,
     job_id: &str,
-    reconnect: Duration,
+    coordinator: &CoordinatorArgs,
     heartbeat: Option<Duration>,
     mut on_event: impl FnMut(&JobStatus),
 ) -> anyhow::Result<JobStatus> {
     let what = format!("watching {job_id}");
-    let mut retry = Retry::new(reconnect);
+    let mut retry = Retry::new(coordinator.reconnect());
     let mut last: Option<JobStatus> = None;
     loop {
         let mut events = match client.watch_job(WatchJobRequest { job_id: job_id.to_string() }).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
                 retry.failed(&what, &status).await?;
+                redial(client, coordinator).await;
                 continue;
             }
         };
@@ -65,6 +75,7 @@ pub async fn follow(
             }
         };
         retry.failed(&what, &ended).await?;
+        redial(client, coordinator).await;
     }
 }
 
@@ -124,14 +135,14 @@ pub async fn fetch_results(
     offset: u64,
     output: Option<&Path>,
     format: ResultFormat,
-    reconnect: Duration,
+    coordinator: &CoordinatorArgs,
 ) -> anyhow::Result<usize> {
     let what = format!("fetching {job_id}");
     let mut sink = match output {
         Some(path) => Sink::File(PredictionFile::create(path)?),
         None => Sink::Stdout(std::io::stdout()),
     };
-    let mut retry = Retry::new(reconnect);
+    let mut retry = Retry::new(coordinator.reconnect());
     let (mut next, mut count, mut line) = (offset, 0, String::new());
     loop {
         let request = StreamResultsRequest { job_id: job_id.to_string(), offset: next };
@@ -139,6 +150,7 @@ pub async fn fetch_results(
             Ok(response) => response.into_inner(),
             Err(status) => {
                 retry.failed(&what, &status).await?;
+                redial(client, coordinator).await;
                 continue;
             }
         };
@@ -165,5 +177,6 @@ pub async fn fetch_results(
             return Err(super::rpc::rpc_error(format!("{what} (gave {count} prediction(s))"), &ended));
         }
         retry.failed(&what, &ended).await?;
+        redial(client, coordinator).await;
     }
 }

@@ -63,8 +63,8 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
 pub fn watch(args: JobArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut client = args.coordinator.connect().await?;
-        let reconnect = args.coordinator.reconnect();
-        let last = follow(&mut client, &args.job_id, reconnect, None, |s| println!("{}", status_line(s))).await?;
+        let last =
+            follow(&mut client, &args.job_id, &args.coordinator, None, |s| println!("{}", status_line(s))).await?;
         check_final(&last)
     })
 }
@@ -87,9 +87,10 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut client = args.coordinator.connect().await?;
         let format = if args.text { ResultFormat::Text } else { ResultFormat::Ids };
-        let reconnect = args.coordinator.reconnect();
+
         let lines =
-            fetch_results(&mut client, &args.job_id, args.offset, args.output.as_deref(), format, reconnect).await?;
+            fetch_results(&mut client, &args.job_id, args.offset, args.output.as_deref(), format, &args.coordinator)
+                .await?;
         eprintln!("{lines} prediction(s) of {}", args.job_id);
         Ok(())
     })

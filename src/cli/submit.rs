@@ -101,7 +101,6 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         if !(args.wait || args.output.is_some()) {
             return Ok(());
         }
-        let reconnect = args.coordinator.reconnect();
         let mut progress = Progress::new(response.records);
         let show = |s: &v1::JobStatus, p: &mut Progress| {
             let last = lorabeam_proto::job_state_is_final(s.state);
@@ -111,11 +110,13 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             }
             p.update(s.records_done, message, || vec![status_line(s)], last);
         };
-        let last = follow(&mut client, &job_id, reconnect, progress.heartbeat(), |s| show(s, &mut progress)).await?;
+        let last =
+            follow(&mut client, &job_id, &args.coordinator, progress.heartbeat(), |s| show(s, &mut progress)).await?;
         progress.finish();
         // Whatever decoded is written, even when some records failed.
         if let Some(output) = &args.output {
-            let lines = fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids, reconnect).await?;
+            let lines =
+                fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids, &args.coordinator).await?;
             eprintln!("wrote {lines} predictions to {}", output.display());
         }
         if args.job.score {

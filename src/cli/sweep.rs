@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -61,7 +60,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             println!("{}  {}", shown(&response.job_id), shown(adapter));
             jobs.push(SweepJob { adapter: adapter.clone(), job_id: response.job_id, records: response.records });
         }
-        let ended = follow_all(&client, &jobs, &args.output_dir, args.coordinator.reconnect()).await?;
+        let ended = follow_all(&client, &jobs, &args.output_dir, &args.coordinator).await?;
         let rows: Vec<SweepRow> = jobs.iter().zip(&ended).map(|(job, ended)| row(job, ended)).collect();
         for line in sweep_table(&rows, args.job.score) {
             println!("{line}");
@@ -108,19 +107,24 @@ fn row(job: &SweepJob, ended: &Ended) -> SweepRow {
 
 /// Follows every job at once (each on its own task, retrying as `watch` does), showing their
 /// progress together, and writes each one's predictions when it ends.
-async fn follow_all(client: &Client, jobs: &[SweepJob], dir: &Path, reconnect: Duration) -> anyhow::Result<Vec<Ended>> {
+async fn follow_all(
+    client: &Client,
+    jobs: &[SweepJob],
+    dir: &Path,
+    coordinator: &CoordinatorArgs,
+) -> anyhow::Result<Vec<Ended>> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, JobStatus)>();
     let mut tasks = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
-        let (mut client, tx) = (client.clone(), tx.clone());
+        let (mut client, tx, coordinator) = (client.clone(), tx.clone(), coordinator.clone());
         let (job_id, output) = (job.job_id.clone(), dir.join(format!("{}.jsonl", job.adapter)));
         tasks.push(tokio::spawn(async move {
-            let status = follow(&mut client, &job_id, reconnect, None, |s| {
+            let status = follow(&mut client, &job_id, &coordinator, None, |s| {
                 let _ = tx.send((index, s.clone()));
             })
             .await?;
             // A job that ended short still has what it decoded written; its state says why.
-            let fetched = fetch_results(&mut client, &job_id, 0, Some(&output), ResultFormat::Ids, reconnect).await;
+            let fetched = fetch_results(&mut client, &job_id, 0, Some(&output), ResultFormat::Ids, &coordinator).await;
             let lines = match fetched {
                 Ok(lines) => lines,
                 // Ended short (failed, cancelled): the file holds every stored prediction.

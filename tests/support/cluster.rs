@@ -76,6 +76,11 @@ impl Process {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
+    /// Its exit status, once it has exited.
+    pub fn try_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// `kill -9`: no chance to clean up.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

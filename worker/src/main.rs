@@ -39,7 +39,8 @@ struct Args {
     /// Redis holding the queue, e.g. redis://:password@redis:6379/0.
     #[arg(long, env = "LORABEAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    /// The coordinator's gRPC URL.
+    /// The coordinator's gRPC URL; several of one deployment, comma separated, are tried in
+    /// order at every (re)connect, so the worker carries on through another when one dies.
     #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
     coordinator: String,
     /// The model id this worker serves: jobs name it to reach it.
