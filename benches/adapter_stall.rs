@@ -1,173 +1,124 @@
-//! How long the running batch stalls while its worker loads a new adapter. One worker serves a
-//! gpt2.sm-shaped random base (f32, one thread, a batch of 4 rows); a base job runs (beam 4, so
-//! one item at a time); once a third of its lines are stored, a one-line job names a large adapter not yet loaded (loralib c_attn, rank
-//! `LORABEAM_BENCH_STALL_RANK`, default 512: 75 MiB on disk). The bench polls the base job's
-//! stored results and prints the longest gap between two of them before the load and while it
-//! runs, and the base job's seconds.
+//! A decode step's latency while a new adapter loads, with the load on the engine thread (how
+//! the worker did it before: `Adapter::load`, then `AdapterWeights::prepare`, between two steps
+//! of the running batch) against the load on a loader thread (how it does it now: the loader
+//! reads it and, for the default low-rank math, prepares it too with
+//! `AdapterWeights::prepare_apart`; the engine thread keeps stepping and takes it ready). One process,
+//! the real functions, both ways side by side: a gpt2.sm-shaped random GPT-2 (f32, CPU) runs a
+//! batch of 8 items × beam 4 (context 32); at step 10 a new loralib adapter is asked for
+//! (c_attn, rank `LORABEAM_BENCH_STALL_RANK`, default 1024, written to a temporary file first).
+//! Prints the median step, the longest step interval from the request until the adapter is
+//! ready, and the read and prepare times.
 //!
-//! A worker that reads the adapter on its engine thread stops every running row for the whole
-//! read; one that reads it on a loader thread keeps decoding. To measure both side by side, set
-//! `LORABEAM_BENCH_BASELINE_WORKER` and `LORABEAM_BENCH_BASELINE_COORDINATOR` to another
-//! build's binaries (main before the loader thread, say): each round runs the baseline pair,
-//! then this tree's.
-//!
-//! cargo bench --bench adapter_stall   (LORABEAM_BENCH_ROUNDS, default 2)
+//! cargo bench --bench adapter_stall   (LORABEAM_BENCH_THREADS, default 2; LORABEAM_BENCH_ROUNDS, default 3)
 
-#[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lorabeam_worker::checkpoint::save_torch_checkpoint;
-use lorabeam_worker::model::{config_json, synthetic_checkpoint, Gpt2Config, LoraConfig, ModelCard};
-use support::cluster::{binary, wait_until, Coordinator, Process, Redis};
-use support::{conformance_dir, head, lorabeam, strings};
+use lorabeam_worker::model::{synthetic_checkpoint, Adapter, AdapterWeights, Gpt2, LoraConfig, PrepareTarget};
 
-const LINES: usize = 24;
-/// Beam 4 in a batch of 4 rows: one item at a time, so results arrive one every few steps and
-/// a stall shows as a long gap between two of them.
-const FLAGS: &[&str] = &["--beam", "4", "--no_repeat_ngram_size", "0", "--eval_len", "8", "--seq_len", "256"];
-const MAX_ROWS: &str = "4";
-
-/// The base checkpoint, its config and an adapter directory holding `big.pt`.
-fn model_files(dir: &Path, rank: usize) -> (PathBuf, PathBuf, PathBuf) {
-    let config = Gpt2Config::from_card(ModelCard::Small);
-    let config_path = dir.join("config.json");
-    std::fs::write(&config_path, config_json(&config)).expect("write config");
-    let base = dir.join("base.pt");
-    let base_lora = LoraConfig { rank: 0, alpha: 32.0, base_only: true };
-    save_torch_checkpoint(&base, &synthetic_checkpoint(&config, base_lora, 1)).expect("write base");
-    let adapters = dir.join("adapters");
-    std::fs::create_dir_all(&adapters).expect("mkdir");
-    let lora = LoraConfig { rank, alpha: 32.0, base_only: false };
-    let only_lora: Vec<_> =
-        synthetic_checkpoint(&config, lora, 2).into_iter().filter(|(k, _)| k.contains("lora_")).collect();
-    save_torch_checkpoint(&adapters.join("big.pt"), &only_lora).expect("write adapter");
-    (config_path, base, adapters)
-}
-
-fn start_worker(
-    bin: &Path,
-    redis: &Redis,
-    coordinator: &Coordinator,
-    dir: &Path,
-    files: &(PathBuf, PathBuf, PathBuf),
-) -> Process {
-    let (config, base, adapters) = files;
-    let mut command = Command::new(bin);
-    command
-        .args(["--redis-url", &redis.url(), "--coordinator", &coordinator.url(), "--model-id", "sm"])
-        .args(["--worker-name", "w", "--device", "cpu", "--threads", "1", "--dtype", "f32"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--max-adapter-mib", "1024", "--lora_alpha", "32"])
-        .args(["--max_rows", MAX_ROWS])
-        .arg("--base_checkpoint")
-        .arg(base)
-        .arg("--model_config")
-        .arg(config)
-        .arg("--adapter-dir")
-        .arg(adapters)
-        .env("RUST_LOG", "info");
-    Process::from_child(
-        command.stderr(std::fs::File::create(dir.join("worker.log")).expect("log")).spawn().expect("worker starts"),
-        dir.join("worker.log"),
-    )
-}
-
-fn submit(coordinator: &Coordinator, data: &Path, adapter: Option<&str>) -> String {
-    let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", "sm", "--data"]);
-    args.push(data.to_str().expect("utf-8").into());
-    args.extend(strings(FLAGS));
-    args.extend(strings(&["--shard-size", "100"]));
-    if let Some(adapter) = adapter {
-        args.extend(strings(&["--adapter", adapter]));
-    }
-    let out = lorabeam(&args);
-    assert!(out.status.success(), "submit failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+const STEPS: usize = 40;
+const ASK_AT: usize = 10;
 
 struct Measured {
-    gap_before: f64,
-    gap_during: f64,
-    job_seconds: f64,
+    median_step_ms: f64,
+    longest_while_loading_ms: f64,
+    read_ms: f64,
+    prepare_ms: f64,
 }
 
-/// One run: the base job's longest result gaps before and during the adapter's load.
-fn run(bin: &Path, coordinator_bin: Option<&Path>, files: &(PathBuf, PathBuf, PathBuf)) -> Measured {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let data = head(&conformance_dir().join("data/e2e_test_public.jsonl"), LINES, d, "data.jsonl");
-    let one = head(&data, 1, d, "one.jsonl");
-    let redis = Redis::start(d);
-    // The test support starts `LORABEAM_COORDINATOR_BIN` when set, else this tree's.
-    match coordinator_bin {
-        Some(bin) => std::env::set_var("LORABEAM_COORDINATOR_BIN", bin),
-        None => std::env::remove_var("LORABEAM_COORDINATOR_BIN"),
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Steps the batch `STEPS` times; at `ASK_AT` the adapter is asked for, read on this thread
+/// (`on_engine_thread`) or on a thread of its own, then prepared on this thread.
+fn run(model: &Gpt2, path: &Path, on_engine_thread: bool) -> Measured {
+    let (mut items, mut kv) = support::running_batch(model, 8, 4, 32, 4);
+    let tokens: Vec<i64> = (0..32).collect();
+    let mut intervals = Vec::new();
+    let (mut asked, mut ready) = (None::<Instant>, None::<Instant>);
+    let (mut read_ms, mut prepare_ms) = (0.0, 0.0);
+    let (tx, rx) = mpsc::channel::<(AdapterWeights, f64, f64)>();
+    let mut last = Instant::now();
+    for step in 0..STEPS {
+        if step == ASK_AT {
+            asked = Some(Instant::now());
+            if on_engine_thread {
+                let started = Instant::now();
+                let adapter = Adapter::load(path, model.config(), 32.0).expect("adapter reads");
+                read_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let started = Instant::now();
+                let _weights = AdapterWeights::prepare(model, &adapter, "big").expect("prepares");
+                prepare_ms = started.elapsed().as_secs_f64() * 1000.0;
+                ready = Some(Instant::now());
+            } else {
+                let (tx, path, config) = (tx.clone(), path.to_path_buf(), model.config().clone());
+                let target = PrepareTarget::of(model);
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let adapter = Adapter::load(&path, &config, 32.0).expect("adapter reads");
+                    let read = started.elapsed().as_secs_f64() * 1000.0;
+                    let started = Instant::now();
+                    let prepared = AdapterWeights::prepare_apart(&target, &adapter, "big");
+                    let weights = prepared.expect("low-rank math").expect("prepares");
+                    let _ = tx.send((weights, read, started.elapsed().as_secs_f64() * 1000.0));
+                });
+            }
+        }
+        if let Ok((_weights, read, prepare)) = rx.try_recv() {
+            (read_ms, prepare_ms) = (read, prepare);
+            ready = Some(Instant::now());
+        }
+        let _ = support::step(model, &tokens, &mut items, &mut kv);
+        let now = Instant::now();
+        intervals.push((now.duration_since(last), now));
+        last = now;
     }
-    let coordinator = Coordinator::start(&redis, d, None, &["--serve-model-ids", "sm"]);
-    let _worker = start_worker(bin, &redis, &coordinator, d, files);
-    let job = submit(&coordinator, &data, None);
-    let stored = |job: &str| -> usize {
-        redis.cli(&["HLEN", &format!("lorabeam:job:{job}:results")]).trim().parse().unwrap_or(0)
-    };
-    // Results are stored per distinct context (E2E repeats contexts): wait for all of those.
-    let items: usize = redis.cli(&["HGET", &format!("lorabeam:job:{job}"), "items"]).parse().expect("the job's items");
-    let started = Instant::now();
-    let (mut last, mut count) = (Instant::now(), 0);
-    let (mut gap_before, mut gap_during) = (0f64, 0f64);
-    let mut adapter_job: Option<String> = None;
-    let mut loaded = false;
-    while count < items {
-        assert!(started.elapsed() < Duration::from_secs(900), "the base job did not finish");
-        std::thread::sleep(Duration::from_millis(2));
-        let now = stored(&job);
-        if now == count {
-            continue;
-        }
-        let gap = last.elapsed().as_secs_f64();
-        (last, count) = (Instant::now(), now);
-        match &adapter_job {
-            // The first result also waits for the worker's start and prefill: not counted.
-            None if count > 1 => gap_before = gap_before.max(gap),
-            Some(_) if !loaded => gap_during = gap_during.max(gap),
-            _ => {}
-        }
-        if adapter_job.is_none() && count >= items / 3 {
-            adapter_job = Some(submit(&coordinator, &one, Some("big")));
-        }
-        if let Some(adapter_job) = &adapter_job {
-            loaded = loaded || stored(adapter_job) > 0;
-        }
+    // A read slower than the steps left: wait for it, so its prepare is counted too.
+    if ready.is_none() {
+        let (_weights, read, prepare) = rx.recv_timeout(Duration::from_secs(600)).expect("the adapter is read");
+        (read_ms, prepare_ms) = (read, prepare);
+        ready = Some(Instant::now());
     }
-    let job_seconds = started.elapsed().as_secs_f64();
-    if let Some(adapter_job) = adapter_job {
-        wait_until("the adapter job", Duration::from_secs(300), || stored(&adapter_job) == 1);
-    }
-    Measured { gap_before, gap_during, job_seconds }
+    let (asked, ready) = (asked.expect("asked"), ready.expect("ready"));
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let quiet: Vec<f64> = intervals.iter().take(ASK_AT).skip(2).map(|(d, _)| ms(*d)).collect();
+    // Every step interval that overlaps the time from the request until the adapter is ready.
+    let while_loading = intervals.iter().filter(|(d, end)| *end > asked && *end - *d <= ready);
+    let longest = while_loading.map(|(d, _)| ms(*d)).fold(0.0, f64::max);
+    Measured { median_step_ms: median(quiet), longest_while_loading_ms: longest, read_ms, prepare_ms }
 }
 
 fn main() {
-    let rank: usize = std::env::var("LORABEAM_BENCH_STALL_RANK").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
-    let rounds: usize = std::env::var("LORABEAM_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let threads = support::set_threads();
+    let rank: usize = std::env::var("LORABEAM_BENCH_STALL_RANK").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let rounds: usize = std::env::var("LORABEAM_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let model = support::gpt2_small();
     let dir = tempfile::tempdir().expect("tempdir");
-    let files = model_files(dir.path(), rank);
-    let mib =
-        std::fs::metadata(dir.path().join("adapters/big.pt")).map(|m| m.len() as f64 / (1 << 20) as f64).unwrap_or(0.0);
-    let mut workers = Vec::new();
-    if let Some(baseline) = std::env::var_os("LORABEAM_BENCH_BASELINE_WORKER") {
-        let coordinator = std::env::var_os("LORABEAM_BENCH_BASELINE_COORDINATOR").map(PathBuf::from);
-        workers.push(("baseline", PathBuf::from(baseline), coordinator));
-    }
-    workers.push(("this tree", binary("lorabeam-worker"), None));
-    println!("gpt2.sm-shaped random base, f32, 1 thread, --max_rows {MAX_ROWS}; base job {LINES} lines ({}); adapter loralib c_attn r={rank}, {mib:.0} MiB", FLAGS.join(" "));
-    println!("| round | worker | longest result gap before the load (s) | longest gap during it (s) | base job (s) |");
-    println!("|---|---|---|---|---|");
+    let path = dir.path().join("big.pt");
+    let lora = LoraConfig { rank, alpha: 32.0, base_only: false };
+    let only_lora: Vec<_> =
+        synthetic_checkpoint(model.config(), lora, 2).into_iter().filter(|(k, _)| k.contains("lora_")).collect();
+    save_torch_checkpoint(&path, &only_lora).expect("write adapter");
+    let mib = std::fs::metadata(&path).map(|m| m.len() as f64 / (1 << 20) as f64).unwrap_or(0.0);
+    println!(
+        "gpt2.sm-shaped random GPT-2, f32, CPU, {threads} libtorch threads; batch 8 items x beam 4, context 32; \
+         adapter loralib c_attn r={rank}, {mib:.0} MiB, asked for at step {ASK_AT}"
+    );
+    println!("| round | adapter read | median step (ms) | longest step interval while it loads (ms) | read (ms) | prepare (ms) |");
+    println!("|---|---|---|---|---|---|");
     for round in 1..=rounds {
-        for (name, bin, coordinator) in &workers {
-            let m = run(bin, coordinator.as_deref(), &files);
-            println!("| {round} | {name} | {:.2} | {:.2} | {:.1} |", m.gap_before, m.gap_during, m.job_seconds);
+        for (name, inline) in [("on the engine thread (before)", true), ("on a loader thread (now)", false)] {
+            let m = run(&model, &path, inline);
+            println!(
+                "| {round} | {name} | {:.1} | {:.1} | {:.0} | {:.1} |",
+                m.median_step_ms, m.longest_while_loading_ms, m.read_ms, m.prepare_ms
+            );
         }
     }
 }

@@ -98,7 +98,7 @@ fn unknown_model_ids_are_refused_and_a_declared_one_waits_for_its_first_worker()
     let job_id = submit_detached(&coordinator, &four, &[]);
     let waiting = "waiting for workers of model tiny: none is live";
     let running = status(&coordinator.url(), &job_id).expect("status");
-    assert_eq!((running.state, running.stall.as_str()), (JobState::Running as i32, waiting));
+    assert_eq!((running.state, running.stall.as_str()), (JobState::Queued as i32, waiting));
     assert!(client(&coordinator, "jobs").contains(&format!("stalled: {waiting}")), "jobs shows the stall");
     let metrics = http_get(coordinator.metrics_port, "/metrics");
     assert!(metrics.contains("lorabeam_workers{model_id=\"tiny\"} 0"), "{metrics}");

@@ -124,7 +124,7 @@ impl Coordinator {
     /// Says why a running job is not moving, when the coordinator can tell. Best effort: a
     /// status is still worth sending without it.
     async fn add_stall(&self, status: &mut JobStatus) {
-        if status.state != JobState::Running as i32 {
+        if status.state != JobState::Running as i32 && status.state != JobState::Queued as i32 {
             return;
         }
         match self.stall(&status.job_id, &status.model_id).await {

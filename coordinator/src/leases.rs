@@ -260,7 +260,7 @@ impl Leases {
             .arg(&shard.items);
         let (code, detail): (i64, Option<String>) = invocation.invoke_async(&mut self.store.con.clone()).await?;
         Ok(match code {
-            1 => Marked::Done { running: detail.as_deref() == Some(job_states::RUNNING) },
+            1 => Marked::Done { running: matches!(detail.as_deref(), Some(job_states::QUEUED | job_states::RUNNING)) },
             -3 => Marked::NotLeased,
             -4 => Marked::Unfinished(detail.unwrap_or_default()),
             _ => Marked::JobGone,

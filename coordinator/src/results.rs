@@ -119,6 +119,7 @@ impl Results {
         let keys = &self.store.keys;
         let mut invocation = lorabeam_proto::queue_scripts::STORE_OUTCOMES.prepare_invoke();
         invocation.key(keys.job(job_id)).key(keys.results(job_id)).key(keys.failed(job_id)).key(leases.queue);
+        invocation.key(keys.job_states());
         invocation.arg(WORKER_GROUP).arg(leases.consumer).arg(leases.entries.len()).arg(leases.entries);
         for outcome in outcomes {
             let item = match outcome {

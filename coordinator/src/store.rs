@@ -73,6 +73,7 @@ pub fn now_ms() -> i64 {
 /// Maps a stored state name onto the API's enum.
 pub fn parse_state(state: &str) -> JobState {
     match state {
+        job_states::QUEUED => JobState::Queued,
         job_states::RUNNING => JobState::Running,
         job_states::FINALIZING => JobState::Finalizing,
         job_states::COMPLETED => JobState::Completed,
@@ -118,7 +119,7 @@ impl JobStore {
         let now = now_ms();
         let mut fields: Vec<(&str, String)> = vec![
             (f::SPEC, spec),
-            (f::STATE, job_states::RUNNING.to_string()),
+            (f::STATE, job_states::QUEUED.to_string()),
             (f::RECORDS, job.records.to_string()),
             (f::ITEMS, job.shards.iter().map(|s| s.items.len()).sum::<usize>().to_string()),
             (f::SHARDS, job.shards.len().to_string()),
@@ -142,7 +143,8 @@ impl JobStore {
             .key(self.keys.queue(&job.spec.model_id))
             .key(self.keys.entries(&job.job_id))
             .key(self.keys.open_jobs())
-            .key(self.keys.job_states());
+            .key(self.keys.job_states())
+            .key(self.keys.jobs_indexed());
         call.arg(if key.is_empty() { "0" } else { "1" })
             .arg(&job.job_id)
             .arg(max_running_per_client)
@@ -544,10 +546,10 @@ pub fn parse_spec(job_id: &str, hash: &HashMap<String, String>) -> Result<Stored
 }
 
 impl JobStore {
-    /// Whether a job exists and runs.
+    /// Whether a job exists and takes results (queued or running).
     pub async fn is_running(&self, job_id: &str) -> Result<bool> {
         let state: Option<String> =
             redis::cmd("HGET").arg(self.keys.job(job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
-        Ok(state.as_deref() == Some(job_states::RUNNING))
+        Ok(matches!(state.as_deref(), Some(job_states::QUEUED | job_states::RUNNING)))
     }
 }

@@ -1,13 +1,14 @@
 //! A job's life as a state machine, and the Lua scripts that are the only writers of its state:
 //!
 //! ```text
-//!   running ──► finalizing ──► completed | completed_with_failures | failed
-//!      │            │  ▲
-//!      │            └──┘ (a finalizer whose lease ran out is replaced)
-//!      └────────────┴────► cancelled
+//!   queued ──► running ──► finalizing ──► completed | completed_with_failures | failed
+//!     │           │            │  ▲
+//!     │           │            └──┘ (a finalizer whose lease ran out is replaced)
+//!     └───────────┴────────────┴────► cancelled
 //! ```
 //!
-//! - `running`: shards are queued or decoding; results are stored only in this state.
+//! - `queued`: its shards wait for workers; its first stored result makes it `running`.
+//! - `running`: shards are decoding; results are stored only in these two states.
 //! - `finalizing`: every item has an outcome; one finalizer, holding a lease (a token and an
 //!   expiry in the job hash), writes the output and scores it. A finalizer that dies is
 //!   replaced once its lease runs out; its output and scores are written by its successor.
@@ -25,6 +26,7 @@ use crate::queue::job_fields as f;
 /// The states of a job, as stored in its hash's `state` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobPhase {
+    Queued,
     Running,
     Finalizing,
     Completed,
@@ -34,11 +36,19 @@ pub enum JobPhase {
 }
 
 impl JobPhase {
-    pub const ALL: [JobPhase; 6] =
-        [Self::Running, Self::Finalizing, Self::Completed, Self::CompletedWithFailures, Self::Failed, Self::Cancelled];
+    pub const ALL: [JobPhase; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Finalizing,
+        Self::Completed,
+        Self::CompletedWithFailures,
+        Self::Failed,
+        Self::Cancelled,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Queued => "queued",
             Self::Running => "running",
             Self::Finalizing => "finalizing",
             Self::Completed => "completed",
@@ -53,13 +63,14 @@ impl JobPhase {
     }
 
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Running | Self::Finalizing)
+        !matches!(self, Self::Queued | Self::Running | Self::Finalizing)
     }
 
     /// Whether [`TRANSITION`] moves a job from `self` to `to` (a finalizer's takeover of a
     /// finalizing job is [`CLAIM_FINALIZATION`]'s, not a transition).
     pub fn may_become(self, to: JobPhase) -> bool {
         match (self, to) {
+            (Self::Queued, Self::Running | Self::Cancelled) => true,
             (Self::Running, Self::Finalizing | Self::Cancelled) => true,
             (Self::Finalizing, to) => to.is_terminal(),
             _ => false,
@@ -138,12 +149,15 @@ return {{1, from}}
 
 /// Builds the jobs' indexes (open set, ended set, state counts) from every retained job, once:
 /// for a Redis that holds jobs from before they existed. Jobs whose hash expired leave the jobs
-/// set. KEYS: jobs set, open jobs, ended jobs, state counts, the indexed mark. ARGV: the
-/// job-hash key prefix, now (ms). Returns the jobs indexed, or -1 when the mark was set.
+/// set. The mark is set here, and by the first job created ([`crate::queue_scripts::CREATE_JOB`]),
+/// so an empty Redis holds no key of lorabeam's. KEYS: jobs set, open jobs, ended jobs, state
+/// counts, the indexed mark. ARGV: the job-hash key prefix, now (ms). Returns the jobs indexed,
+/// or -1 when the mark was set.
 pub static INDEX_JOBS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local terminal = {terminal}
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -239,9 +253,9 @@ mod tests {
         for phase in JobPhase::ALL {
             assert_eq!(JobPhase::parse(phase.as_str()), Some(phase));
         }
-        assert_eq!(JobPhase::parse("queued"), None);
+        assert_eq!(JobPhase::parse("pending"), None);
         let open: Vec<JobPhase> = JobPhase::ALL.into_iter().filter(|p| !p.is_terminal()).collect();
-        assert_eq!(open, vec![JobPhase::Running, JobPhase::Finalizing]);
+        assert_eq!(open, vec![JobPhase::Queued, JobPhase::Running, JobPhase::Finalizing]);
     }
 
     #[test]
@@ -253,6 +267,8 @@ mod tests {
             .filter(|(from, to)| from.may_become(*to))
             .collect();
         let expected = vec![
+            (Queued, Running),
+            (Queued, Cancelled),
             (Running, Finalizing),
             (Running, Cancelled),
             (Finalizing, Completed),
@@ -261,6 +277,6 @@ mod tests {
             (Finalizing, Cancelled),
         ];
         assert_eq!(allowed, expected);
-        assert!(lua_table().starts_with("{running = {finalizing = true, cancelled = true}, finalizing = {completed"));
+        assert!(lua_table().starts_with("{queued = {running = true, cancelled = true}, running = {finalizing = true, cancelled = true}, finalizing = {completed"));
     }
 }

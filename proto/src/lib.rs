@@ -61,7 +61,11 @@ pub fn job_state_name(state: i32) -> String {
 pub fn job_state_is_final(state: i32) -> bool {
     !matches!(
         v1::JobState::try_from(state),
-        Ok(v1::JobState::Running) | Ok(v1::JobState::Finalizing) | Ok(v1::JobState::Unspecified) | Err(_)
+        Ok(v1::JobState::Queued)
+            | Ok(v1::JobState::Running)
+            | Ok(v1::JobState::Finalizing)
+            | Ok(v1::JobState::Unspecified)
+            | Err(_)
     )
 }
 

@@ -108,6 +108,7 @@ pub mod model_fields {
 pub mod job_states {
     use crate::job_state::JobPhase;
 
+    pub const QUEUED: &str = JobPhase::Queued.as_str();
     pub const RUNNING: &str = JobPhase::Running.as_str();
     pub const FINALIZING: &str = JobPhase::Finalizing.as_str();
     pub const COMPLETED: &str = JobPhase::Completed.as_str();

@@ -13,7 +13,8 @@ use crate::queue::{job_fields as f, job_states};
 /// expired and went to another worker cannot be beaten. Every argument is checked before the
 /// first write, so a bad one (a count `HINCRBY` would refuse half-way) changes nothing: a Lua
 /// error after a write would leave the write in place.
-/// KEYS: job hash, results, failed, the model's stream. ARGV: group, consumer, the number `n` of
+/// A queued job's first stored outcome makes it running (counted in the state counts).
+/// KEYS: job hash, results, failed, the model's stream, state counts. ARGV: group, consumer, the number `n` of
 /// entries, the `n` entry ids of the batch's shards, then 5 per outcome: kind (r|f), item,
 /// value, records, tokens. Returns {added, items_done, items, records_added, tokens_added},
 /// {-1, 0, 0, 0, 0} when the job is not running, {-2, i, 0, 0, 0} when outcome `i` (0-based)
@@ -21,7 +22,8 @@ use crate::queue::{job_fields as f, job_states};
 pub static STORE_OUTCOMES: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"
-if redis.call('HGET', KEYS[1], '{state}') ~= '{running}' then return {{-1, 0, 0, 0, 0}} end
+local state = redis.call('HGET', KEYS[1], '{state}')
+if state ~= '{running}' and state ~= '{queued}' then return {{-1, 0, 0, 0, 0}} end
 local function count(text)
   local n = tonumber(text)
   return n ~= nil and n >= 0 and n < 2^50 and n == math.floor(n)
@@ -38,6 +40,11 @@ for i = first, #ARGV, 5 do
   if (kind ~= 'r' and kind ~= 'f') or not count(ARGV[i + 1]) or not count(ARGV[i + 3]) or not count(ARGV[i + 4]) then
     return {{-2, (i - first) / 5, 0, 0, 0}}
   end
+end
+if state == '{queued}' then
+  redis.call('HSET', KEYS[1], '{state}', '{running}')
+  redis.call('HINCRBY', KEYS[5], '{queued}', -1)
+  redis.call('HINCRBY', KEYS[5], '{running}', 1)
 end
 local added, records, tokens = 0, 0, 0
 for i = first, #ARGV, 5 do
@@ -61,6 +68,7 @@ return {{added, done, tonumber(redis.call('HGET', KEYS[1], '{items}')), records,
 ",
         state = f::STATE,
         running = job_states::RUNNING,
+        queued = job_states::QUEUED,
         generated_tokens = f::GENERATED_TOKENS,
         records_done = f::RECORDS_DONE,
         items_done = f::ITEMS_DONE,
@@ -82,7 +90,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {{0, ''}} end
 local p = redis.call('XPENDING', KEYS[3], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return {{-3, ''}} end
 local state = redis.call('HGET', KEYS[1], '{state}')
-if state == '{running}' then
+if state == '{running}' or state == '{queued}' then
   for i = 5, #ARGV do
     if redis.call('HEXISTS', KEYS[4], ARGV[i]) == 0 and redis.call('HEXISTS', KEYS[5], ARGV[i]) == 0 then
       return {{-4, ARGV[i]}}
@@ -96,6 +104,7 @@ return {{1, state}}
 ",
         state = f::STATE,
         running = job_states::RUNNING,
+        queued = job_states::QUEUED,
     ))
 });
 
@@ -106,7 +115,8 @@ return {{1, state}}
 /// pruned first), and its hash, plan, references, place in the jobs set, shards, their entry
 /// ids and the idempotency key are written together.
 /// KEYS: idempotency key (any name when ARGV[1] is 0), the client's jobs set, job hash, plan,
-/// references, jobs set, the model's stream, the job's entries list, open jobs, state counts.
+/// references, jobs set, the model's stream, the job's entries list, open jobs, state counts,
+/// the jobs-indexed mark (set: these indexes hold every job from the first one on).
 /// ARGV: has key (1|0), job id, limit, now (ms), the job-hash key prefix, grace (ms), the client
 /// set's lifetime (ms), plan, has references (1|0), references, the number `n` of job-hash
 /// fields, `n` field/value pairs, then per shard its body and traceparent (`''`: none).
@@ -122,7 +132,7 @@ local now = tonumber(ARGV[4])
 local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #members, 2 do
   local state = redis.call('HGET', ARGV[5] .. members[i], '{state}')
-  local open = state == '{running}' or state == '{finalizing}'
+  local open = state == '{queued}' or state == '{running}' or state == '{finalizing}'
   local stale = (state and not open) or (not state and now - tonumber(members[i + 1]) > tonumber(ARGV[6]))
   if stale then redis.call('ZREM', KEYS[2], members[i]) end
 end
@@ -137,7 +147,8 @@ redis.call('SET', KEYS[4], ARGV[8])
 if ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[10]) end
 redis.call('ZADD', KEYS[6], now, ARGV[2])
 redis.call('ZADD', KEYS[9], now, ARGV[2])
-redis.call('HINCRBY', KEYS[10], '{running}', 1)
+redis.call('HINCRBY', KEYS[10], '{queued}', 1)
+redis.call('SET', KEYS[11], '1')
 for i = first + 2 * fields, #ARGV - 1, 2 do
   local id
   if ARGV[i + 1] == '' then
@@ -152,6 +163,7 @@ return {{'created', ''}}
 ",
         state = f::STATE,
         running = job_states::RUNNING,
+        queued = job_states::QUEUED,
         finalizing = job_states::FINALIZING,
         shard = crate::queue::stream_fields::SHARD,
         traceparent = crate::queue::stream_fields::TRACEPARENT,

@@ -238,4 +238,8 @@ fn jobs_kept_from_before_the_indexes_are_indexed_once() {
     let kept: Vec<String> = redis::cmd("ZRANGE").arg(jobs).arg(0).arg(-1).query(&mut con).expect("zrange");
     assert_eq!(kept, vec!["j1", "j2", "j3"], "a job whose hash expired leaves the jobs set");
     assert_eq!(index(&mut con), -1, "once");
+    let _: () = redis::cmd("DEL").arg(marker).arg(jobs).query(&mut con).expect("del");
+    assert_eq!(index(&mut con), 0, "nothing to index");
+    let marked: bool = redis::cmd("EXISTS").arg(marker).query(&mut con).expect("exists");
+    assert!(!marked, "an empty Redis keeps no key of lorabeam's");
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use crate::model::{Adapter, Gpt2Config};
+use crate::model::{Adapter, AdapterWeights, Gpt2Config, PrepareTarget};
 
 /// How a worker serves adapters (its flags, validated).
 #[derive(Debug, Clone)]
@@ -23,28 +23,44 @@ pub struct AdapterConfig {
     pub prefer_held: bool,
 }
 
-/// Reads adapters on a thread of its own, so the engine thread never waits for a disk: it asks
-/// by name, and each answer comes back through `reply` (to the engine thread's inbox), which
-/// then prepares the weights for its model.
+/// Reads adapters, and prepares those in the low-rank form, on a thread of its own, so the
+/// engine thread never stops its batch for a disk or for the factors' arithmetic: it asks by
+/// name, and each answer comes back through `reply` (to the engine thread's inbox). Merged
+/// copies need the model's weights: those the engine thread prepares from the read adapter.
 pub struct AdapterLoader {
     requests: Sender<String>,
 }
 
-/// A read adapter, or why it cannot be had (the reason names the adapter and its path).
-pub type AdapterRead = Result<Adapter, String>;
+/// What the loader made of an adapter.
+pub enum Loaded {
+    /// Ready to decode with.
+    Prepared(AdapterWeights),
+    /// Read; the engine thread prepares it (merged copies).
+    Read(Adapter),
+}
+
+/// A loaded adapter, or why it cannot be had (the reason names the adapter and its path).
+pub type AdapterRead = Result<Loaded, String>;
 
 impl AdapterLoader {
     pub fn spawn(
         config: AdapterConfig,
         model: Gpt2Config,
+        target: PrepareTarget,
         reply: impl Fn(String, AdapterRead, Duration) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (requests, inbox) = std::sync::mpsc::channel::<String>();
         std::thread::Builder::new().name("lorabeam-adapters".into()).spawn(move || {
             for name in inbox {
                 let started = Instant::now();
-                let read = read(&config, &model, &name);
-                reply(name, read, started.elapsed());
+                let loaded = read(&config, &model, &name).and_then(|adapter| {
+                    match AdapterWeights::prepare_apart(&target, &adapter, &name) {
+                        Some(Ok(weights)) => Ok(Loaded::Prepared(weights)),
+                        Some(Err(e)) => Err(format!("adapter `{name}` cannot be prepared for this model: {e}")),
+                        None => Ok(Loaded::Read(adapter)),
+                    }
+                });
+                reply(name, loaded, started.elapsed());
             }
         })?;
         Ok(Self { requests })
@@ -57,7 +73,7 @@ impl AdapterLoader {
 }
 
 /// Finds `name` under `--adapter-dir` and reads it.
-fn read(config: &AdapterConfig, model: &Gpt2Config, name: &str) -> AdapterRead {
+fn read(config: &AdapterConfig, model: &Gpt2Config, name: &str) -> Result<Adapter, String> {
     let Some(dir) = &config.dir else {
         return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"));
     };

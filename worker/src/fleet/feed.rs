@@ -13,14 +13,14 @@ use lorabeam_proto::telemetry::int;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{field::Empty, info_span, Span};
 
-use super::adapters::{AdapterConfig, AdapterLoader, AdapterRead};
+use super::adapters::{AdapterConfig, AdapterLoader, AdapterRead, Loaded};
 use super::batch_trace::BatchTrace;
 use super::decode::{decode, echo, Batch};
 use super::messages::{key, Decoder, FeedMessage, FeedOutput, FeedShared};
 use super::metrics::METRICS;
 use super::scheduler::{Action, AdapterService, Pinned, Scheduler, SchedulerConfig, Shard};
 use crate::generation::{ItemSource, WorkItem};
-use crate::model::{AdapterWeights, Gpt2};
+use crate::model::{AdapterWeights, Gpt2, PrepareTarget};
 
 impl Pinned for AdapterWeights {
     fn pinned(&self) -> bool {
@@ -62,16 +62,19 @@ impl Feed<'_> {
         self.act();
     }
 
-    /// Prepares a read adapter for the model (a few small tensors for the low-rank math; the
-    /// disk read already happened on the loader thread).
+    /// Takes an adapter the loader thread loaded: prepared there already (the low-rank form),
+    /// or read and prepared here, from the model's weights (merged copies).
     fn prepare(&mut self, name: String, read: AdapterRead, took: Duration) {
         let prepared = match (read, self.model) {
-            (Ok(adapter), Some(model)) => AdapterWeights::prepare(model, &adapter, &name)
-                .map(|weights| (weights.clone(), weights.bytes()))
+            (Ok(Loaded::Prepared(weights)), _) => Ok(weights),
+            (Ok(Loaded::Read(adapter)), Some(model)) => AdapterWeights::prepare(model, &adapter, &name)
                 .map_err(|e| format!("adapter `{name}` cannot be prepared for this model: {e}")),
-            (Ok(_), None) => Err(format!("adapter `{name}`: this worker runs without a model (--engine echo)")),
+            (Ok(Loaded::Read(_)), None) => {
+                Err(format!("adapter `{name}`: this worker runs without a model (--engine echo)"))
+            }
             (Err(reason), _) => Err(reason),
         };
+        let prepared = prepared.map(|weights| (weights.clone(), weights.bytes()));
         if let Ok((_, bytes)) = &prepared {
             METRICS.adapter_loads.inc();
             tracing::info!(adapter = %name, mib = *bytes as f64 / (1 << 20) as f64, read_seconds = took.as_secs_f64(), "loaded adapter");
@@ -252,7 +255,7 @@ fn adapter_service(
     let reply = move |name, read, took| {
         let _ = replies.send(FeedMessage::AdapterRead { name, read: Box::new(read), took });
     };
-    match AdapterLoader::spawn(adapters, model.config().clone(), reply) {
+    match AdapterLoader::spawn(adapters, model.config().clone(), PrepareTarget::of(model), reply) {
         Ok(loader) => (AdapterService::Served, Some(loader)),
         Err(e) => (AdapterService::Unavailable(format!("cannot start the adapter loader thread: {e}")), None),
     }

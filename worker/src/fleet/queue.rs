@@ -250,13 +250,14 @@ impl ShardQueue {
         Ok(())
     }
 
-    /// Whether a job still runs (a cancelled or expired job's items are skipped).
+    /// Whether a job still takes results, queued or running (a cancelled, finalizing or
+    /// expired job's items are skipped).
     pub async fn job_running(&self, job_id: &str) -> Result<bool, FleetError> {
         let state: Option<String> = redis::cmd("HGET")
             .arg(self.keys.job(job_id))
             .arg(job_fields::STATE)
             .query_async(&mut self.con.clone())
             .await?;
-        Ok(state.as_deref() == Some(job_states::RUNNING))
+        Ok(matches!(state.as_deref(), Some(job_states::QUEUED | job_states::RUNNING)))
     }
 }

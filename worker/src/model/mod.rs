@@ -15,7 +15,7 @@ mod synthetic;
 mod weight_names;
 mod weights;
 
-pub use adapter::{AdaptedMatrix, AdaptedModule, Adapter, AdapterMath, AdapterWeights, LowRank};
+pub use adapter::{AdaptedMatrix, AdaptedModule, Adapter, AdapterMath, AdapterWeights, LowRank, PrepareTarget};
 pub use batch_kv::{AttentionPath, BatchKv, ItemKv};
 pub use config::{Gpt2Config, LoraConfig, ModelCard};
 pub use error::ModelError;

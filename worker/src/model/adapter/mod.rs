@@ -19,5 +19,5 @@ mod tests;
 pub use load::Adapter;
 pub use math::AdapterMath;
 pub use matrix::{AdaptedMatrix, AdaptedModule, LowRank};
-pub use prepared::AdapterWeights;
 pub(crate) use prepared::{AdaptedWeight, BlockOverride};
+pub use prepared::{AdapterWeights, PrepareTarget};

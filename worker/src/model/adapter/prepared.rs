@@ -77,8 +77,8 @@ fn merged_copy(base: &Tensor, matrix: &AdaptedMatrix) -> Result<Tensor, ModelErr
 /// `matrix`'s parts as one factor pair over all the base's output columns: the parts' `A`
 /// stacked, and `s B` placed at each part's columns and rank rows (zero elsewhere), built in
 /// f64 and cast to the base's precision and device.
-fn fused_factors(base: &Tensor, matrix: &AdaptedMatrix) -> Result<AdaptedWeight, ModelError> {
-    let (n_in, n_out) = (base.size()[0], base.size()[1]);
+fn fused_factors(target: &PrepareTarget, matrix: &AdaptedMatrix) -> Result<AdaptedWeight, ModelError> {
+    let (n_in, n_out) = matrix.module.shape(target.n_embd as i64);
     let rank: i64 = matrix.parts.iter().map(|p| p.a.size()[0]).sum();
     let opts = (Kind::Double, tch::Device::Cpu);
     let a = Tensor::f_zeros([rank, n_in], opts)?;
@@ -91,7 +91,7 @@ fn fused_factors(base: &Tensor, matrix: &AdaptedMatrix) -> Result<AdaptedWeight,
         offset += r;
     }
     let place = |t: Tensor| -> Result<Tensor, ModelError> {
-        Ok(t.f_transpose(0, 1)?.f_contiguous()?.f_to_kind(base.kind())?.f_to_device(base.device())?)
+        Ok(t.f_transpose(0, 1)?.f_contiguous()?.f_to_kind(target.kind)?.f_to_device(target.device)?)
     };
     Ok(AdaptedWeight::LowRank { a_t: place(a)?, b_t: place(b)? })
 }
@@ -107,32 +107,94 @@ pub struct AdapterWeights {
     blocks: Arc<Mutex<Vec<BlockOverride>>>,
 }
 
-impl AdapterWeights {
-    /// Prepares `adapter` for `model`, in the form the model's `--adapter-math` asks for.
-    pub fn prepare(model: &Gpt2, adapter: &Adapter, name: &str) -> Result<AdapterWeights, ModelError> {
+/// What preparing an adapter in the low-rank form needs of its model: its shape, precision and
+/// device, not its weights. Plain values, so the worker's adapter loader thread prepares such
+/// adapters whole, and the engine thread never stops its batch for one.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepareTarget {
+    n_embd: usize,
+    n_layer: usize,
+    math: AdapterMath,
+    kind: Kind,
+    device: tch::Device,
+    value_bytes: usize,
+}
+
+impl PrepareTarget {
+    pub fn of(model: &Gpt2) -> Self {
         let config = model.config();
-        if adapter.base_shape != (config.n_embd, config.n_layer) {
+        Self {
+            n_embd: config.n_embd,
+            n_layer: config.n_layer,
+            math: model.adapter_math(),
+            kind: model.precision().kind(),
+            device: model.device(),
+            value_bytes: model.precision().bytes(),
+        }
+    }
+
+    fn check(&self, adapter: &Adapter, name: &str) -> Result<(), ModelError> {
+        if adapter.base_shape != (self.n_embd, self.n_layer) {
             return Err(ModelError::AdapterBaseMismatch {
                 name: name.into(),
                 adapter_embd: adapter.base_shape.0,
                 adapter_layers: adapter.base_shape.1,
-                model_embd: config.n_embd,
-                model_layers: config.n_layer,
+                model_embd: self.n_embd,
+                model_layers: self.n_layer,
             });
         }
+        Ok(())
+    }
+}
+
+impl AdapterWeights {
+    /// Prepares `adapter` for `model`, in the form the model's `--adapter-math` asks for.
+    pub fn prepare(model: &Gpt2, adapter: &Adapter, name: &str) -> Result<AdapterWeights, ModelError> {
+        let target = PrepareTarget::of(model);
+        target.check(adapter, name)?;
         let blocks_in = &model.weights().blocks;
         let mut blocks: Vec<BlockOverride> = blocks_in.iter().map(|_| BlockOverride::default()).collect();
         let mut bytes = 0;
         for matrix in &adapter.matrices {
             let base = &blocks_in[matrix.layer].adaptable(matrix.module).weight;
-            let weight = match model.adapter_math() {
+            let weight = match target.math {
                 AdapterMath::Merged => AdaptedWeight::Merged(merged_copy(base, matrix)?),
-                AdapterMath::LowRank => fused_factors(base, matrix)?,
+                AdapterMath::LowRank => fused_factors(&target, matrix)?,
             };
-            bytes += weight.numel() * model.precision().bytes();
+            bytes += weight.numel() * target.value_bytes;
             blocks[matrix.layer].set(matrix.module, weight);
         }
         Ok(AdapterWeights { name: name.into(), bytes, blocks: Arc::new(Mutex::new(blocks)) })
+    }
+
+    /// Prepares `adapter` without the model, when its math needs none of the model's weights
+    /// (the low-rank form); `None` for merged copies, which the model's owner must prepare.
+    pub fn prepare_apart(
+        target: &PrepareTarget,
+        adapter: &Adapter,
+        name: &str,
+    ) -> Option<Result<AdapterWeights, ModelError>> {
+        if target.math != AdapterMath::LowRank {
+            return None;
+        }
+        let prepared = target.check(adapter, name).and_then(|()| {
+            let mut blocks: Vec<BlockOverride> = (0..target.n_layer).map(|_| BlockOverride::default()).collect();
+            let mut bytes = 0;
+            for matrix in &adapter.matrices {
+                let weight = fused_factors(target, matrix)?;
+                bytes += weight.numel() * target.value_bytes;
+                let block = blocks.get_mut(matrix.layer).ok_or(ModelError::AdapterBaseMismatch {
+                    name: name.into(),
+                    adapter_embd: adapter.base_shape.0,
+                    adapter_layers: matrix.layer + 1,
+                    model_embd: target.n_embd,
+                    model_layers: target.n_layer,
+                })?;
+                block.set(matrix.module, weight);
+            }
+            Ok(AdapterWeights { name: name.into(), bytes, blocks: Arc::new(Mutex::new(blocks)) })
+        });
+        Some(prepared)
     }
 
     pub fn name(&self) -> &str {
