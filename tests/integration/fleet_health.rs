@@ -4,7 +4,7 @@
 //! for its first worker, `lorabeam workers` and the `lorabeam_workers` gauge, the lease of a
 //! worker killed with `kill -9` named in the job's status, and `/healthz` without Redis.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

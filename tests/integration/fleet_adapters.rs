@@ -8,7 +8,7 @@
 //! one made by peft, equal to the fixture's) writes each adapter's file and the comparison
 //! table.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

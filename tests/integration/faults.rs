@@ -4,7 +4,7 @@
 //! lease expires while it still holds results. Every trial must end with the coordinator's
 //! output byte-identical to a fault-free run: no line lost, none duplicated. Prints a table.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

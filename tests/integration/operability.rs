@@ -3,7 +3,7 @@
 //! with workers connected, clients riding out a coordinator restart, cancel and scale-to-zero,
 //! reused idempotency keys, and what `jobs`, `results`, `cancel` and `submit --wait` tell a user.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

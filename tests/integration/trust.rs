@@ -1,7 +1,7 @@
 //! What a worker's report may and may not do to a job, with a real redis-server, coordinator
 //! and worker, and a raw WorkerService client sending what a real worker never would.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

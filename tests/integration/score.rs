@@ -3,7 +3,7 @@
 //! `tests/conformance/e2e-metrics-example/goldens/`, and e2e-metrics' `measure_scores.py -p`
 //! printed the numbers below for them (see that folder's README).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! its specific error, never a panic, and leave nothing stored or queued. Prints the table.
 //! Hostile RPCs beyond SubmitJob are in `hostile_rpcs.rs`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! the fixture's loralib checkpoint reproduces the reference's goldens, and adapters mixed in
 //! one running batch (with the bare base) each decode as they do alone.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

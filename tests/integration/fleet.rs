@@ -3,7 +3,7 @@
 //! Outputs are checked against the reference's goldens with `support::compare` (the code of `lorabeam compare`), which
 //! also fails on a missing or duplicated id.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! strings and lists past their bounds, worker failure reasons meant for a terminal, and
 //! messages over the size limit. Each gets its specific error and stores nothing.
 
-mod support;
+use crate::support;
 
 use lorabeam_proto::v1::{self, JobServiceClient, JobStatus, SubmitItem};
 use support::cluster::http_get;

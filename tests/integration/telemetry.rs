@@ -2,7 +2,7 @@
 //! receiver collects the spans of a coordinator and a worker running two jobs at once, and
 //! `/metrics` is scraped from both.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
