@@ -24,17 +24,31 @@ cp -n "$conformance"/fixture-tiny/lora_only.pt fuzz/corpus/checkpoint_reader/ 2>
 head -c 4096 "$conformance"/fixture-tiny/lora_full.pt > fuzz/corpus/checkpoint_reader/lora_full_head.pt
 head -n 3 "$conformance"/data/e2e_test_public.jsonl > fuzz/corpus/jsonl_records/e2e_head.jsonl
 
+started=$(date +%s)
 cargo +nightly fuzz build --sanitizer none
+echo "fuzz: built in $(($(date +%s) - started)) s"
+# The targets run at once, one process each (the test machine has two cores): SECONDS of wall
+# time for both rather than one after the other.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+pids=()
 for target in checkpoint_reader jsonl_records; do
   echo "fuzz: $target for ${seconds}s"
+  (cargo +nightly fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 >"$logs/$target.log" 2>&1) &
+  pids+=($!)
+done
+failed=0
+for i in 0 1; do
+  target=$([ "$i" = 0 ] && echo checkpoint_reader || echo jsonl_records)
   rc=0
-  output=$(cargo +nightly fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 2>&1) || rc=$?
-  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)|panicked|ERROR|SUMMARY' <<<"$output" || true
+  wait "${pids[$i]}" || rc=$?
+  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)|panicked|ERROR|SUMMARY' "$logs/$target.log" | sed "s/^/$target: /" || true
   if ((rc)); then
-    tail -n 30 <<<"$output" >&2
+    tail -n 30 "$logs/$target.log" >&2
     echo "fuzz: $target failed (exit $rc); crash inputs are in fuzz/artifacts/$target" >&2
-    exit 1
+    failed=1
   fi
 done
+((failed == 0)) || exit 1
 echo "fuzz: no crashes"
