@@ -38,6 +38,16 @@ started=$(date +%s)
   tests/conformance/fixture-tiny/config.json tests/conformance/fixture-tiny/lora_only.pt 4 32
 phase fixtures
 
+# The fuzz targets' nightly build and the chart checks need nothing the tests build: they run
+# beside the tests at the lowest CPU priority, on what the tests leave idle (tests that wait on
+# processes, the last long test running alone), and report after them.
+fuzz_build_log=$(mktemp) helm_log=$(mktemp)
+nice -n 19 scripts/fuzz.sh --build >"$fuzz_build_log" 2>&1 &
+fuzz_build=$!
+nice -n 19 scripts/check-helm.sh >"$helm_log" 2>&1 &
+helm=$!
+trap 'kill "$fuzz_build" "$helm" 2>/dev/null; rm -f "$log" "$results" "$phases" "$fuzz_build_log" "$helm_log"' EXIT
+
 status=0
 # setup.sh has just built every binary; the process tests use them as they are.
 LORABEAM_BINARIES_BUILT=1 cargo nextest run --release --locked --workspace --no-fail-fast "$@" 2>&1 |
@@ -63,8 +73,15 @@ if grep -rqE '^\s*//[/!].*```' --include='*.rs' src core/src proto/src worker/sr
 fi
 phase tests
 
+# The fuzz targets are built (or the build failed, or there is no nightly); fuzz for real now.
 fuzz_status=0
-scripts/fuzz.sh "${LORABEAM_FUZZ_SECONDS:-30}" 2>&1 | tail -n 12 || fuzz_status=$?
+wait "$fuzz_build" || fuzz_status=$?
+grep -E '^fuzz: (built|SKIPPED)' "$fuzz_build_log" || true
+if ((fuzz_status == 0)); then
+  scripts/fuzz.sh "${LORABEAM_FUZZ_SECONDS:-30}" 2>&1 | tail -n 12 || fuzz_status=$?
+elif ((fuzz_status != 3)); then
+  tail -n 30 "$fuzz_build_log"
+fi
 if ((fuzz_status == 3)); then
   echo "lorabeam: fuzzing skipped (no nightly toolchain)"
 elif ((fuzz_status)); then
@@ -76,7 +93,12 @@ fi
 phase fuzz
 
 helm_status=0
-scripts/check-helm.sh 2>&1 | tail -n 9 || helm_status=$?
+wait "$helm" || helm_status=$?
+if ((helm_status)); then
+  cat "$helm_log"
+else
+  tail -n 9 "$helm_log"
+fi
 if ((helm_status)); then
   echo "test result: FAILED. 0 passed; 1 failed; (helm chart checks)" >>"$results"
   status=$helm_status
