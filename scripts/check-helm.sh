@@ -128,32 +128,46 @@ ensure_checkov() {
   "$CHECKOV_VENV/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 }
 
-# scan RENDERED.yaml: checkov's Kubernetes checks; prints "N passed, M allowed" and fails on
-# any finding not in ALLOWED_FINDINGS (or when checkov reports nothing at all).
-scan() {
-  local rendered=$1 dir=$work/scan
-  rm -rf "$dir" && mkdir -p "$dir" && cp "$rendered" "$dir/rendered.yaml"
+# scan_all DIR: checkov's Kubernetes checks over every DIR/NAME.yaml in one run (checkov takes
+# seconds to start; the checks themselves are quick), then for each NAME writes DIR/NAME.scan:
+# "scan: N passed, M allowed, K new" after an ERROR line per finding not in ALLOWED_FINDINGS.
+# A file with a new finding, or with no passed check at all, gets "scan: FAIL" as its last line.
+scan_all() {
+  local dir=$1
   # checkov exits 1 when anything failed; the JSON says what.
-  (cd "$dir" && "$CHECKOV_VENV/bin/checkov" -f rendered.yaml --framework kubernetes --skip-download \
-    --quiet --compact -o json >checkov.json 2>checkov.err) || true
-  ALLOWED_FINDINGS=$ALLOWED_FINDINGS "$VENV/bin/python" - "$dir/checkov.json" <<'PY'
-import json, os, re, sys
+  (cd "$dir" && "$CHECKOV_VENV/bin/checkov" -d . --framework kubernetes --skip-download \
+    --compact -o json >"$work/checkov.json" 2>"$work/checkov.err") || true
+  ALLOWED_FINDINGS=$ALLOWED_FINDINGS "$VENV/bin/python" - "$work/checkov.json" "$dir" <<'PY'
+import glob, json, os, re, sys
+out_dir = sys.argv[2]
+names = [os.path.basename(p)[:-len(".yaml")] for p in glob.glob(os.path.join(out_dir, "*.yaml"))]
+def write(name, lines):
+    with open(os.path.join(out_dir, name + ".scan"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 try:
     report = json.load(open(sys.argv[1]))
 except (OSError, ValueError) as e:
-    sys.exit(f"ERROR checkov gave no report: {e}")
+    for name in names:
+        write(name, [f"ERROR checkov gave no report: {e}", "scan: FAIL"])
+    sys.exit(0)
 reports = report if isinstance(report, list) else [report]
 allowed = [line.split("|", 2) for line in os.environ["ALLOWED_FINDINGS"].strip().splitlines()]
-passed = sum(r["summary"]["passed"] for r in reports)
+passed = [c for r in reports for c in r["results"]["passed_checks"]]
 failed = [c for r in reports for c in r["results"]["failed_checks"]]
-if len(failed) != sum(r["summary"]["failed"] for r in reports):
-    sys.exit("ERROR checkov's summary and its list of failed checks disagree")
-new = [c for c in failed
-       if not any(c["check_id"] == check and re.match(pattern, c["resource"]) for check, pattern, _ in allowed)]
-for c in new:
-    print(f"ERROR {c['check_id']} {c['check_name']}: {c['resource'].split('.helm.sh/')[0]}")
-print(f"scan: {passed} passed, {len(failed) - len(new)} allowed, {len(new)} new")
-sys.exit(1 if new or passed == 0 else 0)
+consistent = len(failed) == sum(r["summary"]["failed"] for r in reports) and \
+    len(passed) == sum(r["summary"]["passed"] for r in reports)
+for name in names:
+    mine = lambda checks: [c for c in checks if c["file_path"].lstrip("/") == name + ".yaml"]
+    ok, bad = mine(passed), mine(failed)
+    new = [c for c in bad
+           if not any(c["check_id"] == check and re.match(pattern, c["resource"]) for check, pattern, _ in allowed)]
+    lines = [f"ERROR {c['check_id']} {c['check_name']}: {c['resource'].split('.helm.sh/')[0]}" for c in new]
+    if not consistent:
+        lines.append("ERROR checkov's summary and its lists of checks disagree")
+    lines.append(f"scan: {len(ok)} passed, {len(bad) - len(new)} allowed, {len(new)} new")
+    if new or not ok or not consistent:
+        lines.append("scan: FAIL")
+    write(name, lines)
 PY
 }
 
@@ -264,33 +278,51 @@ summary=()
 failures=0
 value_files=("")
 for f in "$CHART"/ci/*.yaml; do value_files+=("$f"); done
+# Every render goes into one folder, scanned by one checkov run after the loop.
+renders=$work/renders
+mkdir -p "$renders"
+labels=() lints=() tmpls=() valids=() details=()
+n=0
 for f in "${value_files[@]}"; do
   label=${f:+$(basename "$f")}
   label=${label:-"(chart defaults)"}
   args=()
   [ -n "$f" ] && args=(-f "$f")
-  lint=FAIL tmpl=FAIL valid=FAIL scanned=FAIL detail=""
+  lint=FAIL tmpl=FAIL valid=FAIL detail=""
   if "$HELM" lint --strict "$CHART" "${args[@]}" >"$work/lint.out" 2>&1; then
     lint=ok
   else
     cat "$work/lint.out"
   fi
-  if "$HELM" template "$RELEASE" "$CHART" --namespace lorabeam "${args[@]}" >"$work/rendered.yaml" 2>"$work/template.err"; then
+  n=$((n + 1))
+  if "$HELM" template "$RELEASE" "$CHART" --namespace lorabeam "${args[@]}" >"$renders/$n.yaml" 2>"$work/template.err"; then
     tmpl=ok
-    if validate "$work/rendered.yaml" >"$work/validate.out" 2>&1; then
+    if validate "$renders/$n.yaml" >"$work/validate.out" 2>&1; then
       valid=ok
     else
       cat "$work/validate.out"
     fi
     detail=$(grep '^resources: ' "$work/validate.out" | head -1 || true)
-    if scan "$work/rendered.yaml" >"$work/scan.out" 2>&1; then scanned=ok; fi
-    grep -v '^scan: ' "$work/scan.out" || true
-    detail="$(grep '^scan: ' "$work/scan.out" || echo 'scan: no report'); $detail"
   else
+    rm -f "$renders/$n.yaml"
     cat "$work/template.err"
   fi
-  [ "$lint$tmpl$valid$scanned" = okokokok ] || failures=$((failures + 1))
-  summary+=("$(printf '%-30s lint %-4s template %-4s validate %-4s checkov %-4s %s' "$label" "$lint" "$tmpl" "$valid" "$scanned" "$detail")")
+  labels+=("$label") lints+=("$lint") tmpls+=("$tmpl") valids+=("$valid") details+=("$detail")
+done
+# And checkov must bite: a coordinator without a CPU limit is a new finding (scanned in the same
+# run, checked below).
+"$HELM" template "$RELEASE" "$CHART" --namespace lorabeam --set coordinator.resources.limits.cpu=null >"$renders/bite.yaml"
+scan_all "$renders"
+for i in "${!labels[@]}"; do
+  scanned=FAIL scan_line="scan: no report"
+  if [ -f "$renders/$((i + 1)).scan" ]; then
+    grep -v '^scan: ' "$renders/$((i + 1)).scan" || true
+    scan_line=$(grep '^scan: [0-9]' "$renders/$((i + 1)).scan" || echo 'scan: no report')
+    grep -q '^scan: FAIL' "$renders/$((i + 1)).scan" || scanned=ok
+  fi
+  detail="$scan_line; ${details[$i]}"
+  [ "${lints[$i]}${tmpls[$i]}${valids[$i]}$scanned" = okokokok ] || failures=$((failures + 1))
+  summary+=("$(printf '%-30s lint %-4s template %-4s validate %-4s checkov %-4s %s' "${labels[$i]}" "${lints[$i]}" "${tmpls[$i]}" "${valids[$i]}" "$scanned" "$detail")")
 done
 
 docs=FAIL
@@ -305,11 +337,11 @@ if validate "$work/bad.yaml" >/dev/null 2>&1; then log "KEDA validation let a mi
 "$HELM" template "$RELEASE" "$CHART" >"$work/bad.yaml"
 sed -i 's/^      terminationGracePeriodSeconds:/      terminationGracePeriod:/' "$work/bad.yaml"
 if validate "$work/bad.yaml" >/dev/null 2>&1; then log "kubernetes-validate let a misspelt field through"; bite=FAIL; fi
-# And checkov: a coordinator without a CPU limit is a new finding.
-"$HELM" template "$RELEASE" "$CHART" --namespace lorabeam --set coordinator.resources.limits.cpu=null >"$work/bad.yaml"
-if scan "$work/bad.yaml" >"$work/scan.out" 2>&1 || ! grep -q '^ERROR CKV_K8S_11 .*Deployment\.lorabeam\.lorabeam-coordinator' "$work/scan.out"; then
+# And checkov: the render without the coordinator's CPU limit has that new finding.
+if ! grep -q '^scan: FAIL' "$renders/bite.scan" 2>/dev/null ||
+  ! grep -q '^ERROR CKV_K8S_11 .*Deployment\.lorabeam\.lorabeam-coordinator' "$renders/bite.scan"; then
   log "the checkov scan let a coordinator without a CPU limit through"
-  cat "$work/scan.out" >&2
+  cat "$renders/bite.scan" >&2 || true
   bite=FAIL
 fi
 [ "$bite" = ok ] || failures=$((failures + 1))

@@ -6,10 +6,35 @@
 #      METEOR 1.5 jar and its paraphrase data, which `lorabeam score` runs with java) in a
 #      per-user cache;
 #   3. the release binaries (lorabeam, lorabeam-coordinator, lorabeam-worker); those that
-#      load models find libtorch through their RPATH.
+#      load models find libtorch through their RPATH. The test targets are built in the same
+#      cargo invocation: the tests' dev-dependencies change which features of shared
+#      dependencies are on, so binaries built alone and tests built after them would each
+#      compile most of the workspace. Built together there is one feature set and one build,
+#      and the process tests run exactly the binaries built here.
+#
+#   scripts/setup.sh [--tests]
+#
+# --tests (scripts/test.sh passes it) also installs cargo-nextest, which runs the tests. Each
+# step's seconds are printed, and appended as `NAME SECONDS` to $LORABEAM_PHASES when that
+# names a file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+
+tests=false
+case "${1:-}" in
+  --tests) tests=true ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+esac
+started=$(date +%s)
+phase() {
+  local now
+  now=$(date +%s)
+  echo "setup: $1 took $((now - started)) s"
+  [ -z "${LORABEAM_PHASES:-}" ] || echo "$1 $((now - started))" >>"$LORABEAM_PHASES"
+  started=$now
+}
 
 missing=()
 for pkg in g++ pkg-config redis-server protobuf-compiler default-jre-headless; do
@@ -43,4 +68,11 @@ if ! venv_ok; then
   venv_ok
 fi
 
-cargo build --release --locked --workspace --bins
+if $tests && ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+phase setup
+
+cargo build --release --locked --workspace --bins --tests
+phase build

@@ -46,6 +46,15 @@ impl Coordinator {
                 // resends the rest to the next coordinator.
                 _ = self.drain.begun() => {
                     let _ = tx.send(Err(crate::shutdown::Drain::status())).await;
+                    // The goodbye ends the response; the request stream stays open until the
+                    // worker, having read it, closes its side. Dropping it here instead made
+                    // HTTP/2 reset the worker's sending half (RST_STREAM NO_ERROR, as h2 does
+                    // for a request body the server stopped reading), so a worker that sent its
+                    // next result before reading the goodbye lost the stream as "the report
+                    // stream closed" and never learned why. What it sends meanwhile is not
+                    // stored or confirmed; it resends that to the successor. The grace bounds
+                    // this wait (see `Coordinator::serve`).
+                    while let Some(Ok(_)) = inbound.next().await {}
                     return;
                 }
             };

@@ -21,17 +21,19 @@
 
 init_lora_weights=False, so B is not zero and every adapter changes the model. Files appear
 under their final names only once complete.
+
+Each test process that needs the adapters runs this: under a lock on OUT_DIR/.lock it writes
+them only when OUT_DIR/.<what>.made-from does not name this script and its inputs, so tests
+running at once neither redo the work nor replace files another test is reading. Up to date,
+it returns before importing torch.
 """
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-
-import torch
-from peft import LoraConfig, get_peft_model
-from safetensors.torch import save_file
-from transformers import GPT2Config, GPT2LMHeadModel
 
 SHAPE = dict(n_embd=32, n_layer=2, n_head=4, n_positions=128, vocab_size=50257, layer_norm_epsilon=1e-5)
 
@@ -61,6 +63,8 @@ ADAPTERS = {
 
 
 def gpt2(shape, dtype):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     config = GPT2Config(bos_token_id=50256, eos_token_id=50256, **shape)
     return GPT2LMHeadModel(config).to(dtype).eval()
 
@@ -78,6 +82,9 @@ def state_dict_for_lorabeam(model):
 
 
 def lora_model(base, lora):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     model = get_peft_model(base, LoraConfig(lora_dropout=0.0, bias="none", init_lora_weights=False, **lora))
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -88,6 +95,9 @@ def lora_model(base, lora):
 
 
 def random_adapters(out):
+    import torch
+    from safetensors.torch import save_file
+
     torch.manual_seed(1234)
     os.makedirs(out, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=out)
@@ -115,6 +125,8 @@ def random_adapters(out):
 
 
 def from_loralib(out, config_json, lora_only, r, alpha):
+    import torch
+
     with open(config_json) as f:
         cfg = json.load(f)
     shape = {k: cfg[k] for k in ("n_embd", "n_layer", "n_head", "n_positions") if k in cfg}
@@ -139,10 +151,41 @@ def from_loralib(out, config_json, lora_only, r, alpha):
     publish(tmp, os.path.join(out, "loralib_equiv"))
 
 
+def once(out, what, inputs, make):
+    """Runs make() unless OUT/.WHAT.made-from names the same script, input files and values."""
+    digest = hashlib.sha256()
+    for item in [os.path.abspath(__file__)] + list(inputs):
+        # Files by content (tests and scripts/test.sh name them by different paths), values as is.
+        if os.path.isfile(item):
+            with open(item, "rb") as f:
+                digest.update(f.read())
+        else:
+            digest.update(repr(item).encode())
+    want = digest.hexdigest() + "\n"
+    os.makedirs(out, exist_ok=True)
+    stamp = os.path.join(out, f".{what}.made-from")
+    with open(os.path.join(out, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(stamp) as f:
+                if f.read() == want:
+                    print(f"{out}: {what} up to date")
+                    return
+        except OSError:
+            pass
+        make()
+        with open(stamp + ".tmp", "w") as f:
+            f.write(want)
+        os.replace(stamp + ".tmp", stamp)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "random":
-        random_adapters(sys.argv[2])
+        out = sys.argv[2]
+        once(out, "random", [], lambda: random_adapters(out))
     elif len(sys.argv) == 7 and sys.argv[1] == "from-loralib":
-        from_loralib(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6]))
+        out, config_json, lora_only, r, alpha = sys.argv[2:7]
+        once(out, "loralib_equiv", [config_json, lora_only, r, alpha],
+             lambda: from_loralib(out, config_json, lora_only, int(r), float(alpha)))
     else:
         sys.exit(__doc__)

@@ -10,21 +10,22 @@ use std::time::{Duration, Instant};
 
 use super::{fixture, tiny_model_args};
 
-/// The workspace's other binaries, built once per test run unless `LORABEAM_BINARIES_BUILT`
-/// says they are fresh.
+/// The workspace's other binaries, built once per test process unless `LORABEAM_BINARIES_BUILT`
+/// says they are fresh (scripts/test.sh builds them with the tests, in one cargo invocation).
 pub fn binary(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     let dir = Path::new(env!("CARGO_BIN_EXE_lorabeam")).parent().expect("target dir").to_path_buf();
     BUILD.call_once(|| {
-        // scripts/test.sh builds them just before (a nested build here would see other
-        // features unified, from the tests' dev-dependencies, and rebuild everything).
         if std::env::var_os("LORABEAM_BINARIES_BUILT").is_some() {
             return;
         }
         let release = dir.ends_with("release");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        // The same selection as scripts/setup.sh, so features unify alike and nothing rebuilds.
-        cargo.args(["build", "--locked", "--workspace", "--bins"]);
+        // The selection `scripts/setup.sh --tests` builds: with the tests in it, the
+        // dev-dependencies' features unify as in the build of this test, so everything is fresh
+        // (`--bins` alone would resolve other features and rebuild the workspace). Test
+        // processes that race here wait on cargo's own lock.
+        cargo.args(["build", "--locked", "--workspace", "--bins", "--tests"]);
         if release {
             cargo.arg("--release");
         }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use lorabeam_core::predictions::compare_files;
 
@@ -42,9 +42,11 @@ pub fn fixture(name: &str) -> PathBuf {
     generated_layouts().join(name)
 }
 
-/// Runs `tests/conformance/make_layouts.py` once per test binary with the project's torch
-/// (`$PYTHON_SYS_EXECUTABLE`, set by scripts/env.sh). The script renames each file into place
-/// complete, so test binaries that race here never read a partial file.
+/// `target/conformance-layouts`, made by `tests/conformance/make_layouts.py` with the project's
+/// torch (`$PYTHON_SYS_EXECUTABLE`, set by scripts/env.sh). scripts/test.sh runs the script once
+/// before the tests; here it runs once per test process, and returns at once when the layouts
+/// are up to date. It works under a lock and renames each file into place complete, so tests
+/// that race here (nextest runs each in its own process) never read a partial file.
 fn generated_layouts() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -60,6 +62,15 @@ fn generated_layouts() -> &'static Path {
         assert!(out.status.success(), "make_layouts.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
         dir
     })
+}
+
+/// Held by every test that runs a fleet of real workers, until it has stopped them. Under
+/// cargo-nextest (scripts/test.sh) each test is a process of its own and this lock guards
+/// nothing: the `fleet` test group of `.config/nextest.toml` keeps those tests apart. Under
+/// `cargo test`, whose tests are threads of one process, it does the same job.
+pub fn one_fleet_at_a_time() -> MutexGuard<'static, ()> {
+    static FLEET: Mutex<()> = Mutex::new(());
+    FLEET.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The common flags of every golden: the tiny fixture's shape and LoRA settings.

@@ -62,15 +62,21 @@ fn e2e_metrics_own_example() {
 
 #[test]
 fn public_goldens() {
-    let goldens: [(&str, Expected); 5] = [
+    // readme-f32's predictions are readme-f64's (the reference's f32 run matched its f64 run),
+    // so gpt2_decode.py wrote the same files: scored once (METEOR is a JVM run of seconds).
+    for file in ["e2e_ref.txt", "e2e_pred.txt"] {
+        let read = |golden: &str| std::fs::read(example_dir().join(format!("goldens/{golden}/{file}"))).expect(file);
+        assert_eq!(read("readme-f32"), read("readme-f64"), "readme-f32's {file} is readme-f64's");
+    }
+    let goldens: [(&str, Expected); 4] = [
         ("greedy-f64", [0.1181, 2.3543, 0.1372, 0.3066, 0.2946]),
         ("knobs-f64", [0.1183, 2.5238, 0.1635, 0.2836, 0.3007]),
-        ("readme-f32", [0.1226, 1.7698, 0.1476, 0.3160, 0.3032]),
-        ("readme-f64", [0.1226, 1.7698, 0.1476, 0.3160, 0.3032]),
+        ("readme-f64 (and readme-f32)", [0.1226, 1.7698, 0.1476, 0.3160, 0.3032]),
         ("truncate-f64", [0.1210, 1.3775, 0.1449, 0.3111, 0.2906]),
     ];
     for (name, expected) in goldens {
-        check_files(name, &format!("goldens/{name}/e2e_ref.txt"), &format!("goldens/{name}/e2e_pred.txt"), expected);
+        let dir = name.split_whitespace().next().unwrap_or(name);
+        check_files(name, &format!("goldens/{dir}/e2e_ref.txt"), &format!("goldens/{dir}/e2e_pred.txt"), expected);
     }
 }
 

@@ -2,7 +2,7 @@
 //! checkpoint; a pretrained base (`pytorch_model.bin` or `model.safetensors`) plus
 //! gpt2_ft.py's LoRA-only checkpoint. The base alone (`--lora_dim 0`) must differ.
 
-mod support;
+use crate::support;
 
 use support::*;
 

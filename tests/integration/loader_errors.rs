@@ -1,7 +1,7 @@
 //! Broken checkpoints and inputs get a clear, specific error, a failing exit status, and no
 //! predictions file.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Conformance: `lorabeam run` reproduces gpt2_beam.py's golden predictions
 //! (`tests/conformance/golden`, made by the reference itself) token for token.
 
-mod support;
+use crate::support;
 
 use support::*;
 

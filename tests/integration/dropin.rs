@@ -2,7 +2,7 @@
 //! command with gpu.py's launcher flags, argparse's "last value wins", both flag spellings on
 //! every binary; and the loader refusing what would silently decode the wrong model.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

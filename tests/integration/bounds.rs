@@ -3,7 +3,7 @@
 //! per-client stream cap and the idle timeout of unfinished submissions, and followers
 //! (WatchJob, StreamResults) that stop reading Redis once their client has gone.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

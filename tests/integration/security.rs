@@ -2,7 +2,7 @@
 //! between coordinator, worker and CLI, a `rediss://` Redis with a password, and tokens never
 //! showing up in logs.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

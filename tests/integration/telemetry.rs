@@ -2,18 +2,15 @@
 //! receiver collects the spans of a coordinator and a worker running two jobs at once, and
 //! `/metrics` is scraped from both.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use lorabeam_proto::v1::{self, JobServiceClient, JobSpec, JobState};
 use support::cluster::{http_get, wait_until, worker_metrics_port, worker_with_env, Coordinator, Redis};
 use support::otlp::{Received, Receiver, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, KIND_SERVER, STATUS_ERROR};
 use support::*;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Attributes that are counts: a backend must get them as integers.
 const COUNTS: [&str; 7] = ["rows", "steps", "tokens", "items", "records", "shards", "results"];
@@ -102,7 +99,7 @@ fn assert_own_decoding(spans: &[Received], trace: &str, job: &v1::SubmitJobRespo
 
 #[test]
 fn one_trace_per_job_across_coordinator_and_worker() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let receiver = Receiver::default();
     let otlp = receiver.serve(&runtime);
@@ -112,9 +109,9 @@ fn one_trace_per_job_across_coordinator_and_worker() {
     let redis = Redis::start(dir.path());
     let mut coordinator = Coordinator::start_with_env(&redis, dir.path(), None, &[], &env);
     let mut worker = worker_with_env(&redis, &coordinator.url(), dir.path(), "a", "tiny", &[], &env);
-    let log = dir.path().join("worker-a.log");
+    // Its heartbeat is in Redis, as the coordinator counts live workers.
     wait_until("the worker to register", Duration::from_secs(60), || {
-        std::fs::read_to_string(&log).unwrap_or_default().contains("worker ready")
+        http_get(coordinator.metrics_port, "/metrics").contains("lorabeam_workers{model_id=\"tiny\"} 1")
     });
 
     // Two jobs at once, so batches mix them. The first continues the client's own trace.
@@ -205,7 +202,7 @@ fn one_trace_per_job_across_coordinator_and_worker() {
 
 #[test]
 fn refused_and_failed_calls_mark_their_spans_error() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let receiver = Receiver::default();
     let otlp = receiver.serve(&runtime);
@@ -237,7 +234,7 @@ fn refused_and_failed_calls_mark_their_spans_error() {
 
 #[test]
 fn metrics_are_scraped_from_both_processes() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start(dir.path());
     let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);

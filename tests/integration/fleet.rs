@@ -1,21 +1,20 @@
 //! The fleet end to end, with real processes on loopback: `redis-server`, `lorabeam-coordinator`
 //! on 127.0.0.1:0, `lorabeam-worker`s holding the tiny fixture, and the `lorabeam` client.
 //! Outputs are checked against the reference's goldens with `support::compare` (the code of `lorabeam compare`), which
-//! also fails on a missing or duplicated id.
+//! also fails on a missing or duplicated id. A worker killed mid-shard is in `faults`, a
+//! coordinator restart and cancel in `operability`, bad input through `lorabeam submit` in
+//! `bad_inputs`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus, Prediction, StreamResultsRequest};
 use support::cluster::{wait_until, worker, Coordinator, Process, Redis};
 use support::*;
-
-/// The tests share two cores: one at a time keeps lease timings meaningful.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 const LONG: Duration = Duration::from_secs(240);
 
@@ -59,10 +58,6 @@ impl Client {
         })
     }
 
-    fn records_done(&self, job_id: &str) -> u64 {
-        self.status(job_id).map(|s| s.records_done).unwrap_or(0)
-    }
-
     fn wait_state(&self, job_id: &str, state: JobState) -> JobStatus {
         let mut last = None;
         wait_until(&format!("{job_id} to be {state:?}"), LONG, || {
@@ -100,25 +95,25 @@ fn check_results(coordinator: &Coordinator, job_id: &str, golden: &Path, dir: &P
 }
 
 /// One test's fleet: Redis, a coordinator, workers serving "tiny", and a gRPC client. Holds
-/// the serial lock until everything is stopped.
+/// the fleet lock (see `support::one_fleet_at_a_time`) until everything is stopped.
 struct Setup {
-    workers: Vec<Process>,
+    _workers: Vec<Process>,
     client: Client,
     coordinator: Coordinator,
-    redis: Redis,
+    _redis: Redis,
     dir: tempfile::TempDir,
-    _serial: MutexGuard<'static, ()>,
+    _one_fleet: MutexGuard<'static, ()>,
 }
 
 fn setup(workers: &[&str], worker_flags: &[&str]) -> Setup {
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let one_fleet = support::one_fleet_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start(dir.path());
     let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
     let workers =
         workers.iter().map(|n| worker(&redis, &coordinator.url(), dir.path(), n, "tiny", worker_flags)).collect();
     let client = Client::new(&coordinator);
-    Setup { workers, client, coordinator, redis, dir, _serial: serial }
+    Setup { _workers: workers, client, coordinator, _redis: redis, dir, _one_fleet: one_fleet }
 }
 
 fn golden_file(name: &str) -> PathBuf {
@@ -140,38 +135,6 @@ fn three_workers_reproduce_the_golden() {
 }
 
 #[test]
-fn a_worker_killed_mid_shard_loses_and_duplicates_nothing() {
-    // Small prefetch, so both workers hold shards of the job.
-    let mut fleet = setup(&["doomed", "survivor"], &["--lease-secs", "2", "--prefetch-items", "4"]);
-    let job_id = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
-    wait_until("the doomed worker to hold a shard after some results", LONG, || {
-        let pending = fleet.redis.cli(&["XPENDING", "lorabeam:queue:tiny", "workers", "-", "+", "10", "doomed"]);
-        fleet.client.records_done(&job_id) >= 16 && !pending.is_empty()
-    });
-    fleet.workers[0].kill();
-    let status = fleet.client.wait_state(&job_id, JobState::Completed);
-    assert_eq!(status.records_done, 126);
-    let verdict = check_results(&fleet.coordinator, &job_id, &golden_file("greedy-f64"), fleet.dir.path());
-    eprintln!("kill -9 mid-shard: {verdict}");
-    let survivor = fleet.workers[1].stderr();
-    assert!(survivor.contains("reclaimed a shard whose lease expired"), "the dead worker's shard moved");
-}
-
-#[test]
-fn a_restarted_coordinator_carries_on() {
-    let mut fleet = setup(&["a", "b"], &[]);
-    let job_id = submit_detached(&fleet.coordinator, &data(), "greedy-f64", &["--shard-size", "4"]);
-    wait_until("some results", LONG, || fleet.client.records_done(&job_id) >= 16);
-    let port = fleet.coordinator.port;
-    fleet.coordinator.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    fleet.coordinator = Coordinator::start(&fleet.redis, fleet.dir.path(), Some(port), &[]);
-    fleet.client.wait_state(&job_id, JobState::Completed);
-    let verdict = check_results(&fleet.coordinator, &job_id, &golden_file("greedy-f64"), fleet.dir.path());
-    eprintln!("coordinator restart: {verdict}");
-}
-
-#[test]
 fn two_jobs_with_different_parameters_run_at_once() {
     let fleet = setup(&["a", "b"], &[]);
     let dir = fleet.dir.path();
@@ -184,49 +147,6 @@ fn two_jobs_with_different_parameters_run_at_once() {
     fleet.client.wait_state(&truncate, JobState::Completed);
     eprintln!("greedy: {}", check_results(&fleet.coordinator, &greedy, &golden_file("greedy-f64"), dir));
     eprintln!("truncate: {}", check_results(&fleet.coordinator, &truncate, &golden_short, dir));
-}
-
-#[test]
-fn cancel_removes_the_remaining_shards() {
-    let fleet = setup(&["a"], &[]);
-    let (coordinator, client) = (&fleet.coordinator, &fleet.client);
-    let job_id = submit_detached(coordinator, &data(), "greedy-f64", &["--shard-size", "2"]);
-    wait_until("some results", LONG, || client.records_done(&job_id) >= 4);
-    let out = lorabeam(&strings(&["cancel", &job_id, "--coordinator", &coordinator.url()]));
-    assert!(out.status.success(), "cancel failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cancelled"));
-    let status = client.status(&job_id).expect("status");
-    assert_eq!(status.state, JobState::Cancelled as i32);
-    assert!(status.records_done < 126);
-    assert_eq!(fleet.redis.cli(&["XLEN", "lorabeam:queue:tiny"]), "0", "no shard of the job is left queued");
-    let again = lorabeam(&strings(&["cancel", &job_id, "--coordinator", &coordinator.url()]));
-    assert!(!again.status.success(), "cancelling twice is refused");
-    assert!(String::from_utf8_lossy(&again.stderr).contains("is cancelled"));
-    // The worker is free for the next job, and the cancelled job never gets an output file.
-    let four = head(&data(), 4, fleet.dir.path(), "four.jsonl");
-    let next = submit_detached(coordinator, &four, "greedy-f64", &[]);
-    client.wait_state(&next, JobState::Completed);
-    assert!(!coordinator.output_dir.join(format!("{job_id}.jsonl")).exists());
-}
-
-#[test]
-fn bad_input_gets_line_errors_and_queues_nothing() {
-    let fleet = setup(&[], &[]);
-    let bad = fleet.dir.path().join("bad.jsonl");
-    let text = "{\"context\": [1, 2]}\n{\"context\": [1, -2]}\nnot json\n{\"context\": [99999]}\n{\"context\": [3]}\n";
-    std::fs::write(&bad, text).expect("write");
-    let out = submit(&fleet.coordinator, &bad, "greedy-f64", &["--wait"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    for expected in ["has 3 bad line(s)", "bad.jsonl:2: field `context`", "bad.jsonl:3: not JSON", "bad.jsonl:4:"] {
-        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
-    }
-    let mut args = strings(&["submit", "--coordinator", &fleet.coordinator.url(), "--model-id", "tiny", "--beam", "0"]);
-    args.extend(strings(&["--data", data().to_str().expect("utf-8")]));
-    let out = lorabeam(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("--beam must be at least 1"), "{stderr}");
-    assert_eq!(fleet.redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
 }
 
 #[test]
@@ -283,7 +203,7 @@ fn an_item_over_the_kv_budget_fails_alone_and_the_job_completes_with_failures() 
 
 #[test]
 fn finished_jobs_and_their_outputs_expire_after_the_retention() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start(dir.path());
     let coordinator = Coordinator::start(&redis, dir.path(), None, &["--retention-secs", "1"]);

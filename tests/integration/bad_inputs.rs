@@ -3,7 +3,7 @@
 //! its specific error, never a panic, and leave nothing stored or queued. Prints the table.
 //! Hostile RPCs beyond SubmitJob are in `hostile_rpcs.rs`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
@@ -339,6 +339,29 @@ fn every_bad_input_gets_its_own_error_and_nothing_is_queued() {
             case.expect
         );
     }
+    // The same through `lorabeam submit`: each bad line named with its file and line.
+    let bad = dir.path().join("bad.jsonl");
+    let text = "{\"context\": [1, 2]}\n{\"context\": [1, -2]}\nnot json\n{\"context\": [99999]}\n{\"context\": [3]}\n";
+    std::fs::write(&bad, text).expect("write");
+    let submit = |data: &Path, extra: &[&str]| {
+        let mut args = strings(&["submit", "--coordinator", &coordinator.url(), "--model-id", "tiny", "--data"]);
+        args.push(data.to_str().expect("utf-8").into());
+        args.extend(strings(extra));
+        lorabeam(&args)
+    };
+    let exit = |out: &std::process::Output| format!("exit {}", out.status.code().unwrap_or(-1));
+    let out = submit(&bad, &["--wait"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    for expected in ["has 3 bad line(s)", "bad.jsonl:2: field `context`", "bad.jsonl:3: not JSON", "bad.jsonl:4:"] {
+        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+    }
+    rows.push(("cli", "bad lines through lorabeam submit", exit(&out), stderr.trim().replace('\n', " "), true));
+    let good = head(&conformance_dir().join("data/e2e_test_public.jsonl"), 4, dir.path(), "four.jsonl");
+    let out = submit(&good, &["--beam", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && stderr.contains("--beam must be at least 1"), "{stderr}");
+    rows.push(("cli", "--beam 0 through lorabeam submit", exit(&out), stderr.trim().replace('\n', " "), true));
     assert_eq!(redis.cli(&["KEYS", "lorabeam:*"]), "", "nothing was stored or queued");
     let missing = runtime.block_on(async {
         let mut client = JobServiceClient::connect(coordinator.url()).await.expect("connect");

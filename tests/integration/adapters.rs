@@ -3,7 +3,7 @@
 //! the fixture's loralib checkpoint reproduces the reference's goldens, and adapters mixed in
 //! one running batch (with the bare base) each decode as they do alone.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use support::*;
 
 /// Runs `tests/conformance/make_peft_adapters.py` with the project's venv (torch, peft and
-/// transformers, from scripts/setup.sh) into `target/peft-adapters/`, once per test binary.
+/// transformers, from scripts/setup.sh) into `target/peft-adapters/`: once per test process, and
+/// at once when they are up to date (the script works under a lock, so tests may race here).
 fn make_adapters(args: &[&str]) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peft-adapters");
     let python = std::env::var_os("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|| "python3".into());
@@ -95,32 +96,12 @@ fn agreement(a: &Path, b: &Path) -> lorabeam_core::predictions::Agreement {
     lorabeam_core::predictions::compare_files(a, b).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// rsLoRA with rank and alpha patterns over all four target modules (safetensors), and a
-/// regex `target_modules` with `fan_in_fan_out` false (adapter_model.bin): each decodes as the
-/// full model peft merged, and differently from the base.
-#[test]
-fn peft_adapters_decode_exactly_as_their_peft_merge() {
-    let dirs = random_adapters();
-    let base_dir = tempfile::tempdir().expect("tempdir");
-    let mut base_args = strings(&["--init_checkpoint"]);
-    base_args.push(path(&dirs.join("base.safetensors")));
-    let base = run_random(&base_args, base_dir.path());
-    for name in ["all4", "regex_bin"] {
-        let ours_dir = tempfile::tempdir().expect("tempdir");
-        run_random(&base_with(&[(name, &dirs.join(name))]), ours_dir.path());
-        let ours = ours_dir.path().join(name).join("predictions.jsonl");
-        let peft_dir = tempfile::tempdir().expect("tempdir");
-        let peft = run_random(&merged(name), peft_dir.path());
-        let verdict = compare(&peft, &ours, 1.0);
-        eprintln!("{name} against peft's merge_and_unload: {verdict}");
-        let against_base = agreement(&base, &ours);
-        assert!(against_base.rate() < 0.5, "{name} barely changes the base: {against_base}");
-    }
-}
-
-/// Two adapters and the bare base in one running batch (both attention paths, both adapter
-/// maths): each output equals peft's merged model decoded alone, and (low-rank) the adapter
-/// decoded alone with `--adapter`; the run prints one table row per adapter.
+/// PEFT adapters, alone and mixed. Alone: rsLoRA with rank and alpha patterns over all four
+/// target modules (safetensors), and a regex `target_modules` with `fan_in_fan_out` false
+/// (adapter_model.bin), each decode as the full model peft merged, and differently from the
+/// base. Mixed: the two adapters and the bare base in one running batch (both attention paths,
+/// both adapter maths): each output equals peft's merged model decoded alone, and (low-rank)
+/// the adapter decoded alone with `--adapter`; the run prints one table row per adapter.
 #[test]
 fn a_mixed_batch_decodes_each_adapter_as_alone() {
     let dirs = random_adapters();
@@ -136,6 +117,11 @@ fn a_mixed_batch_decodes_each_adapter_as_alone() {
     let merged_models: Vec<_> = names.iter().map(|n| (*n, alone(merged(n), ""))).collect();
     let adapters_alone: Vec<_> = names.iter().map(|n| (*n, alone(base_with(&[(n, &dirs.join(n))]), n))).collect();
     let base = ("base", alone(base_args, ""));
+    for ((name, (_, merged)), (_, (_, ours))) in merged_models.iter().zip(&adapters_alone) {
+        eprintln!("{name} against peft's merge_and_unload: {}", compare(merged, ours, 1.0));
+        let against_base = agreement(&base.1 .1, ours);
+        assert!(against_base.rate() < 0.5, "{name} barely changes the base: {against_base}");
+    }
     for (attention, math) in [("batched", "low-rank"), ("per-group", "low-rank"), ("batched", "merged")] {
         let work = tempfile::tempdir().expect("tempdir");
         let mut args = strings(&["run", "--device", "cpu", "--threads", "1", "--work_dir", &path(work.path())]);
@@ -165,34 +151,40 @@ fn a_mixed_batch_decodes_each_adapter_as_alone() {
     }
 }
 
+/// Decodes the public test lines on the fixture's base with `adapters` in one run, each as a
+/// golden's flags say, and compares each adapter's predictions with that golden.
+fn decode_adapters(golden_name: &str, adapters: &[(&str, PathBuf)]) {
+    let data = conformance_dir().join("data/e2e_test_public.jsonl");
+    let (flags, rate) = golden(golden_name);
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut args = strings(&["--data", &path(&data), "--model_config", &path(&fixture("config.json"))]);
+    args.extend(strings(&["--lora_alpha", "32", "--max_rows", "400", "--base_checkpoint"]));
+    args.push(path(&fixture("base_pytorch_model.bin")));
+    for (name, adapter) in adapters {
+        args.extend(strings(&["--adapter", &format!("{name}={}", path(adapter))]));
+    }
+    args.extend(flags.split_whitespace().map(String::from));
+    run_ok(&args, work.path(), "predictions.jsonl");
+    let golden = conformance_dir().join(format!("golden/{golden_name}.jsonl"));
+    for (name, _) in adapters {
+        let verdict = compare(&golden, &work.path().join(name).join("predictions.jsonl"), rate);
+        eprintln!("{name} adapter against {golden_name}: {verdict}");
+    }
+}
+
 /// The fixture's loralib LoRA as a PEFT adapter (A' = [A_q; A_v], B' block-structured,
 /// r' = 8, alpha' = 64) and the loralib `lora_only.pt` itself as an adapter, decoded together
-/// on the base: both reproduce the reference's f64 golden token for token, and the loralib one
-/// its f32 golden within its bound.
+/// on the base: both reproduce the reference's f64 golden token for token.
 #[test]
 fn adapters_equal_to_the_fixture_reproduce_the_goldens() {
-    let data = conformance_dir().join("data/e2e_test_public.jsonl");
-    let decode = |golden_name: &str, adapters: &[(&str, PathBuf)]| {
-        let (flags, rate) = golden(golden_name);
-        let work = tempfile::tempdir().expect("tempdir");
-        let mut args = strings(&["--data", &path(&data), "--model_config", &path(&fixture("config.json"))]);
-        args.extend(strings(&["--lora_alpha", "32", "--max_rows", "400", "--base_checkpoint"]));
-        args.push(path(&fixture("base_pytorch_model.bin")));
-        for (name, adapter) in adapters {
-            args.extend(strings(&["--adapter", &format!("{name}={}", path(adapter))]));
-        }
-        args.extend(flags.split_whitespace().map(String::from));
-        run_ok(&args, work.path(), "predictions.jsonl");
-        let golden = conformance_dir().join(format!("golden/{golden_name}.jsonl"));
-        for (name, _) in adapters {
-            let verdict = compare(&golden, &work.path().join(name).join("predictions.jsonl"), rate);
-            eprintln!("{name} adapter against {golden_name}: {verdict}");
-        }
-    };
-    let loralib = ("loralib", fixture("lora_only.pt"));
-    decode("readme-f64", &[("peft", loralib_equivalent()), loralib.clone()]);
-    // The low-rank math rounds unlike a merged model in f32: still within the golden's bound.
-    decode("readme-f32", &[loralib]);
+    decode_adapters("readme-f64", &[("peft", loralib_equivalent()), ("loralib", fixture("lora_only.pt"))]);
+}
+
+/// The loralib adapter in f32: the low-rank math rounds unlike a merged model in f32, and stays
+/// within the f32 golden's bound. (A test of its own, so it runs beside the f64 one.)
+#[test]
+fn adapters_equal_to_the_fixture_reproduce_the_f32_golden_within_its_bound() {
+    decode_adapters("readme-f32", &[("loralib", fixture("lora_only.pt"))]);
 }
 
 /// Flags `--adapter` cannot go with are refused before anything loads.

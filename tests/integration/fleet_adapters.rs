@@ -8,36 +8,41 @@
 //! one made by peft, equal to the fixture's) writes each adapter's file and the comparison
 //! table.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use lorabeam_proto::v1::{GetJobRequest, JobServiceClient, JobState, JobStatus};
 use support::adapters::adapter_dir;
 use support::cluster::{adapter_worker, worker, Coordinator, Redis};
 use support::*;
 
-/// The tests share two cores: one fleet at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
 /// The greedy golden's batches (batch_size 4) stay whole in its first 40 lines.
 const LINES: usize = 40;
 
 /// `adapters/loralib_equiv/`: the PEFT adapter equal to the fixture's `lora_only.pt` (r 4,
-/// alpha 32), made with peft by `tests/conformance/make_peft_adapters.py`.
+/// alpha 32), made with peft by `tests/conformance/make_peft_adapters.py` into
+/// `target/peft-adapters/` (once per run: at once when up to date, as `adapters` uses it) and
+/// copied here.
 fn peft_equivalent(adapters: &Path) {
+    let made = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peft-adapters");
     let python = std::env::var_os("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|| "python3".into());
     let out = std::process::Command::new(python)
         .arg(conformance_dir().join("make_peft_adapters.py"))
         .arg("from-loralib")
-        .arg(adapters)
+        .arg(&made)
         .arg(fixture("config.json"))
         .arg(fixture("lora_only.pt"))
         .args(["4", "32"])
         .output()
         .expect("python runs make_peft_adapters.py");
     assert!(out.status.success(), "make_peft_adapters.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let target = adapters.join("loralib_equiv");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    for entry in std::fs::read_dir(made.join("loralib_equiv")).expect("the PEFT adapter") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), target.join(entry.file_name())).expect("copy");
+    }
 }
 
 fn data(dir: &Path) -> PathBuf {
@@ -95,7 +100,7 @@ const SERVES_BASE: &[&str] = &["--serve-model-ids", "tiny-base"];
 
 #[test]
 fn two_adapters_and_the_base_at_once_each_as_if_decoded_alone() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), data(d));
@@ -132,7 +137,7 @@ fn two_adapters_and_the_base_at_once_each_as_if_decoded_alone() {
 
 #[test]
 fn an_adapter_a_worker_cannot_find_fails_the_job_naming_it() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (adapters, data) = (
@@ -163,14 +168,16 @@ fn an_adapter_a_worker_cannot_find_fails_the_job_naming_it() {
 
 #[test]
 fn a_sweep_writes_each_adapters_file_and_the_table() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_fleet = support::one_fleet_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (adapters, data) = (adapter_dir(d, &["flipped=-1.0"]), data(d));
     // A PEFT adapter too (DIR/NAME/): made by peft, equal to the fixture's loralib one.
     peft_equivalent(&adapters);
     let redis = Redis::start(d);
-    let coordinator = Coordinator::start(&redis, d, None, SERVES_BASE);
+    // Scored without METEOR (a JVM per adapter): the sweep's table is what is checked here, and
+    // METEOR through the coordinator is `fleet::a_scored_job_reports_what_score_reports_on_its_output`'s.
+    let coordinator = Coordinator::start(&redis, d, None, &[SERVES_BASE, &["--no-meteor"]].concat());
     let _worker = adapter_worker(&redis, &coordinator.url(), d, "w", "tiny-base", &adapters, &[]);
     let out_dir = d.join("sweep");
     let mut args = strings(&["sweep", "--coordinator", &coordinator.url(), "--model-id", "tiny-base"]);

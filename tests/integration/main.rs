@@ -1,0 +1,27 @@
+//! The integration tests, as one test crate (one binary to build and link against libtorch,
+//! one copy of `tests/support`); each module is what was once its own `tests/<name>.rs`, so a
+//! test is still named by its file: `fleet::cancel_removes_the_remaining_shards`.
+//!
+//! `scripts/test.sh` runs them with cargo-nextest, one process per test, scheduled by
+//! `.config/nextest.toml` (which tests may overlap, and which may not).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod adapters;
+mod bad_inputs;
+mod bounds;
+mod checkpoint_layouts;
+mod conformance;
+mod dropin;
+mod faults;
+mod fleet;
+mod fleet_adapters;
+mod fleet_health;
+mod hostile_rpcs;
+mod loader_errors;
+mod operability;
+mod score;
+mod security;
+mod telemetry;
+mod trust;
