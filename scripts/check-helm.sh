@@ -365,6 +365,7 @@ adapters mounted over the models|give the adapters their own path|--set worker.a
 a bad adapters type|value must be one of|--set worker.adapters.type=s3
 duplicate worker group names|used twice|--set workers[0].name=a --set workers[1].name=a
 two KEDA groups on one stream|fight over one stream|--set workers[0].name=a --set workers[1].name=b --set worker.autoscaling.keda.enabled=true
+coordinator replicas sharing a ReadWriteOnce claim|cannot share it|--set coordinator.persistence.enabled=true
 EOF
 [ "$refused" = ok ] || failures=$((failures + 1))
 

@@ -1,11 +1,11 @@
 //! A job's life as a state machine, and the Lua scripts that are the only writers of its state:
 //!
-//! ```text
+//! ~~~text
 //!   queued ──► running ──► finalizing ──► completed | completed_with_failures | failed
 //!     │           │            │  ▲
 //!     │           │            └──┘ (a finalizer whose lease ran out is replaced)
 //!     └───────────┴────────────┴────► cancelled
-//! ```
+//! ~~~
 //!
 //! - `queued`: its shards wait for workers; its first stored result makes it `running`.
 //! - `running`: shards are decoding; results are stored only in these two states.

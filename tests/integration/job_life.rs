@@ -7,7 +7,7 @@
 //! it runs the real java, and counts its runs: the tests hold scoring open for as long as they
 //! need, and wait for states, not for time.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

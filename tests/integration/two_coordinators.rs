@@ -3,7 +3,7 @@
 //! with `kill -9` mid-job, and every job still ends byte-identical to its golden, scored once,
 //! with the dead coordinator's clients finishing through the other.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
