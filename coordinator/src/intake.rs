@@ -316,6 +316,16 @@ pub fn plan_job(
 /// completion that does not decode), or whose references are over the budget, is refused now
 /// rather than failing (or costing minutes of scoring) at the end.
 fn scoring_references(records: &[Record], max_bytes: usize) -> Result<String> {
+    for record in records {
+        if let Some(why) =
+            lorabeam_core::text::unscorable_reference(record, lorabeam_core::text::PostProcess::default())
+        {
+            return Err(CoordinatorError::InvalidSpec(format!(
+                "score: line {}: {why}, and e2e-metrics could not score the job; fix the line, or submit without --score",
+                record.id + 1
+            )));
+        }
+    }
     let references = E2eReferences::from_records(records)
         .map_err(|e| CoordinatorError::InvalidSpec(format!("score: the job's references: {e}")))?;
     let json =
@@ -414,6 +424,25 @@ mod tests {
         assert!(text.contains("--max-reference-bytes"), "{text}");
         let exact = IntakeLimits { max_reference_bytes: size, ..limits() };
         assert!(plan_job("j".into(), &spec, data, ModelLimits::GPT2, exact).is_ok(), "at the limit is taken");
+    }
+
+    #[test]
+    fn a_scored_job_whose_references_e2e_metrics_would_misread_is_refused_naming_the_line() {
+        let scored = JobSpec { score: true, ..spec("m") };
+        // 50256 is the end of sequence; 198 is "\n" in GPT-2's vocabulary.
+        for (line, why) in [
+            ("{\"context\": [9]}", "has no completion"),
+            ("{\"context\": [9], \"completion\": [50256]}", "empty once cut at the end of sequence"),
+            ("{\"context\": [9], \"completion\": [5, 198, 6]}", "holds a line break"),
+        ] {
+            let data = format!("{{\"context\": [1], \"completion\": [2]}}\n{line}\n");
+            let err = plan_job("j".into(), &scored, data.as_bytes(), ModelLimits::GPT2, limits()).err().expect(why);
+            let text = err.to_string();
+            assert!(matches!(err, CoordinatorError::InvalidSpec(_)), "{text}");
+            assert!(text.contains("score: line 2: ") && text.contains(why), "{text}");
+            let unscored = plan_job("j".into(), &spec("m"), data.as_bytes(), ModelLimits::GPT2, limits());
+            assert!(unscored.is_ok(), "without --score the line is fine: {line}");
+        }
     }
 
     #[test]

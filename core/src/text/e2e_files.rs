@@ -123,6 +123,26 @@ pub struct ReferenceGroup {
     pub references: Vec<String>,
 }
 
+/// Why a record's reference would break e2e-metrics' files, which hold one reference per line
+/// and end a context's group at an empty line: an empty completion (missing, or nothing but an
+/// end of sequence) would end its group early, and a completion with a line break would add a
+/// line, so the groups no longer match the hypotheses and the job could not be scored.
+pub fn unscorable_reference(record: &Record, options: PostProcess) -> Option<&'static str> {
+    let text = decode(&record.completion).ok()?;
+    let line = post_process(cut_at_end(&text), options);
+    if line.trim().is_empty() {
+        Some(if record.completion.is_empty() {
+            "it has no completion, so its context would have an empty reference"
+        } else {
+            "its completion is empty once cut at the end of sequence, so its context would have an empty reference"
+        })
+    } else if line.contains(['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}']) {
+        Some("its completion holds a line break, so its reference would take two lines")
+    } else {
+        None
+    }
+}
+
 impl E2eReferences {
     pub fn from_records(records: &[Record]) -> Result<Self, E2eTextError> {
         let groups = group_records(records)?;

@@ -16,7 +16,7 @@ pub mod postprocess;
 pub mod pystr;
 
 pub use bpe::{decode, decode_bytes, encode, ENDOFTEXT, ENDOFTEXT_ID, VOCAB_SIZE};
-pub use e2e_files::{E2eReferences, E2eTexts, ReferenceGroup};
+pub use e2e_files::{unscorable_reference, E2eReferences, E2eTexts, ReferenceGroup};
 pub use error::{E2eTextError, UnknownToken};
 pub use form::{detect_file_form, detect_form, line_form, JsonlForm};
 pub use formatted::{encode_pair, parse_text_line, parse_text_records, read_text_records, EncodeOptions};
