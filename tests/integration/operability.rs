@@ -136,6 +136,7 @@ fn sigterm_with_two_workers_connected_exits_and_a_successor_on_its_ports_ends_th
 fn a_draining_coordinator_reads_a_worker_that_is_still_sending_until_it_closes() {
     use lorabeam_proto::v1::{ItemResult, Report, WorkerReport, WorkerServiceClient};
     let mut lone = support::submissions::LoneCoordinator::start(&[]);
+    support::rogue::register_consumer(&lone.redis, "w");
     let (url, pid) = (lone.coordinator.url(), lone.coordinator.pid());
     // Threads of its own, so the client's connection sends the stream's end after the test's
     // last await (the coordinator waits for it).
