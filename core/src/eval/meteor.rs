@@ -3,11 +3,14 @@
 //! `SCORE ||| ref ||| ... ||| hyp` line per instance (each answered by a statistics line),
 //! then one `EVAL ||| stats ||| ...` line answered by one score per instance and the corpus
 //! score, which is the number reported. Without java or the jar there is no number: the
-//! result says why.
+//! result says why. One JVM serves a runner's calls one after another (pycocoevalcap keeps its
+//! process too): starting it and loading the paraphrase table costs seconds, and a coordinator
+//! scores job after job.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use super::error::MeteorUnavailable;
 
@@ -44,18 +47,41 @@ fn default_jar() -> Option<PathBuf> {
     None
 }
 
-/// Runs the METEOR jar; one child process per [`MeteorRunner::score`] call.
-#[derive(Debug, Clone)]
+/// A running METEOR JVM in `-stdio` mode, killed when dropped.
+struct Jvm {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Jvm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the METEOR jar: one JVM, started on the first [`MeteorRunner::score`] call and kept
+/// for the next ones (clones share it, and take turns); a JVM that fails is dropped, and the
+/// next call starts another.
+#[derive(Clone)]
 pub struct MeteorRunner {
     jar: PathBuf,
     java: PathBuf,
+    jvm: Arc<Mutex<Option<Jvm>>>,
+}
+
+impl std::fmt::Debug for MeteorRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteorRunner").field("jar", &self.jar).field("java", &self.java).finish()
+    }
 }
 
 impl MeteorRunner {
     /// A runner for `jar` with `java` from `PATH`. The paraphrase table must sit where the
     /// jar expects it (`data/paraphrase-en.gz` next to it, as pycocoevalcap ships it).
     pub fn new(jar: impl Into<PathBuf>) -> Self {
-        Self { jar: jar.into(), java: PathBuf::from("java") }
+        Self { jar: jar.into(), java: PathBuf::from("java"), jvm: Arc::default() }
     }
 
     /// The same with a given java binary.
@@ -96,6 +122,27 @@ impl MeteorRunner {
         if !self.jar.is_file() {
             return Err(MeteorUnavailable::new(format!("no METEOR jar at {}", self.jar.display())));
         }
+        // The JVM's conversation is one scoring at a time; a poisoned lock held only a JVM.
+        let mut kept = self.jvm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut jvm = match kept.take() {
+            Some(jvm) => jvm,
+            None => self.start()?,
+        };
+        match converse(&mut jvm, hypotheses, references) {
+            Ok(score) => {
+                *kept = Some(jvm);
+                Ok(score)
+            }
+            Err(why) => {
+                let _ = jvm.child.kill();
+                let status = jvm.child.wait().map(|s| s.to_string()).unwrap_or_default();
+                let stderr = child_stderr(&mut jvm.child);
+                Err(MeteorUnavailable::new(format!("METEOR jar failed ({why}; {status}): {stderr}")))
+            }
+        }
+    }
+
+    fn start(&self) -> Result<Jvm, MeteorUnavailable> {
         let dir = self.jar.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let jar_name = self.jar.file_name().unwrap_or(self.jar.as_os_str());
         let mut child = Command::new(&self.java)
@@ -107,35 +154,37 @@ impl MeteorRunner {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| MeteorUnavailable::new(format!("cannot start {}: {e}", self.java.display())))?;
-        let result = converse(&mut child, hypotheses, references);
-        let _ = child.kill();
-        let status = child.wait();
-        result.map_err(|why| {
-            let stderr = child_stderr(&mut child);
-            let status = status.map(|s| s.to_string()).unwrap_or_default();
-            MeteorUnavailable::new(format!("METEOR jar failed ({why}; {status}): {stderr}"))
-        })
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(MeteorUnavailable::new("the METEOR process has no stdin or stdout".to_string()));
+        };
+        Ok(Jvm { child, stdin, stdout: BufReader::new(stdout) })
     }
 }
 
-fn converse(child: &mut Child, hypotheses: &[String], references: &[Vec<String>]) -> Result<f64, String> {
-    let mut stdin = child.stdin.take().ok_or("no stdin")?;
-    let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+fn converse(jvm: &mut Jvm, hypotheses: &[String], references: &[Vec<String>]) -> Result<f64, String> {
+    // One line per request: a line break inside a text would put the kept JVM's answers out of
+    // step with later calls. The score files never hold one; refuse rather than desynchronise.
+    let broken = |t: &String| t.contains(['\n', '\r']);
+    if hypotheses.iter().any(broken) || references.iter().flatten().any(broken) {
+        return Err("a text holds a line break".to_string());
+    }
+    let (stdin, stdout) = (&mut jvm.stdin, &mut jvm.stdout);
     let mut eval_line = String::from("EVAL");
     for (hyp, refs) in hypotheses.iter().zip(references) {
         // pycocoevalcap strips `|||` from the hypothesis and halves double spaces once.
         let hyp = hyp.replace("|||", "").replace("  ", " ");
         let line = format!("SCORE ||| {} ||| {}", refs.join(" ||| "), hyp);
-        let stats = exchange(&mut stdin, &mut stdout, &line)?;
+        let stats = exchange(stdin, stdout, &line)?;
         eval_line.push_str(" ||| ");
         eval_line.push_str(stats.trim());
     }
-    send(&mut stdin, &eval_line)?;
+    send(stdin, &eval_line)?;
     for _ in hypotheses {
-        read_line(&mut stdout)?;
+        read_line(stdout)?;
     }
-    let total = read_line(&mut stdout)?;
-    drop(stdin);
+    let total = read_line(stdout)?;
     total.trim().parse::<f64>().map_err(|e| format!("score line {:?}: {e}", total.trim()))
 }
 

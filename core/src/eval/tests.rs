@@ -234,3 +234,26 @@ fn ptb_matches_the_jar_on_all_repository_text() {
     println!("PTB tokeniser vs CoreNLP 3.4.1 jar: {mismatches} mismatches over {lines} lines");
     assert_eq!(mismatches, 0);
 }
+
+/// One runner's JVM serves call after call, each scored as a fresh JVM scores it; a call that
+/// could put the kept JVM out of step (a line break in a text) is refused, and the next call
+/// starts another JVM and scores right.
+#[test]
+fn a_kept_meteor_jvm_scores_each_call_as_a_fresh_one() {
+    let Some(kept) = meteor_runner("the kept JVM") else { return };
+    let refs = |texts: &[&str]| -> Vec<Vec<String>> { texts.iter().map(|t| vec![t.to_string()]).collect() };
+    let hyps = |texts: &[&str]| -> Vec<String> { texts.iter().map(|t| t.to_string()).collect() };
+    let first = (refs(&["the cat sat on the mat", "a dog ran"]), hyps(&["the cat sat on a mat", "a dog runs"]));
+    let second = (refs(&["it is raining today"]), hyps(&["today it rains"]));
+    let fresh = |(r, h): &(Vec<Vec<String>>, Vec<String>)| {
+        MeteorRunner::new(kept.jar()).score(r, h).expect("a fresh JVM scores")
+    };
+    let (want_first, want_second) = (fresh(&first), fresh(&second));
+    assert_eq!(kept.score(&first.0, &first.1).expect("scores"), want_first);
+    assert_eq!(kept.score(&second.0, &second.1).expect("scores again"), want_second);
+    assert_eq!(kept.clone().score(&first.0, &first.1).expect("a clone shares it"), want_first);
+    let broken = hyps(&["two\nlines"]);
+    let err = kept.score(&refs(&["one line"]), &broken).expect_err("a line break is refused");
+    assert!(err.to_string().contains("a text holds a line break"), "{err}");
+    assert_eq!(kept.score(&second.0, &second.1).expect("a new JVM after the refusal"), want_second);
+}
