@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::queue::{
-    is_entry_id, job_states, stream_fields, ShardMessage, CONSUMER_METADATA, CONSUMER_SECRET_METADATA,
-    MAX_CONSUMER_BYTES, WORKER_GROUP,
+    is_entry_id, stream_fields, ShardMessage, CONSUMER_METADATA, CONSUMER_SECRET_METADATA, MAX_CONSUMER_BYTES,
+    WORKER_GROUP,
 };
 use tonic::metadata::MetadataMap;
 
@@ -260,7 +260,7 @@ impl Leases {
             .arg(&shard.items);
         let (code, detail): (i64, Option<String>) = invocation.invoke_async(&mut self.store.con.clone()).await?;
         Ok(match code {
-            1 => Marked::Done { running: matches!(detail.as_deref(), Some(job_states::QUEUED | job_states::RUNNING)) },
+            1 => Marked::Done { running: lorabeam_proto::job_state::JobPhase::name_takes_results(detail.as_deref()) },
             -3 => Marked::NotLeased,
             -4 => Marked::Unfinished(detail.unwrap_or_default()),
             _ => Marked::JobGone,

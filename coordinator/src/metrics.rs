@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use lorabeam_proto::job_state::JobPhase;
 use lorabeam_proto::queue::{job_fields as f, WORKER_GROUP};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
@@ -204,7 +203,7 @@ pub async fn refresh(store: &JobStore) -> Result<()> {
     }
     let (mut records, mut shards) = (0i64, 0i64);
     for (job_id, phase) in store.open_jobs().await? {
-        if !matches!(phase, JobPhase::Queued | JobPhase::Running) {
+        if !phase.takes_results() {
             continue;
         }
         let (total, done, all): (Option<i64>, Option<i64>, Option<i64>) = redis::cmd("HMGET")

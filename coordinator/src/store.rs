@@ -72,15 +72,15 @@ pub fn now_ms() -> i64 {
 
 /// Maps a stored state name onto the API's enum.
 pub fn parse_state(state: &str) -> JobState {
-    match state {
-        job_states::QUEUED => JobState::Queued,
-        job_states::RUNNING => JobState::Running,
-        job_states::FINALIZING => JobState::Finalizing,
-        job_states::COMPLETED => JobState::Completed,
-        job_states::COMPLETED_WITH_FAILURES => JobState::CompletedWithFailures,
-        job_states::FAILED => JobState::Failed,
-        job_states::CANCELLED => JobState::Cancelled,
-        _ => JobState::Unspecified,
+    match JobPhase::parse(state) {
+        Some(JobPhase::Queued) => JobState::Queued,
+        Some(JobPhase::Running) => JobState::Running,
+        Some(JobPhase::Finalizing) => JobState::Finalizing,
+        Some(JobPhase::Completed) => JobState::Completed,
+        Some(JobPhase::CompletedWithFailures) => JobState::CompletedWithFailures,
+        Some(JobPhase::Failed) => JobState::Failed,
+        Some(JobPhase::Cancelled) => JobState::Cancelled,
+        None => JobState::Unspecified,
     }
 }
 
@@ -305,10 +305,6 @@ impl JobStore {
                 return Ok((page.into_iter().map(|(id, _)| id).collect(), None));
             }
         }
-    }
-
-    pub async fn job_ids(&self) -> Result<Vec<String>> {
-        Ok(redis::cmd("ZRANGE").arg(self.keys.jobs()).arg(0).arg(-1).query_async(&mut self.con.clone()).await?)
     }
 
     /// Cancels a job that has not ended (running, or finalizing: the cancel wins, and the
@@ -550,6 +546,6 @@ impl JobStore {
     pub async fn is_running(&self, job_id: &str) -> Result<bool> {
         let state: Option<String> =
             redis::cmd("HGET").arg(self.keys.job(job_id)).arg(f::STATE).query_async(&mut self.con.clone()).await?;
-        Ok(matches!(state.as_deref(), Some(job_states::QUEUED | job_states::RUNNING)))
+        Ok(JobPhase::name_takes_results(state.as_deref()))
     }
 }

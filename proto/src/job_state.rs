@@ -62,6 +62,17 @@ impl JobPhase {
         Self::ALL.into_iter().find(|phase| phase.as_str() == text)
     }
 
+    /// Whether results are stored in this state (queued or running): workers run its shards.
+    pub fn takes_results(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+
+    /// The phase a stored state name stands for, and whether it takes results (`false` for a
+    /// job that is gone).
+    pub fn name_takes_results(state: Option<&str>) -> bool {
+        state.and_then(Self::parse).is_some_and(Self::takes_results)
+    }
+
     pub fn is_terminal(self) -> bool {
         !matches!(self, Self::Queued | Self::Running | Self::Finalizing)
     }

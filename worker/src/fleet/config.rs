@@ -58,13 +58,6 @@ pub(super) struct Fleet {
 }
 
 impl Fleet {
-    /// Items counted as waiting that will never reach the engine (their shard was not run).
-    pub fn items_left(&self, count: usize) {
-        let less = |n: usize| Some(n.saturating_sub(count));
-        let _ = self.feed.waiting_items.fetch_update(Ordering::SeqCst, Ordering::SeqCst, less);
-        self.feed.room.notify_one();
-    }
-
     /// A shard left this worker (confirmed, dropped or lost): the claimer may take another.
     pub fn shards_done(&self, count: usize) {
         if count > 0 {

@@ -3,7 +3,6 @@
 //! and adapters read by the loader thread; results go out to the reporter as soon as each item
 //! is final. The engine keeps one continuous batch across shard boundaries ([`super::decode`]).
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,12 +92,7 @@ impl Feed<'_> {
                 self.carry_out(action);
             }
         }
-        let left = self.scheduler.take_left();
-        if left > 0 {
-            let less = |n: usize| Some(n.saturating_sub(left));
-            let _ = self.shared.waiting_items.fetch_update(Ordering::SeqCst, Ordering::SeqCst, less);
-            self.shared.room.notify_one();
-        }
+        self.shared.items_left(self.scheduler.take_left());
     }
 
     fn carry_out(&mut self, action: Action) {

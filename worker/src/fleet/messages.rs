@@ -2,7 +2,7 @@
 //! decodes on the engine thread.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lorabeam_core::ModelLimits;
@@ -104,6 +104,18 @@ pub struct FeedShared {
     /// Items claimed and not yet in the batch (counted up by the claimer, down by the engine).
     pub waiting_items: AtomicUsize,
     pub room: Notify,
+}
+
+impl FeedShared {
+    /// `count` items counted as waiting left (entered the batch, failed, dropped, or never
+    /// reached the engine): the claimer may take more.
+    pub fn items_left(&self, count: usize) {
+        if count > 0 {
+            let less = |n: usize| Some(n.saturating_sub(count));
+            let _ = self.waiting_items.fetch_update(Ordering::SeqCst, Ordering::SeqCst, less);
+            self.room.notify_one();
+        }
+    }
 }
 
 /// A key packs the shard's local sequence number and the item's index in it.

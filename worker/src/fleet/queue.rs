@@ -6,9 +6,7 @@ use std::time::Duration;
 use lorabeam_core::ModelLimits;
 use lorabeam_proto::connect::redis_manager;
 use lorabeam_proto::heartbeat::Heartbeat;
-use lorabeam_proto::queue::{
-    ensure_queue, job_fields, job_states, model_fields, stream_fields, Keys, ShardMessage, WORKER_GROUP,
-};
+use lorabeam_proto::queue::{ensure_queue, job_fields, model_fields, stream_fields, Keys, ShardMessage, WORKER_GROUP};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
@@ -258,6 +256,6 @@ impl ShardQueue {
             .arg(job_fields::STATE)
             .query_async(&mut self.con.clone())
             .await?;
-        Ok(matches!(state.as_deref(), Some(job_states::QUEUED | job_states::RUNNING)))
+        Ok(lorabeam_proto::job_state::JobPhase::name_takes_results(state.as_deref()))
     }
 }

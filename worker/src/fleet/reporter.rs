@@ -213,7 +213,7 @@ impl Reporter {
                     tracing::warn!(error = %e, "could not ack a shard of an ended job");
                 }
                 if decode {
-                    self.fleet.items_left(items);
+                    self.fleet.feed.items_left(items);
                 }
                 return self.fleet.shards_done(1);
             }
