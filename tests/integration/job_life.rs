@@ -9,44 +9,22 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lorabeam_proto::v1::{GetJobRequest, JobServiceClient, JobState, JobStatus, SubmitItem};
 use support::cluster::{http_get, wait_until, worker, Coordinator, Process, Redis};
+use support::meteor_shim::JavaShim;
 use support::submissions::{chunk, counter, end_of, small, spec, GOOD};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(180);
 
-/// A `java` that waits for `gate` to exist, notes each run in `runs`, then runs the real java.
-fn java_shim(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let bin = dir.join("shim-bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let (gate, runs) = (dir.join("meteor-gate"), dir.join("meteor-runs"));
-    let real = String::from_utf8(
-        std::process::Command::new("sh").args(["-c", "command -v java"]).output().expect("sh").stdout,
-    )
-    .expect("utf-8");
-    let script = format!(
-        "#!/bin/sh\nwhile [ ! -e '{gate}' ]; do sleep 0.05; done\necho run >> '{runs}'\nexec '{real}' \"$@\"\n",
-        gate = gate.display(),
-        runs = runs.display(),
-        real = real.trim()
-    );
-    let java = bin.join("java");
-    std::fs::write(&java, script).expect("write shim");
-    let chmod = std::process::Command::new("chmod").arg("+x").arg(&java).status().expect("chmod");
-    assert!(chmod.success());
-    (bin, gate, runs)
-}
-
 struct Fleet {
     _worker: Process,
     coordinator: Coordinator,
     _redis: Redis,
-    gate: PathBuf,
-    runs: PathBuf,
+    java: JavaShim,
     runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
 }
@@ -55,21 +33,12 @@ impl Fleet {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let (shim, gate, runs) = java_shim(d);
-        let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap_or_default());
+        let java = JavaShim::new(d, true);
         let redis = Redis::start(d);
-        let coordinator = Coordinator::start_with_env(&redis, d, None, &[], &[("PATH", &path)]);
+        let coordinator = Coordinator::start_with_env(&redis, d, None, &[], &[("PATH", &java.path)]);
         let worker = worker(&redis, &coordinator.url(), d, "echo", "tiny", &["--engine", "echo"]);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        Self { _worker: worker, coordinator, _redis: redis, gate, runs, runtime, dir }
-    }
-
-    fn open_gate(&self) {
-        std::fs::write(&self.gate, b"").expect("open the gate");
-    }
-
-    fn meteor_runs(&self) -> usize {
-        std::fs::read_to_string(&self.runs).map(|t| t.lines().count()).unwrap_or(0)
+        Self { _worker: worker, coordinator, _redis: redis, java, runtime, dir }
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -121,7 +90,7 @@ impl Fleet {
 #[test]
 fn a_scored_job_is_finalized_and_scored_exactly_once() {
     let fleet = Fleet::start();
-    fleet.open_gate();
+    fleet.java.open_gate();
     let job = fleet.submit(6, true, "six.jsonl");
     let done = fleet.wait_state(&job, JobState::Completed);
     assert!(done.scores.is_some(), "{done:?}");
@@ -129,7 +98,7 @@ fn a_scored_job_is_finalized_and_scored_exactly_once() {
     fleet.wait_maintenance(2.0);
     assert_eq!(fleet.metric("lorabeam_scoring_runs_total"), 1.0);
     assert_eq!(fleet.metric("lorabeam_jobs_finalized_total"), 1.0);
-    assert_eq!(fleet.meteor_runs(), 1, "one METEOR run");
+    assert_eq!(fleet.java.runs(), 1, "one METEOR run");
     assert_eq!(fleet.coordinator.stderr().matches("job completed").count(), 1, "{}", fleet.coordinator.stderr());
 }
 
@@ -142,7 +111,7 @@ fn a_cancel_during_scoring_wins_and_publishes_nothing() {
     let out = lorabeam(&strings(&["cancel", &job, "--coordinator", &fleet.coordinator.url()]));
     assert!(out.status.success(), "cancel: {}", String::from_utf8_lossy(&out.stderr));
     wait_until("the finalization to stop", LONG, || fleet.metric("lorabeam_finalizations_lost_total") == 1.0);
-    fleet.open_gate();
+    fleet.java.open_gate();
     fleet.wait_maintenance(2.0);
     let status = fleet.status(&job).expect("status");
     assert_eq!(status.state, JobState::Cancelled as i32, "the cancel is not overridden: {status:?}");
@@ -160,7 +129,7 @@ fn another_jobs_results_keep_flowing_while_one_is_scored() {
     fleet.wait_state(&plain, JobState::Completed);
     let status = fleet.status(&scored).expect("status");
     assert_eq!(status.state, JobState::Finalizing as i32, "the scored job is still being scored: {status:?}");
-    fleet.open_gate();
+    fleet.java.open_gate();
     fleet.wait_state(&scored, JobState::Completed);
 }
 

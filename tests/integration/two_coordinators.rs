@@ -10,24 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cluster::{wait_until, worker, Coordinator, Process, Redis};
+use support::meteor_shim::JavaShim;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(420);
-
-/// A `java` that notes each run in `runs`, then runs the real java: METEOR runs are counted
-/// across both coordinators.
-fn counting_java(dir: &Path) -> (String, std::path::PathBuf) {
-    let bin = dir.join("shim-bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let runs = dir.join("meteor-runs");
-    let real = Command::new("sh").args(["-c", "command -v java"]).output().expect("sh").stdout;
-    let real = String::from_utf8_lossy(&real).trim().to_string();
-    let java = bin.join("java");
-    std::fs::write(&java, format!("#!/bin/sh\necho run >> '{}'\nexec '{real}' \"$@\"\n", runs.display()))
-        .expect("shim");
-    assert!(Command::new("chmod").arg("+x").arg(&java).status().expect("chmod").success());
-    (format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()), runs)
-}
 
 /// `lorabeam submit --wait --output` through `coordinators`, as a child process.
 fn submit_waiting(coordinators: &str, golden: &str, output: &Path, extra: &[&str], log: &Path) -> Process {
@@ -62,7 +48,9 @@ fn wait_exit(process: &mut Process, what: &str) {
 fn a_coordinator_killed_mid_job_leaves_every_job_whole_through_the_other() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (path, runs) = counting_java(d);
+    // METEOR's JVM starts, counted across both coordinators.
+    let java = JavaShim::new(d, false);
+    let path = java.path.clone();
     let redis = Redis::start(d);
     let (dir_a, dir_b) = (d.join("a"), d.join("b"));
     std::fs::create_dir_all(&dir_a).expect("mkdir");
@@ -91,8 +79,7 @@ fn a_coordinator_killed_mid_job_leaves_every_job_whole_through_the_other() {
     wait_exit(&mut second, "the second job's submit --wait");
     compare(&conformance_dir().join("golden/greedy-f64.jsonl"), &out1, 1.0);
     compare(&conformance_dir().join("golden/truncate-f64.jsonl"), &out2, 1.0);
-    let scored = std::fs::read_to_string(&runs).unwrap_or_default().lines().count();
-    assert_eq!(scored, 1, "the scored job was scored once");
+    assert_eq!(java.runs(), 1, "the scored job was scored once");
     let states: Vec<String> = redis
         .cli(&["ZRANGE", "lorabeam:jobs", "0", "-1"])
         .lines()

@@ -12,6 +12,7 @@ use lorabeam_core::predictions::compare_files;
 
 pub mod adapters;
 pub mod cluster;
+pub mod meteor_shim;
 pub mod otlp;
 pub mod rogue;
 pub mod submissions;
