@@ -9,8 +9,10 @@
 //! - [`telemetry`] and [`metrics_http`]: the logging, tracing and metrics entry points every
 //!   binary shares, and the W3C trace context every call and shard carries;
 //! - [`cli_flags`]: how every binary reads its flags (both spellings, last value wins);
-//! - [`heartbeat`]: the workers' heartbeats in Redis, which the coordinator lists.
+//! - [`heartbeat`]: the workers' heartbeats in Redis, which the coordinator lists;
+//! - [`adapter_marks`]: what a model's workers tell each other about the adapters they load.
 
+pub mod adapter_marks;
 pub mod cli_flags;
 pub mod connect;
 pub mod error_text;

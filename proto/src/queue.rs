@@ -202,6 +202,17 @@ impl Keys {
         format!("{}:model:{model_id}:workers", self.prefix)
     }
 
+    /// Adapters a model's workers found bad: a hash of name → [`crate::adapter_marks::BadAdapter`].
+    pub fn bad_adapters(&self, model_id: &str) -> String {
+        format!("{}:model:{model_id}:adapters:bad", self.prefix)
+    }
+
+    /// Adapters a model's workers are loading now: a hash of name →
+    /// [`crate::adapter_marks::AdapterLoading`].
+    pub fn loading_adapters(&self, model_id: &str) -> String {
+        format!("{}:model:{model_id}:adapters:loading", self.prefix)
+    }
+
     pub fn jobs(&self) -> String {
         format!("{}:jobs", self.prefix)
     }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
 use lorabeam_worker::fleet::{self, Decoder, FleetConfig, ModelBudget};
+use lorabeam_worker::model::Gpt2;
 use lorabeam_worker::{load_model, ModelArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +119,11 @@ struct Args {
     /// that names an adapter fails here, naming it.
     #[arg(long, env = "LORABEAM_ADAPTER_DIR")]
     adapter_dir: Option<std::path::PathBuf>,
+    /// Follow links under --adapter-dir that lead out of it. Off by default: an adapter name
+    /// comes from a client, and must reach only files the operator put in the folder (links
+    /// that stay inside, such as a Kubernetes volume's `..data`, always work).
+    #[arg(long, env = "LORABEAM_ADAPTER_DIR_FOLLOW_LINKS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    adapter_dir_follow_links: bool,
     /// MiB (fractions allowed) that the adapters prepared for the base may hold together; to
     /// make room, the least recently used adapter that no queued or running item uses is
     /// evicted. An adapter larger than this fails its jobs.
@@ -147,7 +153,23 @@ fn adapter_config(args: &Args) -> anyhow::Result<fleet::AdapterConfig> {
         max_bytes: (args.max_adapter_mib * (1 << 20) as f64) as usize,
         loralib_alpha: args.model.lora_alpha,
         prefer_held: args.prefer_held_adapters,
+        follow_links: args.adapter_dir_follow_links,
     })
+}
+
+/// A worker serving adapters holds a bare base: one whose checkpoint's LoRA was merged at load
+/// would decode every adapter on top of that fine-tune, a wrong model that looks right.
+fn check_bare_base(adapters: &fleet::AdapterConfig, model: &Gpt2, lora_dim: Option<usize>) -> anyhow::Result<()> {
+    let (Some(dir), Some((tensor, path))) = (&adapters.dir, model.merged_lora()) else { return Ok(()) };
+    anyhow::bail!(
+        "--adapter-dir {} serves adapters on a bare base, but {} carries LoRA tensors (`{tensor}`) that --lora_dim \
+         {} merged into the model: every adapter would decode on top of that fine-tune. Give the pretrained model \
+         as --base_checkpoint (without --init_checkpoint), or pass --lora_dim 0 to leave the checkpoint's LoRA \
+         tensors out",
+        dir.display(),
+        path.display(),
+        lora_dim.unwrap_or_default()
+    )
 }
 
 fn consumer_name() -> String {
@@ -172,11 +194,13 @@ async fn run() -> anyhow::Result<()> {
     println!("lorabeam-worker metrics on {}", metrics.local_addr()?);
     let registry = lorabeam_worker::fleet::metrics::METRICS.registry.clone();
     tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(metrics, registry, Default::default()));
+    let adapters = adapter_config(&args)?;
     let decoder = match args.engine {
         EngineKind::Echo => Decoder::Echo,
         EngineKind::Model => {
             let spec = args.model.spec();
             let model = tokio::task::spawn_blocking(move || load_model(&spec)).await?.context("loading the model")?;
+            check_bare_base(&adapters, &model, args.model.lora_dim)?;
             let batch = lorabeam_worker::generation::batch_budget(&model, args.max_rows, args.max_kv_mib);
             tracing::info!(budget = %batch.how, attention = %model.attention(), "running batch");
             let budget = ModelBudget {
@@ -187,7 +211,6 @@ async fn run() -> anyhow::Result<()> {
             Decoder::Model { model: Box::new(model), budget }
         }
     };
-    let adapters = adapter_config(&args)?;
     let config = FleetConfig {
         redis_url: lorabeam_proto::connect::redis_url_with_password(
             &args.redis_url,

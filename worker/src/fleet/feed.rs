@@ -12,6 +12,7 @@ use lorabeam_proto::telemetry::int;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{field::Empty, info_span, Span};
 
+use super::adapter_book::AdapterBook;
 use super::adapters::{AdapterConfig, AdapterLoader, AdapterRead, Loaded};
 use super::batch_trace::BatchTrace;
 use super::decode::{decode, echo, Batch};
@@ -190,6 +191,7 @@ impl ItemSource for Feed<'_> {
 pub fn run_feed(
     decoder: Decoder,
     adapters: AdapterConfig,
+    book: Box<dyn AdapterBook>,
     inbox: Receiver<FeedMessage>,
     replies: Sender<FeedMessage>,
     out: UnboundedSender<FeedOutput>,
@@ -199,7 +201,7 @@ pub fn run_feed(
         Decoder::Model { model, .. } => Some(&**model),
         Decoder::Echo => None,
     };
-    let (service, loader) = adapter_service(model, adapters.clone(), replies);
+    let (service, loader) = adapter_service(model, adapters.clone(), book, replies);
     let config = SchedulerConfig {
         limits: decoder.limits(),
         adapters: service,
@@ -237,6 +239,7 @@ pub fn run_feed(
 fn adapter_service(
     model: Option<&Gpt2>,
     adapters: AdapterConfig,
+    book: Box<dyn AdapterBook>,
     replies: Sender<FeedMessage>,
 ) -> (AdapterService, Option<AdapterLoader>) {
     let Some(model) = model else {
@@ -249,7 +252,7 @@ fn adapter_service(
     let reply = move |name, read, took| {
         let _ = replies.send(FeedMessage::AdapterRead { name, read: Box::new(read), took });
     };
-    match AdapterLoader::spawn(adapters, model.config().clone(), PrepareTarget::of(model), reply) {
+    match AdapterLoader::spawn(adapters, model.config().clone(), PrepareTarget::of(model), book, reply) {
         Ok(loader) => (AdapterService::Served, Some(loader)),
         Err(e) => (AdapterService::Unavailable(format!("cannot start the adapter loader thread: {e}")), None),
     }

@@ -12,6 +12,7 @@
 //! Modules depend on each other without cycles: mod.rs uses its children, and no child uses
 //! an item defined here (`scripts/check-modules.py worker/src/fleet` checks it).
 
+pub mod adapter_book;
 pub mod adapter_cache;
 mod adapters;
 mod batch_trace;
@@ -32,6 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lorabeam_proto::adapter_marks::Incarnation;
 use lorabeam_proto::queue::Keys;
 
 pub use adapters::AdapterConfig;
@@ -75,6 +77,14 @@ pub async fn run(
         limits: decoder.limits(),
         secret,
     };
+    let book = adapter_book::RedisBook::new(
+        fleet.queue.connection(),
+        fleet.queue.keys(),
+        &fleet.config.model_id,
+        Incarnation { worker: fleet.config.consumer.clone(), id: uuid::Uuid::new_v4().simple().to_string() },
+        fleet.config.heartbeat,
+        tokio::runtime::Handle::current(),
+    );
     let (feed_tx, feed_rx) = std::sync::mpsc::channel();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine = {
@@ -82,7 +92,7 @@ pub async fn run(
         let adapters = fleet.config.adapters.clone();
         std::thread::Builder::new()
             .name("lorabeam-engine".into())
-            .spawn(move || run_feed(decoder, adapters, feed_rx, replies, out_tx, shared))
+            .spawn(move || run_feed(decoder, adapters, Box::new(book), feed_rx, replies, out_tx, shared))
             .map_err(FleetError::EngineThread)?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

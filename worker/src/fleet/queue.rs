@@ -105,6 +105,15 @@ impl ShardQueue {
         Ok(())
     }
 
+    /// A connection for short commands beside the queue's own (the adapter marks).
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     /// Redis's address, as errors name it.
     pub fn address(&self) -> &str {
         &self.address

@@ -67,6 +67,11 @@ impl Gpt2 {
         self.adapter_math
     }
 
+    /// The first LoRA tensor merged into the weights at load, and its file; `None`: a bare base.
+    pub fn merged_lora(&self) -> Option<&(String, std::path::PathBuf)> {
+        self.weights.merged_lora.as_ref()
+    }
+
     pub fn config(&self) -> &Gpt2Config {
         &self.config
     }

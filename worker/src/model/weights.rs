@@ -49,6 +49,9 @@ pub struct Gpt2Weights {
     pub wpe: Tensor,
     pub blocks: Vec<BlockWeights>,
     pub ln_f: LayerNorm,
+    /// The first LoRA tensor merged into these weights, and its file: the model is a fine-tuned
+    /// one, not a bare base (`None` for a base).
+    pub merged_lora: Option<(String, PathBuf)>,
 }
 
 /// Where the weights come from.
@@ -202,6 +205,7 @@ fn assemble(
     let wpe = found.placed("wpe.weight", &[p, e], to)?;
     let ln_f = found.layer_norm("ln_f", e, to)?;
     let mut blocks = Vec::with_capacity(config.n_layer);
+    let mut merged_lora = None;
     for i in 0..config.n_layer {
         let h = format!("h.{i}");
         let mut c_attn_weight = found.take(&format!("{h}.attn.c_attn.weight"), &[e, 3 * e])?.0;
@@ -218,7 +222,8 @@ fn assemble(
                 }
                 other => other,
             };
-            let lora_a = found.take(&a_name, &[2 * r, e]).map_err(|err| explain(&a_name, 0, err))?.0;
+            let (lora_a, a_path) = found.take(&a_name, &[2 * r, e]).map_err(|err| explain(&a_name, 0, err))?;
+            merged_lora.get_or_insert((a_name.clone(), a_path));
             let lora_b = found.take(&b_name, &[2 * e, r]).map_err(|err| explain(&b_name, 1, err))?.0;
             c_attn_weight = merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
         }
@@ -252,5 +257,5 @@ fn assemble(
     if !unknown.is_empty() {
         tracing::warn!(count = unknown.len(), first = %unknown[0], "ignoring tensors GPT-2 does not use");
     }
-    Ok(Gpt2Weights { wte, wpe, blocks, ln_f })
+    Ok(Gpt2Weights { wte, wpe, blocks, ln_f, merged_lora })
 }
