@@ -363,6 +363,8 @@ an initContainer without a command|initContainer.command is required|--set worke
 an adapters PVC without a claim|adapters.claimName is required|--set worker.adapters.type=persistentVolumeClaim
 adapters mounted over the models|give the adapters their own path|--set worker.adapters.type=hostPath --set worker.adapters.hostPath=/a --set worker.adapters.mountPath=/models
 a bad adapters type|value must be one of|--set worker.adapters.type=s3
+adapters on a model with its LoRA merged|loraDim.*value must be 0|--set worker.adapters.type=persistentVolumeClaim --set worker.adapters.claimName=x
+a group's adapters on a model with its LoRA merged|merged at load|--set workers[0].name=a --set workers[0].adapters.type=hostPath --set workers[0].adapters.hostPath=/a
 duplicate worker group names|used twice|--set workers[0].name=a --set workers[1].name=a
 two KEDA groups on one stream|fight over one stream|--set workers[0].name=a --set workers[1].name=b --set worker.autoscaling.keda.enabled=true
 coordinator replicas sharing a ReadWriteOnce claim|cannot share it|--set coordinator.persistence.enabled=true

@@ -13,37 +13,12 @@ use crate::support;
 use std::path::{Path, PathBuf};
 
 use lorabeam_proto::v1::{GetJobRequest, JobServiceClient, JobState, JobStatus};
-use support::adapters::adapter_dir;
+use support::adapters::{adapter_dir, peft_equivalent};
 use support::cluster::{adapter_worker, worker, Coordinator, Redis};
 use support::*;
 
 /// The greedy golden's batches (batch_size 4) stay whole in its first 40 lines.
 const LINES: usize = 40;
-
-/// `adapters/loralib_equiv/`: the PEFT adapter equal to the fixture's `lora_only.pt` (r 4,
-/// alpha 32), made with peft by `tests/conformance/make_peft_adapters.py` into
-/// `target/peft-adapters/` (once per run: at once when up to date, as `adapters` uses it) and
-/// copied here.
-fn peft_equivalent(adapters: &Path) {
-    let made = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peft-adapters");
-    let python = std::env::var_os("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|| "python3".into());
-    let out = std::process::Command::new(python)
-        .arg(conformance_dir().join("make_peft_adapters.py"))
-        .arg("from-loralib")
-        .arg(&made)
-        .arg(fixture("config.json"))
-        .arg(fixture("lora_only.pt"))
-        .args(["4", "32"])
-        .output()
-        .expect("python runs make_peft_adapters.py");
-    assert!(out.status.success(), "make_peft_adapters.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let target = adapters.join("loralib_equiv");
-    std::fs::create_dir_all(&target).expect("mkdir");
-    for entry in std::fs::read_dir(made.join("loralib_equiv")).expect("the PEFT adapter") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), target.join(entry.file_name())).expect("copy");
-    }
-}
 
 fn data(dir: &Path) -> PathBuf {
     head(&conformance_dir().join("data/e2e_test_public.jsonl"), LINES, dir, "data.jsonl")

@@ -112,8 +112,9 @@ impl RedisBook {
     /// Runs one Redis call to its end or [`CALL_LIMIT`]; `None` (logged) when it fails.
     fn call<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Option<T> {
         let mut con = self.con.clone();
+        // The time limit is made inside the runtime: its timer is not this thread's.
         let done =
-            self.runtime.block_on(tokio::time::timeout(CALL_LIMIT, async move { cmd.query_async(&mut con).await }));
+            self.runtime.block_on(async move { tokio::time::timeout(CALL_LIMIT, cmd.query_async(&mut con)).await });
         match done {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {

@@ -59,7 +59,18 @@ impl AdapterLoader {
         std::thread::Builder::new().name("lorabeam-adapters".into()).spawn(move || {
             for name in inbox {
                 let started = Instant::now();
-                let loaded = load(&config, &model, &target, book.as_mut(), &name);
+                // A panic while reading must not leave the job waiting on an answer forever.
+                let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    load(&config, &model, &target, book.as_mut(), &name)
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(format!("adapter `{name}`: reading it failed inside the worker ({what})"))
+                });
                 reply(name, loaded, started.elapsed());
             }
         })?;
