@@ -8,6 +8,7 @@ use std::path::Path;
 use tch::Tensor;
 
 use super::matrix::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
+use super::sanity::{check_loralib_alpha, check_rank, scaling};
 use crate::checkpoint::load_state_dict;
 use crate::model::weight_names::{canonical_key, is_lora, KeyRole};
 use crate::model::{Gpt2Config, ModelError};
@@ -34,22 +35,17 @@ pub(super) fn load(path: &Path, config: &Gpt2Config, alpha: f64) -> Result<Vec<A
             ),
         });
     }
-    if !(alpha.is_finite() && alpha > 0.0) {
-        return Err(ModelError::AdapterField {
-            path: path.into(),
-            field: "--lora_alpha".into(),
-            detail: format!("{alpha} must be positive (loralib checkpoints do not store alpha)"),
-        });
-    }
+    let alpha_field = |detail| ModelError::AdapterField { path: path.into(), field: "--lora_alpha".into(), detail };
+    check_loralib_alpha(alpha).map_err(alpha_field)?;
     let e = config.n_embd as i64;
     let first = "h.0.attn.c_attn.lora_A";
     let rank = lora
         .get(first)
         .map(|a| a.size().first().copied().unwrap_or(0) / 2)
         .ok_or_else(|| ModelError::MissingTensor { name: first.into(), looked_in: path.display().to_string() })?;
-    if rank == 0 {
-        return Err(ModelError::AdapterFormat { path: path.into(), detail: format!("`{first}` has rank 0") });
-    }
+    check_rank(rank, e)
+        .map_err(|d| ModelError::AdapterFormat { path: path.into(), detail: format!("`{first}`: {d}") })?;
+    let scaling = scaling(alpha, rank, false).map_err(alpha_field)?;
     let mut matrices = Vec::with_capacity(config.n_layer);
     for layer in 0..config.n_layer {
         let mut take = |suffix: &str, expected: [i64; 2]| -> Result<Tensor, ModelError> {
@@ -69,7 +65,7 @@ pub(super) fn load(path: &Path, config: &Gpt2Config, alpha: f64) -> Result<Vec<A
         matrices.push(AdaptedMatrix {
             layer,
             module: AdaptedModule::CAttn,
-            scaling: alpha / rank as f64,
+            scaling,
             parts: vec![part(0, 0)?, part(1, 2 * e)?],
         });
     }
