@@ -67,6 +67,9 @@ pub enum ModelError {
     AdapterFormat { path: PathBuf, detail: String },
     #[error("adapter config {path} is {size} bytes, more than the {limit} lorabeam reads (peft writes about 1 KiB)")]
     AdapterConfigTooLarge { path: PathBuf, size: u64, limit: u64 },
+    /// A path given as an adapter that holds something else: what it is, and what to pass instead.
+    #[error("adapter {path} {detail}")]
+    AdapterLayout { path: PathBuf, detail: String },
     /// An adapted matrix whose update `s (B A)` is not finite or too large to be a trained LoRA's.
     #[error(
         "adapter {path}: the update of `{matrix}` (scaling × B·A) has an entry of magnitude {largest:e}, beyond \

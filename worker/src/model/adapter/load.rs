@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 use super::matrix::AdaptedMatrix;
+use super::peft::CONFIG_FILE;
 use super::sanity::{update_beyond_bound, MAX_UPDATE_ENTRY};
-use super::{loralib, peft};
+use super::{layout, loralib, peft};
 use crate::model::{Gpt2Config, ModelError};
 
 /// A LoRA adapter, checked against the base shape it was loaded for.
@@ -24,10 +25,13 @@ pub struct Adapter {
 impl Adapter {
     /// Loads an adapter for a base of shape `config`: a directory with `adapter_config.json`
     /// is a PEFT adapter; a file is gpt2_ft.py's LoRA-only checkpoint, whose alpha loralib
-    /// does not store (`loralib_alpha`, the `--lora_alpha` it was trained with). An update no
-    /// trained LoRA would make is refused (`sanity`).
+    /// does not store (`loralib_alpha`, the `--lora_alpha` it was trained with). Anything else
+    /// is refused saying what it is; so is an update no trained LoRA would make (`sanity`).
     pub fn load(path: &Path, config: &Gpt2Config, loralib_alpha: f64) -> Result<Adapter, ModelError> {
         let mut matrices = if path.is_dir() {
+            if !path.join(CONFIG_FILE).exists() {
+                return Err(layout::folder_error(path));
+            }
             peft::load(path, config)?
         } else if path.is_file() {
             loralib::load(path, config, loralib_alpha)?

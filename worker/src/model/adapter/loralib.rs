@@ -7,33 +7,20 @@ use std::path::Path;
 
 use tch::Tensor;
 
+use super::layout::{check_lora_only, read_tensors};
 use super::matrix::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
 use super::sanity::{check_loralib_alpha, check_rank, scaling};
-use crate::checkpoint::load_state_dict;
-use crate::model::weight_names::{canonical_key, is_lora, KeyRole};
+use crate::model::weight_names::{canonical_key, KeyRole};
 use crate::model::{Gpt2Config, ModelError};
 
 pub(super) fn load(path: &Path, config: &Gpt2Config, alpha: f64) -> Result<Vec<AdaptedMatrix>, ModelError> {
+    let tensors = read_tensors(path)?;
+    check_lora_only(path, &tensors)?;
     let mut lora = BTreeMap::new();
-    let mut base_tensors = Vec::new();
-    for (key, tensor) in load_state_dict(path)?.tensors {
+    for (key, tensor) in tensors {
         if let KeyRole::Tensor(name) = canonical_key(&key) {
-            if is_lora(&name) {
-                lora.insert(name, tensor);
-            } else {
-                base_tensors.push(name);
-            }
+            lora.insert(name, tensor);
         }
-    }
-    if let Some(first) = base_tensors.first() {
-        return Err(ModelError::AdapterFormat {
-            path: path.into(),
-            detail: format!(
-                "holds base weights too (`{first}` and {} more): an adapter must be gpt2_ft.py's LoRA-only \
-                 checkpoint; decode a full checkpoint with --init_checkpoint",
-                base_tensors.len() - 1
-            ),
-        });
     }
     let alpha_field = |detail| ModelError::AdapterField { path: path.into(), field: "--lora_alpha".into(), detail };
     check_loralib_alpha(alpha).map_err(alpha_field)?;

@@ -4,9 +4,13 @@
 //! The files use one another without a cycle, and none uses this one, which only declares and
 //! re-exports (`scripts/check-modules.py worker/src/model/adapter` checks both): `matrix` (the
 //! leaf types), `sanity` (the bounds an adapter keeps) and `targets` (PEFT's module names) <-
-//! `peft_config` (a config checked on its bytes) <- `peft`, `loralib` <- `load` (`Adapter`) <- `prepared` (`AdapterWeights`, with
+//! `peft_config` (a config checked on its bytes) <- `peft` <- `layout` (what a path that is no
+//! adapter holds) <- `loralib` <- `load` (`Adapter`) <- `prepared` (`AdapterWeights`, with
 //! `math`'s `AdapterMath`) <- `tests`.
 
+mod layout;
+#[cfg(test)]
+mod layout_tests;
 mod load;
 mod loralib;
 mod math;

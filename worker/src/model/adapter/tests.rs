@@ -12,12 +12,12 @@ use super::prepared::{AdaptedWeight, AdapterWeights};
 use crate::checkpoint::save_torch_checkpoint;
 use crate::model::{synthetic_checkpoint, weights_from_tensors, Gpt2, Gpt2Config, LoraConfig, Precision};
 
-fn tiny() -> Gpt2Config {
+pub(super) fn tiny() -> Gpt2Config {
     Gpt2Config { vocab_size: 64, n_positions: 32, n_embd: 8, n_layer: 2, n_head: 2, layer_norm_epsilon: 1e-5 }
 }
 
 /// A PEFT adapter on `c_attn` of every layer, rank 2, with `config` merged into its config.
-fn peft_dir(dir: &Path, extra: &str, a_shape: [i64; 2]) {
+pub(super) fn peft_dir(dir: &Path, extra: &str, a_shape: [i64; 2]) {
     let config = format!(r#"{{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["c_attn"]{extra}}}"#);
     std::fs::write(dir.join("adapter_config.json"), config).expect("write config");
     let mut tensors = Vec::new();
@@ -190,7 +190,8 @@ fn a_full_checkpoint_is_not_an_adapter() {
     let path = dir.path().join("full.pt");
     save_torch_checkpoint(&path, &synthetic_checkpoint(&config, lora, 3)).expect("save");
     let err = Adapter::load(&path, &config, 8.0).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("holds base weights too") && err.contains("full.pt"), "{err}");
+    let fix = format!("decode it with --init_checkpoint {} --lora_dim 2", path.display());
+    assert!(err.contains("full.pt is a full gpt2_ft.py checkpoint") && err.contains(&fix), "{err}");
 }
 
 fn load_error(path: &Path, alpha: f64) -> String {
