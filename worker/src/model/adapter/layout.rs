@@ -24,7 +24,7 @@ pub(super) enum FileLayout {
     Full { rank: Option<i64> },
     /// GPT-2's weights and no LoRA: a base model.
     Base { first: String, count: usize },
-    /// No tensors at all.
+    /// No tensors, or only buffers lorabeam ignores (causal masks, a tied `lm_head`).
     NoTensors,
     /// A tensor that is neither LoRA nor GPT-2's.
     Other { first: String },
@@ -104,7 +104,7 @@ pub(super) fn check_lora_only(path: &Path, tensors: &BTreeMap<String, Tensor>) -
              --base_checkpoint",
             count - 1
         ),
-        FileLayout::NoTensors => "holds no tensors".into(),
+        FileLayout::NoTensors => "holds no tensors lorabeam reads (no LoRA factor, no GPT-2 weight)".into(),
         FileLayout::Other { first } => {
             format!("holds `{first}`, which is neither a LoRA factor nor a GPT-2 weight: not an adapter lorabeam reads")
         }

@@ -73,7 +73,7 @@ fn checkpoints_that_are_no_adapter_say_what_they_are() {
 
     let none = dir.path().join("none.pt");
     save_torch_checkpoint(&none, &[]).expect("save");
-    assert!(refusal(&none).ends_with("none.pt holds no tensors"));
+    assert!(refusal(&none).contains("none.pt holds no tensors lorabeam reads"));
 }
 
 #[test]
@@ -87,6 +87,9 @@ fn files_of_other_kinds_say_what_they_are() {
     std::fs::write(&text, b"not a checkpoint at all").expect("write");
     let err = refusal(&text);
     assert!(err.contains("notes.txt is neither a torch.save archive nor a safetensors file"), "{err}");
+
+    let device = Path::new("/dev/null");
+    assert_eq!(refusal(device), "adapter /dev/null is neither a regular file nor a folder");
 
     peft_dir(dir.path(), "", [2, 8]);
     let config = dir.path().join("adapter_config.json");

@@ -35,6 +35,9 @@ impl Adapter {
             peft::load(path, config)?
         } else if path.is_file() {
             loralib::load(path, config, loralib_alpha)?
+        } else if path.exists() {
+            let detail = "is neither a regular file nor a folder".into();
+            return Err(ModelError::AdapterLayout { path: path.to_path_buf(), detail });
         } else {
             return Err(ModelError::AdapterNotFound { path: path.to_path_buf() });
         };
