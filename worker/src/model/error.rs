@@ -65,6 +65,17 @@ pub enum ModelError {
     AdapterField { path: PathBuf, field: String, detail: String },
     #[error("adapter {path}: {detail}")]
     AdapterFormat { path: PathBuf, detail: String },
+    #[error("adapter config {path} is {size} bytes, more than the {limit} lorabeam reads (peft writes about 1 KiB)")]
+    AdapterConfigTooLarge { path: PathBuf, size: u64, limit: u64 },
+    /// A path given as an adapter that holds something else: what it is, and what to pass instead.
+    #[error("adapter {path} {detail}")]
+    AdapterLayout { path: PathBuf, detail: String },
+    /// An adapted matrix whose update `s (B A)` is not finite or too large to be a trained LoRA's.
+    #[error(
+        "adapter {path}: the update of `{matrix}` (scaling × B·A) has an entry of magnitude {largest:e}, beyond \
+         the bound {bound:e}: no trained LoRA comes near it"
+    )]
+    AdapterUpdate { path: PathBuf, matrix: String, largest: f64, bound: f64 },
     #[error(
         "adapter `{name}` was loaded for a base with n_embd {adapter_embd} and n_layer {adapter_layers}, \
          but the model has n_embd {model_embd} and n_layer {model_layers}"

@@ -1,7 +1,7 @@
 //! The LoRA GPT-2 model: its shape, its weights (with LoRA merged in), adapters on a shared
 //! base, and its forward pass.
 
-mod adapter;
+pub mod adapter;
 mod batch_kv;
 mod config;
 mod error;

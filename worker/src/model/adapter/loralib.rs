@@ -7,49 +7,35 @@ use std::path::Path;
 
 use tch::Tensor;
 
+use super::layout::{check_lora_only, read_tensors};
 use super::matrix::{checked_factor, AdaptedMatrix, AdaptedModule, LowRank};
-use crate::checkpoint::load_state_dict;
-use crate::model::weight_names::{canonical_key, is_lora, KeyRole};
+use super::sanity::{check_loralib_alpha, scaling};
+use crate::model::weight_names::{canonical_key, KeyRole};
 use crate::model::{Gpt2Config, ModelError};
 
 pub(super) fn load(path: &Path, config: &Gpt2Config, alpha: f64) -> Result<Vec<AdaptedMatrix>, ModelError> {
+    let tensors = read_tensors(path)?;
+    check_lora_only(path, &tensors)?;
     let mut lora = BTreeMap::new();
-    let mut base_tensors = Vec::new();
-    for (key, tensor) in load_state_dict(path)?.tensors {
+    for (key, tensor) in tensors {
         if let KeyRole::Tensor(name) = canonical_key(&key) {
-            if is_lora(&name) {
-                lora.insert(name, tensor);
-            } else {
-                base_tensors.push(name);
-            }
+            lora.insert(name, tensor);
         }
     }
-    if let Some(first) = base_tensors.first() {
-        return Err(ModelError::AdapterFormat {
-            path: path.into(),
-            detail: format!(
-                "holds base weights too (`{first}` and {} more): an adapter must be gpt2_ft.py's LoRA-only \
-                 checkpoint; decode a full checkpoint with --init_checkpoint",
-                base_tensors.len() - 1
-            ),
-        });
-    }
-    if !(alpha.is_finite() && alpha > 0.0) {
-        return Err(ModelError::AdapterField {
-            path: path.into(),
-            field: "--lora_alpha".into(),
-            detail: format!("{alpha} must be positive (loralib checkpoints do not store alpha)"),
-        });
-    }
+    let alpha_field = |detail| ModelError::AdapterField { path: path.into(), field: "--lora_alpha".into(), detail };
+    check_loralib_alpha(alpha).map_err(alpha_field)?;
     let e = config.n_embd as i64;
     let first = "h.0.attn.c_attn.lora_A";
     let rank = lora
         .get(first)
         .map(|a| a.size().first().copied().unwrap_or(0) / 2)
         .ok_or_else(|| ModelError::MissingTensor { name: first.into(), looked_in: path.display().to_string() })?;
+    // Not bounded by n_embd as a PEFT config's `r` is: the rank is the tensors' own, and a
+    // rank above it still computes what loralib computes (benches/adapter_stall.rs uses 1024).
     if rank == 0 {
         return Err(ModelError::AdapterFormat { path: path.into(), detail: format!("`{first}` has rank 0") });
     }
+    let scaling = scaling(alpha, rank, false).map_err(alpha_field)?;
     let mut matrices = Vec::with_capacity(config.n_layer);
     for layer in 0..config.n_layer {
         let mut take = |suffix: &str, expected: [i64; 2]| -> Result<Tensor, ModelError> {
@@ -69,7 +55,7 @@ pub(super) fn load(path: &Path, config: &Gpt2Config, alpha: f64) -> Result<Vec<A
         matrices.push(AdaptedMatrix {
             layer,
             module: AdaptedModule::CAttn,
-            scaling: alpha / rank as f64,
+            scaling,
             parts: vec![part(0, 0)?, part(1, 2 * e)?],
         });
     }

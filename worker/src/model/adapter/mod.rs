@@ -3,15 +3,22 @@
 //!
 //! The files use one another without a cycle, and none uses this one, which only declares and
 //! re-exports (`scripts/check-modules.py worker/src/model/adapter` checks both): `matrix` (the
-//! leaf types) and `targets` (PEFT's module names) <- `peft`, `loralib` <- `load` (`Adapter`)
-//! <- `prepared` (`AdapterWeights`, with `math`'s `AdapterMath`) <- `tests`.
+//! leaf types), `sanity` (the bounds an adapter keeps) and `targets` (PEFT's module names) <-
+//! `peft_config` (a config checked on its bytes) <- `peft` <- `layout` (what a path that is no
+//! adapter holds) <- `loralib` <- `load` (`Adapter`) <- `prepared` (`AdapterWeights`, with
+//! `math`'s `AdapterMath`) <- `tests`.
 
+mod layout;
+#[cfg(test)]
+mod layout_tests;
 mod load;
 mod loralib;
 mod math;
 mod matrix;
 mod peft;
+mod peft_config;
 mod prepared;
+mod sanity;
 mod targets;
 #[cfg(test)]
 mod tests;
@@ -19,5 +26,9 @@ mod tests;
 pub use load::Adapter;
 pub use math::AdapterMath;
 pub use matrix::{AdaptedMatrix, AdaptedModule, LowRank};
+pub use peft_config::check_peft_config;
 pub(crate) use prepared::{AdaptedWeight, BlockOverride};
 pub use prepared::{AdapterWeights, PrepareTarget};
+pub use sanity::{
+    MAX_CONFIG_BYTES, MAX_CONFIG_ENTRIES, MAX_LORA_ALPHA, MAX_REGEX_BYTES, MAX_SCALING, MAX_UPDATE_ENTRY,
+};

@@ -1,9 +1,11 @@
 //! PEFT's ways of naming modules in `adapter_config.json`: a target list or regex, and the
 //! `rank_pattern` / `alpha_pattern` maps, kept in file order because the first matching key wins.
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+
+use super::sanity::MAX_REGEX_BYTES;
 
 /// `target_modules` or `exclude_modules`: a list of names, or one regex over whole names.
 #[derive(Deserialize)]
@@ -32,7 +34,9 @@ impl Targets {
     /// for a list; `re.fullmatch` for a string); `regex` is `compile`'s result.
     pub(super) fn matches(&self, key: &str, regex: Option<&Regex>) -> Option<usize> {
         match self {
-            Self::List(list) => list.iter().position(|name| key == name || key.ends_with(&format!(".{name}"))),
+            Self::List(list) => list.iter().position(|name| {
+                key.strip_suffix(name.as_str()).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+            }),
             Self::Regex(_) => regex.filter(|r| r.is_match(key)).map(|_| 0),
         }
     }
@@ -40,7 +44,16 @@ impl Targets {
 
 /// Compiles a pattern anchored as Python's `re.fullmatch`.
 fn full_match(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("`{pattern}` is not a regex lorabeam reads: {e}"))
+    bounded(pattern, &format!("^(?:{pattern})$"))
+}
+
+/// Compiles `anchored` (made of a config's `pattern`) within `MAX_REGEX_BYTES`.
+fn bounded(pattern: &str, anchored: &str) -> Result<Regex, String> {
+    RegexBuilder::new(anchored)
+        .size_limit(MAX_REGEX_BYTES)
+        .dfa_size_limit(MAX_REGEX_BYTES)
+        .build()
+        .map_err(|e| format!("`{pattern}` is not a regex lorabeam reads: {e}"))
 }
 
 /// A JSON object as its entries in file order.
@@ -52,18 +65,21 @@ impl<T> Default for Ordered<T> {
     }
 }
 
-impl<T: Copy> Ordered<T> {
-    /// The value of the first key (a regex) such that `(.*\.)?(KEY)$` matches `key` from its
-    /// start, as peft's `get_pattern_key`.
-    pub(super) fn first_match(&self, key: &str) -> Result<Option<T>, String> {
-        for (pattern, value) in &self.0 {
-            let regex = Regex::new(&format!(r"^(?:.*\.)?(?:{pattern})$"))
-                .map_err(|e| format!("`{pattern}` is not a regex lorabeam reads: {e}"))?;
-            if regex.is_match(key) {
-                return Ok(Some(*value));
+impl<T> Ordered<T> {
+    /// For each of `keys`, the index of the first entry whose key (a regex) matches it as
+    /// peft's `get_pattern_key` does: `(.*\.)?(KEY)$` from the name's start. Every pattern is
+    /// compiled (a bad one is refused whatever it would match), once, one at a time.
+    pub(super) fn first_matches(&self, keys: &[String]) -> Result<Vec<Option<usize>>, String> {
+        let mut found = vec![None; keys.len()];
+        for (index, (pattern, _)) in self.0.iter().enumerate() {
+            let regex = bounded(pattern, &format!(r"^(?:.*\.)?(?:{pattern})$"))?;
+            for (slot, key) in found.iter_mut().zip(keys) {
+                if slot.is_none() && regex.is_match(key) {
+                    *slot = Some(index);
+                }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 }
 
@@ -108,9 +124,19 @@ mod tests {
         assert_eq!(regex.matches("transformer.h.1.attn.c_attn", compiled.as_ref()), Some(0));
         assert_eq!(regex.matches("transformer.h.11.attn.c_attn", compiled.as_ref()), None);
         let ranks: Ordered<i64> = serde_json::from_str(r#"{"h.1.mlp.c_fc": 2, "c_fc": 3}"#).expect("json");
-        assert_eq!(ranks.first_match("transformer.h.1.mlp.c_fc"), Ok(Some(2)));
-        assert_eq!(ranks.first_match("transformer.h.0.mlp.c_fc"), Ok(Some(3)));
-        assert_eq!(ranks.first_match("transformer.h.11.mlp.c_fc"), Ok(Some(3)));
-        assert_eq!(ranks.first_match("transformer.h.0.attn.c_attn"), Ok(None));
+        let keys = ["transformer.h.1.mlp.c_fc", "transformer.h.0.mlp.c_fc", "transformer.h.11.mlp.c_fc"]
+            .into_iter()
+            .chain(["transformer.h.0.attn.c_attn"])
+            .map(String::from)
+            .collect::<Vec<_>>();
+        assert_eq!(ranks.first_matches(&keys), Ok(vec![Some(0), Some(1), Some(1), None]));
+    }
+
+    #[test]
+    fn a_regex_bomb_is_refused_not_compiled() {
+        let bomb = Targets::Regex("((a{100}){100}){100}".into());
+        assert!(bomb.compile().err().unwrap_or_default().contains("is not a regex lorabeam reads"));
+        let ranks: Ordered<i64> = serde_json::from_str(r#"{"(x{1000}){1000}": 2}"#).expect("json");
+        assert!(ranks.first_matches(&["h.0.mlp.c_fc".into()]).is_err());
     }
 }

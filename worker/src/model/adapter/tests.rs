@@ -12,12 +12,12 @@ use super::prepared::{AdaptedWeight, AdapterWeights};
 use crate::checkpoint::save_torch_checkpoint;
 use crate::model::{synthetic_checkpoint, weights_from_tensors, Gpt2, Gpt2Config, LoraConfig, Precision};
 
-fn tiny() -> Gpt2Config {
+pub(super) fn tiny() -> Gpt2Config {
     Gpt2Config { vocab_size: 64, n_positions: 32, n_embd: 8, n_layer: 2, n_head: 2, layer_norm_epsilon: 1e-5 }
 }
 
 /// A PEFT adapter on `c_attn` of every layer, rank 2, with `config` merged into its config.
-fn peft_dir(dir: &Path, extra: &str, a_shape: [i64; 2]) {
+pub(super) fn peft_dir(dir: &Path, extra: &str, a_shape: [i64; 2]) {
     let config = format!(r#"{{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["c_attn"]{extra}}}"#);
     std::fs::write(dir.join("adapter_config.json"), config).expect("write config");
     let mut tensors = Vec::new();
@@ -190,5 +190,63 @@ fn a_full_checkpoint_is_not_an_adapter() {
     let path = dir.path().join("full.pt");
     save_torch_checkpoint(&path, &synthetic_checkpoint(&config, lora, 3)).expect("save");
     let err = Adapter::load(&path, &config, 8.0).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("holds base weights too") && err.contains("full.pt"), "{err}");
+    let fix = format!("decode it with --init_checkpoint {} --lora_dim 2", path.display());
+    assert!(err.contains("full.pt is a full gpt2_ft.py checkpoint") && err.contains(&fix), "{err}");
+}
+
+fn load_error(path: &Path, alpha: f64) -> String {
+    Adapter::load(path, &tiny(), alpha).err().map(|e| e.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn an_absurd_peft_alpha_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (alpha, extra, field, value) in [
+        ("1e300", "", "`lora_alpha`", "1e300"),
+        ("1e38", "", "`lora_alpha`", "1e38"),
+        ("4", r#", "alpha_pattern": {"h.1.attn.c_attn": -3e6}"#, r#"`alpha_pattern["h.1.attn.c_attn"]`"#, "-3e6"),
+        ("4", r#", "rank_pattern": {"c_attn": 9}"#, r#"`rank_pattern["c_attn"]`"#, "rank 9"),
+    ] {
+        peft_dir(dir.path(), "", [2, 8]);
+        let config = format!(r#"{{"r": 2, "lora_alpha": {alpha}, "target_modules": ["c_attn"]{extra}}}"#);
+        std::fs::write(dir.path().join("adapter_config.json"), config).expect("write");
+        let message = load_error(dir.path(), 1.0);
+        assert!(message.contains(field) && message.contains(value), "{extra}: {message}");
+    }
+}
+
+/// Finite factors whose update no trained LoRA would make: refused naming the matrix, the
+/// value and the bound, for PEFT and loralib alike.
+#[test]
+fn an_update_beyond_the_bound_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    peft_dir(dir.path(), "", [2, 8]);
+    let key = "base_model.model.transformer.h.1.attn.c_attn.lora_B.weight";
+    let mut tensors = Tensor::read_safetensors(dir.path().join("adapter_model.safetensors")).expect("read");
+    for (name, tensor) in &mut tensors {
+        if name == key {
+            *tensor = Tensor::full([24, 2], 1e4, (Kind::Float, Device::Cpu));
+        }
+    }
+    Tensor::write_safetensors(&tensors, dir.path().join("adapter_model.safetensors")).expect("write");
+    // s = 4 / 2, B A = 2e4 everywhere: 4e4.
+    let err = load_error(dir.path(), 1.0);
+    assert!(err.contains("`h.1.attn.c_attn`") && err.contains("4e4") && err.contains("bound 1e3"), "{err}");
+
+    let path = dir.path().join("lora_only.pt");
+    let lora = LoraConfig { rank: 2, alpha: 8.0, base_only: false };
+    let mut lora_only: Vec<(String, Tensor)> = synthetic_checkpoint(&tiny(), lora, 3)
+        .into_iter()
+        .filter(|(n, _)| n.ends_with("lora_A") || n.ends_with("lora_B"))
+        .collect();
+    save_torch_checkpoint(&path, &lora_only).expect("save");
+    assert!(Adapter::load(&path, &tiny(), 8.0).is_ok());
+    let err = load_error(&path, 1e300);
+    assert!(err.contains("`--lora_alpha`") && err.contains("1e300"), "{err}");
+    // The v part of layer 0 (columns 16..24) made huge.
+    let b = &mut lora_only.iter_mut().find(|(n, _)| n.ends_with("h.0.attn.c_attn.lora_B")).expect("lora_B").1;
+    let _ = b.narrow(0, 8, 8).fill_(1e6);
+    save_torch_checkpoint(&path, &lora_only).expect("save");
+    let err = load_error(&path, 8.0);
+    assert!(err.contains("`h.0.attn.c_attn columns 16..24`") && err.contains("bound 1e3"), "{err}");
 }
