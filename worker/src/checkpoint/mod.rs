@@ -5,6 +5,7 @@
 //! or a flat state dict), and safetensors files.
 
 mod pickle;
+mod torch_error;
 mod torch_legacy;
 mod torch_tensors;
 mod torch_writer;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use tch::Tensor;
 
+pub use torch_error::{short_torch_error, torch_error_line};
 pub use torch_writer::save_torch_checkpoint;
 
 /// A detail of what is wrong inside a file, before the file's path is attached.
@@ -35,6 +37,15 @@ pub enum CheckpointError {
     NoStateDict { path: PathBuf, detail: String },
     #[error("cannot write checkpoint {path}: {detail}")]
     Write { path: PathBuf, detail: String },
+}
+
+/// `text`, cut to `max` characters (marked with `…`): error messages name things from the
+/// file, which may be any length.
+fn clip_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or_default()),
+        None => text.to_string(),
+    }
 }
 
 /// Every tensor of one checkpoint file, on the CPU, in its stored dtype.
@@ -73,7 +84,7 @@ pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
     let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let tensors = match sniff(path)? {
         Format::Safetensors => Tensor::read_safetensors(path)
-            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })?
+            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), detail: short_torch_error(&e) })?
             .into_iter()
             .collect(),
         Format::TorchZip => {
@@ -144,5 +155,7 @@ fn find_state_dict(root: &pickle::Value) -> Result<&[(pickle::Value, pickle::Val
     Ok(entries)
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

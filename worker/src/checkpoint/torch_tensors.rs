@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 use super::pickle::Value;
-use super::Malformed;
+use super::{short_torch_error, Malformed};
 
 /// Where a checkpoint keeps its raw storages.
 pub trait StorageSource {
@@ -62,7 +62,7 @@ impl<S: StorageSource> TensorBuilder<S> {
         if size.len() != stride.len() || offset < 0 || size.iter().chain(&stride).any(|&v| v < 0) {
             return Err(Malformed(format!("invalid tensor geometry: size {size:?} stride {stride:?}")));
         }
-        let numel = storage.size1().map_err(|e| Malformed(e.to_string()))?;
+        let numel = storage.size1().map_err(|e| Malformed(short_torch_error(&e)))?;
         if size.iter().all(|&s| s > 0) {
             let last = offset + size.iter().zip(&stride).map(|(s, st)| (s - 1) * st).sum::<i64>();
             if last >= numel {
@@ -71,7 +71,7 @@ impl<S: StorageSource> TensorBuilder<S> {
                 )));
             }
         }
-        storage.f_as_strided(&size, &stride, offset).map_err(|e| Malformed(e.to_string()))
+        storage.f_as_strided(&size, &stride, offset).map_err(|e| Malformed(short_torch_error(&e)))
     }
 
     /// Loads (once) the storage a persistent id names: `('storage', type, key, location, numel)`.
@@ -99,7 +99,7 @@ impl<S: StorageSource> TensorBuilder<S> {
                 bytes.len()
             )));
         }
-        let t = Tensor::f_from_data_size(&bytes, &[numel], kind).map_err(|e| Malformed(e.to_string()))?;
+        let t = Tensor::f_from_data_size(&bytes, &[numel], kind).map_err(|e| Malformed(short_torch_error(&e)))?;
         self.storages.insert(key.clone(), t.shallow_clone());
         Ok(t)
     }
