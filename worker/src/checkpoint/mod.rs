@@ -16,11 +16,14 @@
 //! * legacy streams ([`torch_legacy`]): every storage's byte range inside the file;
 //! * tensors ([`torch_tensors`]): storage lengths in checked arithmetic, at most 25 dimensions,
 //!   views inside their storage;
+//! * safetensors ([`safetensors`]): a header of at most 1 MiB, validated in full before any
+//!   tensor is built;
 //! * at most [`MAX_TENSORS`] tensors per file;
 //! * libtorch's own errors reach a caller as their first line only ([`torch_error`]).
 
 mod pickle;
 mod pickle_ops;
+mod safetensors;
 mod torch_error;
 mod torch_legacy;
 mod torch_tensors;
@@ -139,10 +142,7 @@ fn sniff(path: &Path) -> Result<Format, CheckpointError> {
 pub fn load_state_dict(path: &Path) -> Result<StateDict, CheckpointError> {
     let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let tensors = match sniff(path)? {
-        Format::Safetensors => Tensor::read_safetensors(path)
-            .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), detail: short_torch_error(&e) })?
-            .into_iter()
-            .collect(),
+        Format::Safetensors => safetensors::parse(&std::fs::read(path).map_err(io)?).map_err(|m| m.at(path))?,
         Format::TorchZip => {
             let file = BufReader::new(File::open(path).map_err(io)?);
             let (root, builder) = torch_zip::open(file).map_err(|m| m.at(path))?;
@@ -169,6 +169,13 @@ pub fn parse_torch_bytes(name: &str, bytes: &[u8]) -> Result<StateDict, Checkpoi
     } else {
         return Err(CheckpointError::UnknownFormat { path: path.to_path_buf() });
     };
+    Ok(StateDict { tensors })
+}
+
+/// Reads a safetensors file held in memory; `name` stands for its path in errors. A fuzz
+/// target drives the header validation through this.
+pub fn parse_safetensors_bytes(name: &str, bytes: &[u8]) -> Result<StateDict, CheckpointError> {
+    let tensors = safetensors::parse(bytes).map_err(|m| m.at(Path::new(name)))?;
     Ok(StateDict { tensors })
 }
 
@@ -218,6 +225,8 @@ fn find_state_dict(p: &pickle::Pickle) -> Result<&[(pickle::NodeId, pickle::Node
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod safetensors_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
