@@ -2,21 +2,57 @@
 //!
 //! Nothing is ever executed: globals are kept as names, and `REDUCE` is only resolved by the
 //! torch-specific layer above for the few constructors it knows. Any other opcode is an error.
+//!
+//! Values live in an arena ([`Pickle`]) and refer to each other by [`NodeId`], so a memoized
+//! value that is fetched again (`BINGET`) is shared, never copied, and nothing that drops,
+//! prints or walks the values recurses. Limits, checked while parsing:
+//!
+//! * values nest at most [`MAX_DEPTH`] containers deep (torch state dicts nest fewer than 10);
+//! * a pickle is at most [`MAX_PICKLE_BYTES`] long (GPT-2 XL's state dict takes ~120 KB);
+//! * what the values, the memo and the stack take, counted at their element sizes, stays
+//!   within [`BYTES_PER_BYTE`] per byte read so far plus [`BYTES_SLACK`] (torch's pickles take
+//!   about 12 per byte); so what a pickle materializes is proportional to its length, at most
+//!   32 × 16 MiB + 64 KiB;
+//! * a container may not be changed after it was put inside another one, which torch never
+//!   does; this keeps every value's depth final once it is used, and rules out cycles.
 
+use std::mem::size_of;
+
+use super::pickle_ops::Parser;
 use super::Malformed;
 
-/// A value on the pickle stack.
-#[derive(Debug, Clone, PartialEq)]
+/// How many containers deep values may nest.
+pub const MAX_DEPTH: u16 = 100;
+/// The longest pickle read.
+pub const MAX_PICKLE_BYTES: usize = 16 << 20;
+/// Bytes of values, memo and stack allowed per byte of pickle read.
+pub const BYTES_PER_BYTE: usize = 32;
+/// Bytes of values, memo and stack allowed on top of [`BYTES_PER_BYTE`].
+pub const BYTES_SLACK: usize = 64 << 10;
+
+/// What a memo entry takes in its hash map, roughly: key, id, control byte, spare room.
+pub const MEMO_ENTRY_BYTES: usize = 16;
+/// What a reference to a value takes, in a container or on the stack.
+pub const ID_BYTES: usize = size_of::<NodeId>();
+
+/// A value in a [`Pickle`]'s arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(u32);
+
+/// A value of the pickle; containers refer to their items by id.
+#[derive(Debug)]
 pub enum Value {
     None,
     Bool(bool),
     Int(i64),
+    // Read by nothing (torch's state dicts hold no floats that matter) but kept for `Debug`.
+    #[allow(dead_code)]
     Float(f64),
     Str(String),
     Bytes(Vec<u8>),
-    Tuple(Vec<Value>),
-    List(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
+    Tuple(Vec<NodeId>),
+    List(Vec<NodeId>),
+    Dict(Vec<(NodeId, NodeId)>),
     /// `module.name`, not imported.
     Global {
         module: String,
@@ -26,239 +62,226 @@ pub enum Value {
     /// torch.save magic number is one).
     BigInt(Vec<u8>),
     /// A persistent id as loaded by `BINPERSID` (torch: a storage reference).
-    PersistentId(Box<Value>),
+    PersistentId(NodeId),
     /// `callable(*args)` left unevaluated for the caller to interpret.
     Reduce {
-        callable: Box<Value>,
-        args: Box<Value>,
+        callable: NodeId,
+        args: NodeId,
     },
-    /// Marks the start of a variable-length group on the stack.
-    Mark,
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.data.len());
-        let end = end.ok_or_else(|| corrupt(format!("pickle ends inside an opcode at byte {}", self.pos)))?;
-        let bytes = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
-    }
-    fn u8(&mut self) -> Result<u8, Malformed> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, Malformed> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, Malformed> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn line(&mut self) -> Result<String, Malformed> {
-        let rest = &self.data[self.pos..];
-        let len = rest.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("unterminated GLOBAL name"))?;
-        let text = std::str::from_utf8(&rest[..len]).map_err(|_| corrupt("GLOBAL name is not UTF-8"))?;
-        self.pos += len + 1;
-        Ok(text.to_string())
-    }
-    fn utf8(&mut self, len: usize) -> Result<String, Malformed> {
-        let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("string is not UTF-8"))
+/// A short name of a value's type, for error messages (never the value: it may be huge).
+pub fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::None => "None",
+        Value::Bool(_) => "a bool",
+        Value::Int(_) | Value::BigInt(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Str(_) => "a string",
+        Value::Bytes(_) => "bytes",
+        Value::Tuple(_) => "a tuple",
+        Value::List(_) => "a list",
+        Value::Dict(_) => "a dict",
+        Value::Global { .. } => "a global",
+        Value::PersistentId(_) => "a persistent id",
+        Value::Reduce { .. } => "a constructor call",
     }
 }
 
-fn corrupt(why: impl Into<String>) -> Malformed {
-    Malformed(format!("pickle: {}", why.into()))
+#[derive(Debug)]
+struct Node {
+    value: Value,
+    /// Containers nested below this value (0 for scalars).
+    depth: u16,
+    /// Set once the value is an item of a container; it may not change after that.
+    sealed: bool,
 }
 
-/// Parses one pickle and returns the value `STOP` leaves on the stack.
-pub fn parse(data: &[u8]) -> Result<Value, Malformed> {
-    parse_prefix(data).map(|(value, _)| value)
+/// Every value one pickle built, and which of them `STOP` returned.
+#[derive(Debug)]
+pub struct Pickle {
+    nodes: Vec<Node>,
+    root: NodeId,
 }
 
-/// Parses the pickle at the start of `data`; returns its value and the bytes it took, so that
-/// several pickles written one after another can be read in turn.
-pub fn parse_prefix(data: &[u8]) -> Result<(Value, usize), Malformed> {
-    let mut r = Reader { data, pos: 0 };
-    let mut stack: Vec<Value> = Vec::new();
-    let mut memo: std::collections::HashMap<u32, Value> = std::collections::HashMap::new();
-    let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| corrupt("stack underflow"));
-    let pop_mark = |stack: &mut Vec<Value>| -> Result<Vec<Value>, Malformed> {
-        let mark = stack.iter().rposition(|v| *v == Value::Mark).ok_or_else(|| corrupt("MARK missing"))?;
-        let items = stack.split_off(mark + 1);
-        stack.pop();
-        Ok(items)
-    };
-    loop {
-        let at = r.pos;
-        let op = r.u8()?;
-        match op {
-            0x80 => {
-                let proto = r.u8()?;
-                if proto > 5 {
-                    return Err(corrupt(format!("unsupported pickle protocol {proto}")));
-                }
-            }
-            0x95 => {
-                r.take(8)?; // FRAME: a length hint only
-            }
-            b'.' => return Ok((pop(&mut stack)?, r.pos)),
-            b'(' => stack.push(Value::Mark),
-            b'N' => stack.push(Value::None),
-            0x88 => stack.push(Value::Bool(true)),
-            0x89 => stack.push(Value::Bool(false)),
-            b'J' => stack.push(Value::Int(r.u32()? as i32 as i64)),
-            b'K' => stack.push(Value::Int(r.u8()? as i64)),
-            b'M' => stack.push(Value::Int(r.u16()? as i64)),
-            0x8a => {
-                let n = r.u8()? as usize;
-                let bytes = r.take(n)?;
-                if n > 8 {
-                    stack.push(Value::BigInt(bytes.to_vec()));
-                    continue;
-                }
-                let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
-                buf[..n].copy_from_slice(bytes);
-                stack.push(Value::Int(i64::from_le_bytes(buf)));
-            }
-            b'G' => {
-                let b = r.take(8)?;
-                let mut buf = [0u8; 8];
-                buf.copy_from_slice(b);
-                stack.push(Value::Float(f64::from_be_bytes(buf)));
-            }
-            b'X' => {
-                let n = r.u32()? as usize;
-                stack.push(Value::Str(r.utf8(n)?));
-            }
-            0x8c => {
-                let n = r.u8()? as usize;
-                stack.push(Value::Str(r.utf8(n)?));
-            }
-            b'C' => {
-                let n = r.u8()? as usize;
-                stack.push(Value::Bytes(r.take(n)?.to_vec()));
-            }
-            b'B' => {
-                let n = r.u32()? as usize;
-                stack.push(Value::Bytes(r.take(n)?.to_vec()));
-            }
-            b')' => stack.push(Value::Tuple(Vec::new())),
-            b't' => {
-                let items = pop_mark(&mut stack)?;
-                stack.push(Value::Tuple(items));
-            }
-            0x85..=0x87 => {
-                let n = (op - 0x84) as usize;
-                if stack.len() < n {
-                    return Err(corrupt("stack underflow in TUPLE"));
-                }
-                let items = stack.split_off(stack.len() - n);
-                stack.push(Value::Tuple(items));
-            }
-            b']' => stack.push(Value::List(Vec::new())),
-            b'}' => stack.push(Value::Dict(Vec::new())),
-            b'a' => {
-                let item = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::List(list)) => list.push(item),
-                    _ => return Err(corrupt("APPEND onto a non-list")),
-                }
-            }
-            b'e' => {
-                let items = pop_mark(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::List(list)) => list.extend(items),
-                    _ => return Err(corrupt("APPENDS onto a non-list")),
-                }
-            }
-            b's' => {
-                let value = pop(&mut stack)?;
-                let key = pop(&mut stack)?;
-                dict_insert(stack.last_mut(), vec![key, value])?;
-            }
-            b'u' => {
-                let items = pop_mark(&mut stack)?;
-                dict_insert(stack.last_mut(), items)?;
-            }
-            b'c' => {
-                let module = r.line()?;
-                let name = r.line()?;
-                stack.push(Value::Global { module, name });
-            }
-            0x93 => {
-                let name = pop(&mut stack)?;
-                let module = pop(&mut stack)?;
-                match (module, name) {
-                    (Value::Str(module), Value::Str(name)) => stack.push(Value::Global { module, name }),
-                    _ => return Err(corrupt("STACK_GLOBAL without string names")),
-                }
-            }
-            b'Q' => {
-                let pid = pop(&mut stack)?;
-                stack.push(Value::PersistentId(Box::new(pid)));
-            }
-            b'R' => {
-                let args = pop(&mut stack)?;
-                let callable = pop(&mut stack)?;
-                if is_ordered_dict(&callable) && args == Value::Tuple(Vec::new()) {
-                    stack.push(Value::Dict(Vec::new()));
-                } else {
-                    stack.push(Value::Reduce { callable: Box::new(callable), args: Box::new(args) });
-                }
-            }
-            b'b' => {
-                // BUILD sets an object's state; torch uses it for OrderedDict metadata only.
-                pop(&mut stack)?;
-                if stack.is_empty() {
-                    return Err(corrupt("BUILD without an object"));
-                }
-            }
-            b'q' => {
-                let key = r.u8()? as u32;
-                memo.insert(key, stack.last().cloned().ok_or_else(|| corrupt("BINPUT on empty stack"))?);
-            }
-            b'r' => {
-                let key = r.u32()?;
-                memo.insert(key, stack.last().cloned().ok_or_else(|| corrupt("LONG_BINPUT on empty stack"))?);
-            }
-            0x94 => {
-                let key = memo.len() as u32;
-                memo.insert(key, stack.last().cloned().ok_or_else(|| corrupt("MEMOIZE on empty stack"))?);
-            }
-            b'h' | b'j' => {
-                let key = if op == b'h' { r.u8()? as u32 } else { r.u32()? };
-                let value = memo.get(&key).cloned().ok_or_else(|| corrupt(format!("memo key {key} unset")))?;
-                stack.push(value);
-            }
-            other => {
-                return Err(corrupt(format!("unsupported pickle opcode 0x{other:02x} at byte {at}")));
-            }
+/// Returned for an id that is not in the arena; ids only come from the arena, so never in
+/// practice, but a fallback is cheaper to reason about than an index that could panic.
+static MISSING: Value = Value::None;
+
+impl Pickle {
+    pub fn root(&self) -> NodeId {
+        self.root
+    }
+    pub fn get(&self, id: NodeId) -> &Value {
+        self.nodes.get(id.0 as usize).map_or(&MISSING, |n| &n.value)
+    }
+    pub fn str(&self, id: NodeId) -> Option<&str> {
+        match self.get(id) {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// Every value, reachable or not, in the order they were built.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.nodes.iter().map(|n| &n.value)
+    }
+    /// How many values the arena holds.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+/// The limits one parse runs under.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub max_depth: u16,
+    pub max_len: usize,
+    pub bytes_per_byte: usize,
+    pub bytes_slack: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: MAX_DEPTH,
+            max_len: MAX_PICKLE_BYTES,
+            bytes_per_byte: BYTES_PER_BYTE,
+            bytes_slack: BYTES_SLACK,
         }
     }
 }
 
-fn dict_insert(target: Option<&mut Value>, items: Vec<Value>) -> Result<(), Malformed> {
-    if !items.len().is_multiple_of(2) {
-        return Err(corrupt("SETITEMS with an odd number of items"));
-    }
-    let entries = match target {
-        Some(Value::Dict(entries)) => entries,
-        _ => return Err(corrupt("SETITEM onto a non-dict")),
-    };
-    let mut it = items.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        entries.push((k, v));
-    }
-    Ok(())
+/// The values being built, with the limits enforced as they grow.
+pub struct Arena {
+    nodes: Vec<Node>,
+    /// Bytes taken by the values, the memo and the stack, as counted by [`Arena::charge`].
+    bytes: usize,
+    limits: Limits,
 }
 
-fn is_ordered_dict(value: &Value) -> bool {
-    matches!(value, Value::Global { module, name } if module == "collections" && name == "OrderedDict")
+impl Arena {
+    pub fn new(limits: Limits) -> Self {
+        Self { nodes: Vec::new(), bytes: 0, limits }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn finish(self, root: NodeId) -> Pickle {
+        Pickle { nodes: self.nodes, root }
+    }
+
+    pub fn get(&self, id: NodeId) -> &Value {
+        self.nodes.get(id.0 as usize).map_or(&MISSING, |n| &n.value)
+    }
+
+    /// Counts `bytes` more taken by the values, the memo or the stack.
+    pub fn charge(&mut self, bytes: usize) {
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+
+    /// Refuses a pickle whose values outgrow the bytes read so far (`read`).
+    pub fn check_budget(&self, read: usize) -> Result<(), Malformed> {
+        let allowed = read.saturating_mul(self.limits.bytes_per_byte).saturating_add(self.limits.bytes_slack);
+        if self.bytes > allowed {
+            return Err(Malformed::limit(format!(
+                "pickle: its values take more than {} bytes per byte read",
+                self.limits.bytes_per_byte
+            )));
+        }
+        Ok(())
+    }
+
+    /// Seals `items` (they are now inside a container) and returns the depth a container
+    /// holding them has.
+    fn adopt(&mut self, items: &[NodeId]) -> Result<u16, Malformed> {
+        let mut depth = 1u16;
+        for id in items {
+            let node = self.nodes.get_mut(id.0 as usize).ok_or_else(|| Malformed::corrupt("pickle: dangling value"))?;
+            node.sealed = true;
+            depth = depth.max(node.depth.saturating_add(1));
+        }
+        if depth > self.limits.max_depth {
+            return Err(Malformed::limit(format!("pickle: values nest more than {} deep", self.limits.max_depth)));
+        }
+        Ok(depth)
+    }
+
+    /// Adds a value; a container's items (already in the arena) become part of it.
+    pub fn add(&mut self, value: Value) -> Result<NodeId, Malformed> {
+        let items = children(&value);
+        let depth = if is_container(&value) { self.adopt(&items)? } else { 0 };
+        self.charge(size_of::<Node>() + items.len() * ID_BYTES + payload_len(&value));
+        let id = u32::try_from(self.nodes.len()).map_err(|_| Malformed::limit("pickle: too many values"))?;
+        self.nodes.push(Node { value, depth, sealed: false });
+        Ok(NodeId(id))
+    }
+
+    /// Appends `items` to the list, or `items` as key/value pairs to the dict, `target`.
+    pub fn extend(&mut self, target: NodeId, items: Vec<NodeId>, op: &str) -> Result<(), Malformed> {
+        let depth = self.adopt(&items)?;
+        self.charge(items.len() * ID_BYTES);
+        let node = self.nodes.get_mut(target.0 as usize).ok_or_else(|| Malformed::corrupt("pickle: dangling value"))?;
+        if node.sealed {
+            return Err(Malformed::corrupt(format!("pickle: {op} changes a container already used inside another")));
+        }
+        node.depth = node.depth.max(depth);
+        match &mut node.value {
+            Value::List(list) if op.starts_with("APPEND") => list.extend(items),
+            Value::Dict(entries) if op.starts_with("SETITEM") => {
+                if !items.len().is_multiple_of(2) {
+                    return Err(Malformed::corrupt("pickle: SETITEMS with an odd number of items"));
+                }
+                entries.extend(items.chunks_exact(2).filter_map(|pair| match pair {
+                    [k, v] => Some((*k, *v)),
+                    _ => None,
+                }));
+            }
+            other => return Err(Malformed::corrupt(format!("pickle: {op} onto {}", describe(other)))),
+        }
+        Ok(())
+    }
+}
+
+fn is_container(value: &Value) -> bool {
+    matches!(value, Value::Tuple(_) | Value::List(_) | Value::Dict(_) | Value::PersistentId(_) | Value::Reduce { .. })
+}
+
+/// The items a new container holds.
+fn children(value: &Value) -> Vec<NodeId> {
+    match value {
+        Value::Tuple(items) | Value::List(items) => items.clone(),
+        Value::Dict(entries) => entries.iter().flat_map(|&(k, v)| [k, v]).collect(),
+        Value::PersistentId(id) => vec![*id],
+        Value::Reduce { callable, args } => vec![*callable, *args],
+        _ => Vec::new(),
+    }
+}
+
+/// Bytes a scalar value holds beyond its node.
+fn payload_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) | Value::BigInt(b) => b.len(),
+        Value::Global { module, name } => module.len() + name.len(),
+        _ => 0,
+    }
+}
+
+/// Parses one pickle and returns the values it built, rooted at what `STOP` returned.
+pub fn parse(data: &[u8]) -> Result<Pickle, Malformed> {
+    parse_prefix(data).map(|(pickle, _)| pickle)
+}
+
+/// Parses the pickle at the start of `data`; returns its values and the bytes it took, so that
+/// several pickles written one after another can be read in turn.
+pub fn parse_prefix(data: &[u8]) -> Result<(Pickle, usize), Malformed> {
+    parse_with(data, Limits::default())
+}
+
+/// [`parse_prefix`] under explicit limits (the tests tighten them).
+pub fn parse_with(data: &[u8], limits: Limits) -> Result<(Pickle, usize), Malformed> {
+    Parser::new(data, Arena::new(limits)).run()
 }

@@ -57,7 +57,7 @@ fn unknown_bytes_and_broken_legacy_streams_are_refused() {
 #[test]
 fn pickle_with_unknown_opcode_is_corrupt_not_a_panic() {
     let err = pickle::parse(&[0x80, 0x02, b'}', 0xff]).expect_err("0xff is no opcode");
-    assert!(err.0.contains("0xff"), "{}", err.0);
+    assert!(err.to_string().contains("0xff"), "{err}");
     let err = pickle::parse(&[0x80, 0x02, b'X', 0xff, 0xff, 0xff, 0x7f]).expect_err("string past the end");
-    assert!(err.0.contains("ends inside"), "{}", err.0);
+    assert!(err.to_string().contains("ends inside"), "{err}");
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::checkpoint::CheckpointError;
+use crate::checkpoint::{short_torch_error, torch_error_line, CheckpointError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -89,6 +89,16 @@ pub enum ModelError {
     },
     #[error("{given} adapters were given for {rows} items of a forward pass")]
     AdapterCount { given: usize, rows: usize },
-    #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    /// Shown as the first line of libtorch's message only: its C++ backtrace (addresses,
+    /// install paths) is for the debug log, not for clients.
+    #[error("libtorch: {}", torch_error_line(.0))]
+    Torch(tch::TchError),
+}
+
+impl From<tch::TchError> for ModelError {
+    fn from(e: tch::TchError) -> Self {
+        // Logs the full text once, where the error is made, not each time it is shown.
+        short_torch_error(&e);
+        ModelError::Torch(e)
+    }
 }
