@@ -16,25 +16,42 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const MAX_ONE_ALLOCATION: usize = 256 << 20;
 pub const MAX_LIVE: usize = 1 << 30;
 
+/// The caps in force: the constants, or both `LORABEAM_FUZZ_ALLOC_CAP_MB` (read by `init`;
+/// the allocator itself must not allocate to read it). scripts/fuzz-measure.sh raises them to
+/// time the allocations that fail for real (a zip64 size of 2^40) apart from merely huge ones.
+static ONE_CAP: AtomicUsize = AtomicUsize::new(MAX_ONE_ALLOCATION);
+static LIVE_CAP: AtomicUsize = AtomicUsize::new(MAX_LIVE);
+
 /// The worker loads checkpoints and adapters on tokio's blocking threads and its own
 /// `std::thread`s: 2 MiB of stack each, both libraries' default. Each input is parsed on a
 /// thread of that size rather than on libFuzzer's 8 MiB main thread, so recursion too deep for
 /// the worker is a crash here too, and is reached with a quarter of the nesting.
 pub const WORKER_STACK: usize = 2 << 20;
 
+/// `WORKER_STACK`, unless `LORABEAM_FUZZ_STACK_KB` says otherwise: scripts/fuzz-measure.sh
+/// sets a huge stack to time the other crashes while a stack overflow is still in the code.
+fn stack_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| match std::env::var("LORABEAM_FUZZ_STACK_KB") {
+        Ok(kb) => kb.parse::<usize>().expect("LORABEAM_FUZZ_STACK_KB is a number") << 10,
+        Err(_) => WORKER_STACK,
+    })
+}
+
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether `size` more bytes, in one allocation of `whole` bytes, stay under the caps; if so
 /// they are counted as live.
 fn reserve(size: usize, whole: usize) -> bool {
-    if whole > MAX_ONE_ALLOCATION {
-        refused(format_args!("one allocation of {whole} bytes, over the {} MiB cap", MAX_ONE_ALLOCATION >> 20));
+    let (one_cap, live_cap) = (ONE_CAP.load(Ordering::Relaxed), LIVE_CAP.load(Ordering::Relaxed));
+    if whole > one_cap {
+        refused(format_args!("one allocation of {whole} bytes, over the {} MiB cap", one_cap >> 20));
         return false;
     }
     let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
-    if live > MAX_LIVE {
+    if live > live_cap {
         LIVE.fetch_sub(size, Ordering::Relaxed);
-        refused(format_args!("{live} bytes live, over the {} MiB cap", MAX_LIVE >> 20));
+        refused(format_args!("{live} bytes live, over the {} MiB cap", live_cap >> 20));
         return false;
     }
     true
@@ -112,7 +129,7 @@ pub fn on_worker_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("fuzz-input".into())
-            .stack_size(WORKER_STACK)
+            .stack_size(stack_size())
             .spawn_scoped(scope, || {
                 let _alt = AltStack::new();
                 let here = 0u8;
@@ -164,11 +181,11 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, _context
     // SAFETY: the kernel hands a valid siginfo_t to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
     let top = STACK_TOP.get();
-    let overflow = top != 0 && addr < top && top - addr < WORKER_STACK + (64 << 10);
+    let overflow = top != 0 && addr < top && top - addr < stack_size() + (64 << 10);
     let mut msg = [0u8; 160];
     let mut w = std::io::Cursor::new(&mut msg[..]);
     let _ = if overflow {
-        std::io::Write::write_fmt(&mut w, format_args!("\nfuzz: stack overflow: the input needs more than the worker's {} KiB stack\n", WORKER_STACK >> 10))
+        std::io::Write::write_fmt(&mut w, format_args!("\nfuzz: stack overflow: the input needs more than a {} KiB stack\n", stack_size() >> 10))
     } else {
         std::io::Write::write_fmt(&mut w, format_args!("\nfuzz: SIGSEGV at {addr:#x}\n"))
     };
@@ -180,9 +197,15 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, _context
     }
 }
 
-/// Once per process, before libFuzzer sets its own handlers: the SIGSEGV handler above (on an
-/// alternate stack, for the main thread too), then the seeds if they are asked for.
+/// Once per process, before libFuzzer sets its own handlers: the allocation caps, the SIGSEGV
+/// handler above (on an alternate stack, for the main thread too), then the seeds if they are
+/// asked for.
 pub fn init(seeds: impl FnOnce() -> Vec<(&'static str, Vec<u8>)>) {
+    if let Ok(mb) = std::env::var("LORABEAM_FUZZ_ALLOC_CAP_MB") {
+        let cap = mb.parse::<usize>().expect("LORABEAM_FUZZ_ALLOC_CAP_MB is a number") << 20;
+        ONE_CAP.store(cap, Ordering::Relaxed);
+        LIVE_CAP.store(cap, Ordering::Relaxed);
+    }
     std::mem::forget(AltStack::new());
     // SAFETY: a plain sigaction(2) call with a handler of the SA_SIGINFO signature.
     unsafe {

@@ -4,7 +4,7 @@
 //! strings, duplicate keys, and raw text that breaks the JSON.
 
 use crate::tape::{seed, Blob};
-use crate::{tape_enum, tape_struct};
+use crate::{scaled, tape_enum, tape_struct};
 
 /// Numbers as text, for what serde_json parses but f64/i64 do not hold exactly (or at all).
 const NUMBERS: &[&str] = &[
@@ -108,9 +108,9 @@ tape_enum! {
         ExcludeModules { v: Targets },
         Unsupported { which: u8, v: Json },
         Other { name: Pattern, v: Json },
-        /// `depth % 100_001` nested arrays (or objects).
+        /// `scaled(depth, 100_000)` nested arrays (or objects).
         Deep { name: Pattern, depth: u32, objects: bool },
-        /// A string of `len % 16 MiB` copies of one letter.
+        /// A string of `scaled(len, 16 MiB)` copies of one letter.
         Huge { name: Pattern, len: u32, letter: u8 },
         /// Raw text in place of a `"key": value` member.
         Raw { text: Blob },
@@ -214,14 +214,14 @@ impl Field {
             Field::Unsupported { which, v } => member(UNSUPPORTED[usize::from(*which) % UNSUPPORTED.len()], v.text()),
             Field::Other { name, v } => member(&name.text(), v.text()),
             Field::Deep { name, depth, objects } => {
-                let depth = (*depth % 100_001) as usize;
+                let depth = scaled(*depth, 100_000) as usize;
                 let (open, close) = if *objects { ("{\"a\":", "}") } else { ("[", "]") };
                 let inner = if *objects { "0" } else { "" };
                 member(&name.text(), format!("{}{inner}{}", open.repeat(depth), close.repeat(depth)))
             }
             Field::Huge { name, len, letter } => {
                 let letter = char::from(b'a' + letter % 26);
-                member(&name.text(), format!("\"{}\"", String::from(letter).repeat((*len % (16 << 20)) as usize)))
+                member(&name.text(), format!("\"{}\"", String::from(letter).repeat(scaled(*len, 16 << 20) as usize)))
             }
             Field::Raw { text } => String::from_utf8_lossy(&text.0).into_owned(),
         }

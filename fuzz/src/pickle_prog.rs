@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use crate::tape::{seed, Blob};
-use crate::{tape_enum, tape_struct};
+use crate::{scaled, tape_enum, tape_struct, unscaled};
 
 /// The most a `Repeat` runs its body, and the most bytes a program serializes to: enough for
 /// nesting that overflows any thread's stack, small enough to parse in well under a second.
@@ -117,7 +117,7 @@ tape_enum! {
 tape_enum! {
     pub enum Item {
         Op { op: Op },
-        /// `body` written `count % (MAX_REPEAT + 1)` times.
+        /// `body` written `scaled(count, MAX_REPEAT)` times.
         Repeat { count: u32, body: Vec<Op> },
     }
 }
@@ -283,7 +283,7 @@ impl Writer {
         'items: for item in items {
             let (body, count) = match item {
                 Item::Op { op } => (std::slice::from_ref(op), 1),
-                Item::Repeat { count, body } => (&body[..], count % (MAX_REPEAT + 1)),
+                Item::Repeat { count, body } => (&body[..], scaled(*count, MAX_REPEAT)),
             };
             for _ in 0..count {
                 for op in body {
@@ -381,10 +381,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         storages: vec![],
         program: vec![
             op(Op::None),
-            Item::Repeat { count: 50, body: vec![Op::Tuple1] },
-            Item::Repeat { count: 50, body: vec![Op::Mark] },
+            Item::Repeat { count: unscaled(50), body: vec![Op::Tuple1] },
+            Item::Repeat { count: unscaled(50), body: vec![Op::Mark] },
             op(Op::None),
-            Item::Repeat { count: 50, body: vec![Op::Tuple] },
+            Item::Repeat { count: unscaled(50), body: vec![Op::Tuple] },
             op(Op::Tuple2),
         ],
     };
@@ -396,7 +396,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             op(Op::EmptyList),
             op(Op::BinPut { key: 0 }),
             Item::Repeat {
-                count: 3,
+                count: unscaled(3),
                 body: vec![Op::EmptyList, Op::BinGet { key: 0 }, Op::Append, Op::BinGet { key: 0 }, Op::Append, Op::BinPut { key: 0 }],
             },
         ],
