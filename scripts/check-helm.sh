@@ -360,8 +360,8 @@ mTLS without a worker secret|tls.workerSecret is required|--set tls.enabled=true
 a grace period not above graceSecs|must exceed graceSecs|--set worker.terminationGracePeriodSeconds=100
 external Redis without a host|externalRedis.host is required|--set redis.enabled=false
 an initContainer without a command|initContainer.command is required|--set worker.modelVolume.type=initContainer
-an adapters PVC without a claim|adapters.claimName is required|--set worker.adapters.type=persistentVolumeClaim
-adapters mounted over the models|give the adapters their own path|--set worker.adapters.type=hostPath --set worker.adapters.hostPath=/a --set worker.adapters.mountPath=/models
+an adapters PVC without a claim|adapters.claimName is required|--set worker.adapters.type=persistentVolumeClaim --set worker.model.loraDim=0
+adapters mounted over the models|give the adapters their own path|--set worker.adapters.type=hostPath --set worker.adapters.hostPath=/a --set worker.adapters.mountPath=/models --set worker.model.loraDim=0
 a bad adapters type|value must be one of|--set worker.adapters.type=s3
 adapters on a model with its LoRA merged|loraDim.*value must be 0|--set worker.adapters.type=persistentVolumeClaim --set worker.adapters.claimName=x
 a group's adapters on a model with its LoRA merged|merged at load|--set workers[0].name=a --set workers[0].adapters.type=hostPath --set workers[0].adapters.hostPath=/a

@@ -3,7 +3,7 @@ crashed, bloated or fooled a worker before the readers were bounded:
 
   deep.pt       a torch.save zip whose data.pkl nests 100,000 tuples (stack overflow)
   zip64.pt      a torch.save zip whose central directory claims a 2^40-byte storage (zip64 extra)
-  memo.pt       a 450-byte pickle memoizing lists of lists 22 levels deep (2^22 copies)
+  memo.pt       a 600-byte state dict of lists of memoized lists 22 levels deep (2^22 copies)
   stride.pt     a tensor of stride 2^62 (a libtorch error with its C++ backtrace)
   bigconfig/    a 1 GiB sparse adapter_config.json
   slow.pt       a zip with a 512 MiB sparse storage: long enough to read that a worker can be
@@ -55,11 +55,13 @@ def deep():
 
 
 def memo():
-    # ] q0, then per level: ] ( h(i-1) h(i-1) e q(i): a list holding its predecessor twice.
-    p = b"\x80\x02]q\x00"
+    # A state dict {"l0": L0, ..., "l22": L22}: L0 = [] (memo 0), and L(i) = [L(i-1), L(i-1)]
+    # (] ( h(i-1) h(i-1) e q(i)); copied rather than shared, L22 is 2^22 lists.
+    key = lambda i: b"X" + struct.pack("<I", len(f"l{i}")) + f"l{i}".encode()
+    p = b"\x80\x02}(" + key(0) + b"]q\x00"
     for i in range(1, 23):
-        p += b"](h" + bytes([i - 1]) + b"h" + bytes([i - 1]) + b"eq" + bytes([i])
-    return torch_zip([("data.pkl", p + b".")])
+        p += key(i) + b"](h" + bytes([i - 1]) + b"h" + bytes([i - 1]) + b"eq" + bytes([i])
+    return torch_zip([("data.pkl", p + b"u.")])
 
 
 def stride():

@@ -225,4 +225,21 @@ fn adapter_flag_misuse_is_refused() {
         "x=/nonexistent",
     ]);
     assert!(missing.contains("/nonexistent does not exist"), "{missing}");
+    // A PEFT adapter's weights file instead of its folder: told to pass the folder.
+    let peft = loralib_equivalent();
+    let weights = peft.join("adapter_model.safetensors");
+    let file = run(&[
+        "--base_checkpoint",
+        &base,
+        "--model_config",
+        &path(&fixture("config.json")),
+        "--seq_len",
+        "256",
+        "--eval_len",
+        "16",
+        "--adapter",
+        &format!("x={}", path(&weights)),
+    ]);
+    let expected = format!("is a PEFT adapter's weights file; pass its folder {}", path(&peft));
+    assert!(file.contains(&expected) && !file.contains("base weights"), "{file}");
 }
