@@ -185,7 +185,10 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, _context
     let mut msg = [0u8; 160];
     let mut w = std::io::Cursor::new(&mut msg[..]);
     let _ = if overflow {
-        std::io::Write::write_fmt(&mut w, format_args!("\nfuzz: stack overflow: the input needs more than a {} KiB stack\n", stack_size() >> 10))
+        std::io::Write::write_fmt(
+            &mut w,
+            format_args!("\nfuzz: stack overflow: the input needs more than a {} KiB stack\n", stack_size() >> 10),
+        )
     } else {
         std::io::Write::write_fmt(&mut w, format_args!("\nfuzz: SIGSEGV at {addr:#x}\n"))
     };

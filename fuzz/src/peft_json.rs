@@ -29,9 +29,41 @@ const NUMBERS: &[&str] = &[
 
 /// Pieces of module names and of regexes.
 const TOKENS: &[&str] = &[
-    "c_attn", "c_proj", "c_fc", "attn", "mlp", "transformer", "h", ".", "\\.", "*", ".*", "(", ")", "[", "]",
-    "[0-9]+", "|", "^", "$", "{", "}", "?", "+", "\\", "(?i)", "(a*)*", "transformer.h.", "lm_head", "wte", "ln_f",
-    "\\d", "\\p{L}", "(?P<x>", "{1000}", "{1000,}",
+    "c_attn",
+    "c_proj",
+    "c_fc",
+    "attn",
+    "mlp",
+    "transformer",
+    "h",
+    ".",
+    "\\.",
+    "*",
+    ".*",
+    "(",
+    ")",
+    "[",
+    "]",
+    "[0-9]+",
+    "|",
+    "^",
+    "$",
+    "{",
+    "}",
+    "?",
+    "+",
+    "\\",
+    "(?i)",
+    "(a*)*",
+    "transformer.h.",
+    "lm_head",
+    "wte",
+    "ln_f",
+    "\\d",
+    "\\p{L}",
+    "(?P<x>",
+    "{1000}",
+    "{1000,}",
 ];
 
 /// Options peft has that lorabeam refuses unless absent, null, false or empty.
@@ -166,7 +198,9 @@ impl Json {
             Json::Str { s } => quote(&s.text()),
             Json::Int { v } => v.to_string(),
             Json::Float { v } => float(*v),
-            Json::List { items } => format!("[{}]", items.iter().map(|p| quote(&p.text())).collect::<Vec<_>>().join(",")),
+            Json::List { items } => {
+                format!("[{}]", items.iter().map(|p| quote(&p.text())).collect::<Vec<_>>().join(","))
+            }
             Json::Object => "{}".into(),
         }
     }

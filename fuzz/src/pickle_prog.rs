@@ -309,7 +309,8 @@ impl PickleIn {
         if self.legacy {
             legacy_stream(&pickle, &self.storages)
         } else {
-            let mut entries = vec![("archive/data.pkl".to_string(), pickle), ("archive/byteorder".into(), b"little".to_vec())];
+            let mut entries =
+                vec![("archive/data.pkl".to_string(), pickle), ("archive/byteorder".into(), b"little".to_vec())];
             for s in &self.storages {
                 entries.push((format!("archive/data/{}", s.key), s.bytes.0.clone()));
             }
@@ -373,7 +374,11 @@ fn floats(n: u16) -> Blob {
 /// Seeds: a valid checkpoint (both containers), a small nesting and a small memo reuse. None
 /// of them crashes; the fuzzer has to grow the nesting and the reuse itself.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let valid = |legacy| PickleIn { legacy, storages: vec![StorageIn { key: 0, bytes: floats(4) }], program: state_dict_program(4) };
+    let valid = |legacy| PickleIn {
+        legacy,
+        storages: vec![StorageIn { key: 0, bytes: floats(4) }],
+        program: state_dict_program(4),
+    };
     let op = |op| Item::Op { op };
     // `(((None,),),)`... 50 deep, via TUPLE1; and 50 MARKs closed by 50 TUPLEs.
     let nesting = PickleIn {
@@ -397,7 +402,14 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             op(Op::BinPut { key: 0 }),
             Item::Repeat {
                 count: unscaled(3),
-                body: vec![Op::EmptyList, Op::BinGet { key: 0 }, Op::Append, Op::BinGet { key: 0 }, Op::Append, Op::BinPut { key: 0 }],
+                body: vec![
+                    Op::EmptyList,
+                    Op::BinGet { key: 0 },
+                    Op::Append,
+                    Op::BinGet { key: 0 },
+                    Op::Append,
+                    Op::BinPut { key: 0 },
+                ],
             },
         ],
     };

@@ -201,7 +201,8 @@ struct Fields {
 fn sizes_name_extra(out: &mut Vec<u8>, h: &Header, f: &Fields, central: bool) -> Vec<u8> {
     let z = h.zip64.as_ref();
     let marked = |field: Option<&Option<Size64>>| z.is_some_and(|z| z.mark) && field.is_some_and(Option::is_some);
-    let size32 = |s: &Size32, field| if matches!(s, Size32::Actual) && marked(field) { u32::MAX } else { s.or(f.len as u32) };
+    let size32 =
+        |s: &Size32, field| if matches!(s, Size32::Actual) && marked(field) { u32::MAX } else { s.or(f.len as u32) };
     le32(out, h.crc.or(f.crc));
     le32(out, size32(&h.compressed, z.map(|z| &z.compressed)));
     le32(out, size32(&h.uncompressed, z.map(|z| &z.uncompressed)));
@@ -256,7 +257,9 @@ impl ZipIn {
         }
         let cd_start = out.len() as u64;
         let order: Vec<usize> = match &self.end.order {
-            Some(order) if !self.entries.is_empty() => order.iter().map(|&i| usize::from(i) % self.entries.len()).collect(),
+            Some(order) if !self.entries.is_empty() => {
+                order.iter().map(|&i| usize::from(i) % self.entries.len()).collect()
+            }
             Some(_) => vec![],
             None => (0..self.entries.len()).collect(),
         };
@@ -274,7 +277,11 @@ impl ZipIn {
             le16(&mut out, 0); // internal attributes
             le32(&mut out, 0); // external attributes
             let offset_marked = e.central.zip64.as_ref().is_some_and(|z| z.mark && z.offset.is_some());
-            let offset = if matches!(e.offset, Size32::Actual) && offset_marked { u32::MAX } else { e.offset.or(f.offset as u32) };
+            let offset = if matches!(e.offset, Size32::Actual) && offset_marked {
+                u32::MAX
+            } else {
+                e.offset.or(f.offset as u32)
+            };
             le32(&mut out, offset);
             out.extend_from_slice(&f.name);
             out.extend_from_slice(&extra);
@@ -316,7 +323,16 @@ fn honest() -> Header {
 }
 
 fn entry(name: EntryName, content: Content) -> EntryIn {
-    EntryIn { name, content, method: Method::Stored, flags: 0, local: honest(), central: honest(), offset: Size32::Actual, gap: Blob::default() }
+    EntryIn {
+        name,
+        content,
+        method: Method::Stored,
+        flags: 0,
+        local: honest(),
+        central: honest(),
+        offset: Size32::Actual,
+        gap: Blob::default(),
+    }
 }
 
 /// A valid torch.save archive of one float tensor of four elements.
@@ -340,7 +356,10 @@ pub fn valid_archive() -> ZipIn {
         entries: vec![
             entry(EntryName::DataPkl, Content::Pickle { ops }),
             entry(EntryName::Byteorder, Content::Little),
-            entry(EntryName::Data { key: 0 }, Content::Raw { bytes: Blob([0, 0, 0, 0, 0, 0, 0, 63, 0, 0, 128, 63, 0, 0, 192, 63].to_vec()) }),
+            entry(
+                EntryName::Data { key: 0 },
+                Content::Raw { bytes: Blob([0, 0, 0, 0, 0, 0, 0, 63, 0, 0, 128, 63, 0, 0, 192, 63].to_vec()) },
+            ),
             entry(EntryName::Version, Content::Raw { bytes: Blob::text("3\n") }),
         ],
     }
@@ -353,12 +372,17 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let valid = valid_archive();
     let mut zip64 = valid_archive();
     for e in &mut zip64.entries {
-        let z = Zip64In { uncompressed: Some(Size64::Actual), compressed: Some(Size64::Actual), offset: None, mark: true };
+        let z =
+            Zip64In { uncompressed: Some(Size64::Actual), compressed: Some(Size64::Actual), offset: None, mark: true };
         e.local.zip64 = Some(z.clone());
         e.central.zip64 = Some(Zip64In { offset: Some(Size64::Actual), ..z });
     }
-    zip64.end.zip64 =
-        Some(Zip64End { entries: Size64::Actual, cd_size: Size64::Actual, cd_offset: Size64::Actual, record_offset: Size64::Actual });
+    zip64.end.zip64 = Some(Zip64End {
+        entries: Size64::Actual,
+        cd_size: Size64::Actual,
+        cd_offset: Size64::Actual,
+        record_offset: Size64::Actual,
+    });
     crate::expect_one_tensor(&valid.bytes());
     crate::expect_one_tensor(&zip64.bytes());
     vec![("valid", seed(&valid)), ("zip64", seed(&zip64))]
