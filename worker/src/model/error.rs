@@ -40,6 +40,10 @@ pub enum ModelError {
          the bare base on purpose"
     )]
     LoraNotRequested { in_file: i64, name: String, path: PathBuf },
+    /// `--lora_alpha`, or a LoRA factor in a checkpoint merged at load, beyond the bounds of
+    /// `model::adapter` (the same as for adapters): decoding it would give garbage.
+    #[error("{path}: {what}: {detail}")]
+    LoraBeyondBound { path: PathBuf, what: String, detail: String },
     /// A shape error while the shape came from a model card, with what the checkpoint's shape is.
     #[error("{error}; {hint}")]
     WrongShape { error: Box<ModelError>, hint: String },

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
 
+use super::adapter::check_lora_merge;
 use super::lora::merge_lora_into_c_attn;
 use super::weight_names::{canonical_key, is_lora, KeyRole};
 use super::{Gpt2Config, LoraConfig, ModelError, Precision};
@@ -223,8 +224,9 @@ fn assemble(
                 other => other,
             };
             let (lora_a, a_path) = found.take(&a_name, &[2 * r, e]).map_err(|err| explain(&a_name, 0, err))?;
-            merged_lora.get_or_insert((a_name.clone(), a_path));
             let lora_b = found.take(&b_name, &[2 * e, r]).map_err(|err| explain(&b_name, 1, err))?.0;
+            check_lora_merge(&a_path, i, &lora_a, &lora_b, lora.alpha)?;
+            merged_lora.get_or_insert((a_name.clone(), a_path));
             c_attn_weight = merge_lora_into_c_attn(&c_attn_weight, &lora_a, &lora_b, lora.scaling())?;
         }
         blocks.push(BlockWeights {

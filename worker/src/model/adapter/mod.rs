@@ -29,6 +29,7 @@ pub use matrix::{AdaptedMatrix, AdaptedModule, LowRank};
 pub use peft_config::check_peft_config;
 pub(crate) use prepared::{AdaptedWeight, BlockOverride};
 pub use prepared::{AdapterWeights, PrepareTarget};
+pub(crate) use sanity::check_lora_merge;
 pub use sanity::{
     MAX_CONFIG_BYTES, MAX_CONFIG_ENTRIES, MAX_LORA_ALPHA, MAX_REGEX_BYTES, MAX_SCALING, MAX_UPDATE_ENTRY,
 };

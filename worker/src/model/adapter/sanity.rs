@@ -9,7 +9,9 @@
 //! weights are O(1) (the fixture's largest 0.44, `ln_f` 1.5). Their alphas are 5 to 64 and
 //! their scalings 2 to 8.5.
 
-use tch::Tensor;
+use std::path::Path;
+
+use tch::{Kind, Tensor};
 
 use crate::model::ModelError;
 
@@ -60,7 +62,7 @@ pub(super) fn check_alpha(alpha: f64) -> Result<(), String> {
 
 /// `--lora_alpha` for a loralib adapter: positive (loralib stores no alpha, so it is the
 /// worker's flag) and within the bound.
-pub(super) fn check_loralib_alpha(alpha: f64) -> Result<(), String> {
+pub(crate) fn check_loralib_alpha(alpha: f64) -> Result<(), String> {
     if alpha.is_nan() || alpha <= 0.0 {
         return Err(format!("{} must be positive (loralib checkpoints do not store alpha)", show(alpha)));
     }
@@ -79,7 +81,7 @@ pub(super) fn check_rank(r: i64, limit: i64) -> Result<(), String> {
 
 /// The scaling of the update, `alpha / r` (`alpha / √r` with rsLoRA), refused unless finite
 /// and within `±MAX_SCALING`.
-pub(super) fn scaling(alpha: f64, r: i64, rslora: bool) -> Result<f64, String> {
+pub(crate) fn scaling(alpha: f64, r: i64, rslora: bool) -> Result<f64, String> {
     let scaling = if rslora { alpha / (r as f64).sqrt() } else { alpha / r as f64 };
     let rule = if rslora { "alpha/√r" } else { "alpha/r" };
     if scaling.is_finite() && scaling.abs() <= MAX_SCALING {
@@ -114,13 +116,44 @@ pub(super) fn largest_update_entry(scaling: f64, a: &Tensor, b: &Tensor) -> Resu
 /// `MAX_UPDATE_ENTRY`; otherwise `Some(largest entry)`. The product is computed only when the
 /// cheap bound does not already settle it (a rank-1024 adapter's products take seconds), so
 /// the answer is always the exact product's.
-pub(super) fn update_beyond_bound(scaling: f64, a: &Tensor, b: &Tensor) -> Result<Option<f64>, ModelError> {
+pub(crate) fn update_beyond_bound(scaling: f64, a: &Tensor, b: &Tensor) -> Result<Option<f64>, ModelError> {
     if update_bound(scaling, a, b)? <= MAX_UPDATE_ENTRY {
         return Ok(None);
     }
     let largest = largest_update_entry(scaling, a, b)?;
     // NaN is beyond any bound.
     Ok((largest.is_nan() || largest > MAX_UPDATE_ENTRY).then_some(largest))
+}
+
+/// Refuses a merge at load (`--init_checkpoint --lora_dim R`) that no trained LoRA would make,
+/// by the adapters' bounds: `--lora_alpha` not positive and finite within ±1e4, a scaling
+/// beyond ±1e3, or a q or v update with an entry that is not finite or beyond 1e3.
+/// `lora_a (2r, n_embd)` and `lora_b (2 n_embd, r)` as for `model::lora::merge_lora_into_c_attn`.
+pub fn check_lora_merge(
+    path: &Path,
+    layer: usize,
+    lora_a: &Tensor,
+    lora_b: &Tensor,
+    alpha: f64,
+) -> Result<(), ModelError> {
+    let beyond =
+        |what: &str, detail: String| ModelError::LoraBeyondBound { path: path.into(), what: what.into(), detail };
+    check_loralib_alpha(alpha).map_err(|d| beyond("--lora_alpha", d))?;
+    let r = lora_a.size().first().copied().unwrap_or(0) / 2;
+    let n_embd = lora_b.size().first().copied().unwrap_or(0) / 2;
+    let scaling = scaling(alpha, r, false).map_err(|d| beyond("--lora_alpha / --lora_dim", d))?;
+    let (lora_a, lora_b) = (lora_a.f_to_kind(Kind::Double)?, lora_b.f_to_kind(Kind::Double)?);
+    for (group, part) in [(0, "q"), (1, "v")] {
+        let a = lora_a.f_narrow(0, group * r, r)?;
+        let b = lora_b.f_narrow(0, group * n_embd, n_embd)?;
+        if let Some(largest) = update_beyond_bound(scaling, &a, &b)? {
+            let detail = format!(
+                "an entry of magnitude {largest:e}, beyond the bound {MAX_UPDATE_ENTRY:e}: no trained LoRA comes near it"
+            );
+            return Err(beyond(&format!("the update of `h.{layer}.attn.c_attn` ({part}, scaling × B·A)"), detail));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -181,5 +214,21 @@ mod tests {
         let huge = Tensor::full([1, 4], 1e200, opts);
         let found = update_beyond_bound(1.0, &huge, &huge.transpose(0, 1)).expect("checked");
         assert_eq!(found, Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn a_merge_at_load_keeps_the_adapters_bounds() {
+        let opts = (Kind::Float, Device::Cpu);
+        let (e, r) = (4i64, 2i64);
+        let a = Tensor::full([2 * r, e], 0.1, opts);
+        let b = Tensor::full([2 * e, r], 0.1, opts);
+        let path = Path::new("lora_full.pt");
+        assert!(check_lora_merge(path, 0, &a, &b, 32.0).is_ok());
+        let err = check_lora_merge(path, 0, &a, &b, 1e300).expect_err("alpha refused").to_string();
+        assert!(err.starts_with("lora_full.pt: --lora_alpha: 1e300 is beyond"), "{err}");
+        // Only the v half of lora_B is inflated: the message names the v update of layer 3.
+        let inflated = Tensor::cat(&[Tensor::full([e, r], 0.1, opts), Tensor::full([e, r], 1e6, opts)], 0);
+        let err = check_lora_merge(path, 3, &a, &inflated, 32.0).expect_err("update refused").to_string();
+        assert!(err.contains("`h.3.attn.c_attn` (v, scaling × B·A)") && err.contains("beyond the bound 1e3"), "{err}");
     }
 }
