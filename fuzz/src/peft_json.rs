@@ -3,6 +3,8 @@
 //! `rank_pattern` / `alpha_pattern` keys and `target_modules` strings, deep arrays, huge
 //! strings, duplicate keys, and raw text that breaks the JSON.
 
+use lorabeam_worker::model::adapter::UNSUPPORTED_OPTIONS;
+
 use crate::tape::{seed, Blob};
 use crate::{scaled, tape_enum, tape_struct};
 
@@ -66,19 +68,16 @@ const TOKENS: &[&str] = &[
     "{1000,}",
 ];
 
-/// Options peft has that lorabeam refuses unless absent, null, false or empty.
-const UNSUPPORTED: &[&str] = &[
-    "use_dora",
-    "modules_to_save",
-    "layers_to_transform",
-    "lora_bias",
-    "target_parameters",
-    "layer_replication",
-    "trainable_token_indices",
-    "alora_invocation_tokens",
-    "fan_in_fan_out",
-    "init_lora_weights",
-];
+/// Options peft has that lorabeam refuses unless absent, null, false or empty (the worker's
+/// list), and two it accepts with any value.
+fn option_name(which: u8) -> &'static str {
+    const ACCEPTED: [&str; 2] = ["fan_in_fan_out", "init_lora_weights"];
+    let names = UNSUPPORTED_OPTIONS.len() + ACCEPTED.len();
+    match usize::from(which) % names {
+        i if i < UNSUPPORTED_OPTIONS.len() => UNSUPPORTED_OPTIONS[i],
+        i => ACCEPTED[i - UNSUPPORTED_OPTIONS.len()],
+    }
+}
 
 tape_enum! {
     pub enum Part {
@@ -245,7 +244,7 @@ impl Field {
             Field::AlphaPattern { entries } => member("alpha_pattern", map(entries)),
             Field::TargetModules { v } => member("target_modules", v.text()),
             Field::ExcludeModules { v } => member("exclude_modules", v.text()),
-            Field::Unsupported { which, v } => member(UNSUPPORTED[usize::from(*which) % UNSUPPORTED.len()], v.text()),
+            Field::Unsupported { which, v } => member(option_name(*which), v.text()),
             Field::Other { name, v } => member(&name.text(), v.text()),
             Field::Deep { name, depth, objects } => {
                 let depth = scaled(*depth, 100_000) as usize;

@@ -212,34 +212,17 @@ fn adapter_flag_misuse_is_refused() {
     assert!(twice.contains("`a` is given twice"), "{twice}");
     let no_base = run(&["--adapter", &lora_only]);
     assert!(no_base.contains("--adapter needs --base_checkpoint"), "{no_base}");
-    let missing = run(&[
-        "--base_checkpoint",
-        &base,
-        "--model_config",
-        &path(&fixture("config.json")),
-        "--seq_len",
-        "256",
-        "--eval_len",
-        "16",
-        "--adapter",
-        "x=/nonexistent",
-    ]);
+    let config = path(&fixture("config.json"));
+    let with_adapter = |adapter: &str| {
+        let args = ["--base_checkpoint", &base, "--model_config", &config, "--seq_len", "256", "--eval_len", "16"];
+        run(&[&args[..], &["--adapter", adapter]].concat())
+    };
+    let missing = with_adapter("x=/nonexistent");
     assert!(missing.contains("/nonexistent does not exist"), "{missing}");
     // A PEFT adapter's weights file instead of its folder: told to pass the folder.
     let peft = loralib_equivalent();
     let weights = peft.join("adapter_model.safetensors");
-    let file = run(&[
-        "--base_checkpoint",
-        &base,
-        "--model_config",
-        &path(&fixture("config.json")),
-        "--seq_len",
-        "256",
-        "--eval_len",
-        "16",
-        "--adapter",
-        &format!("x={}", path(&weights)),
-    ]);
+    let file = with_adapter(&format!("x={}", path(&weights)));
     let expected = format!("is a PEFT adapter's weights file; pass its folder {}", path(&peft));
     assert!(file.contains(&expected) && !file.contains("base weights"), "{file}");
 }

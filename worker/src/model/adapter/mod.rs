@@ -26,7 +26,7 @@ mod tests;
 pub use load::Adapter;
 pub use math::AdapterMath;
 pub use matrix::{AdaptedMatrix, AdaptedModule, LowRank};
-pub use peft_config::check_peft_config;
+pub use peft_config::{check_peft_config, UNSUPPORTED_OPTIONS};
 pub(crate) use prepared::{AdaptedWeight, BlockOverride};
 pub use prepared::{AdapterWeights, PrepareTarget};
 pub(crate) use sanity::check_lora_merge;

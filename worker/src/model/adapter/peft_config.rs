@@ -46,7 +46,7 @@ fn default_alpha() -> f64 {
 
 /// Options that change what the adapter computes and that lorabeam does not implement: each
 /// must be absent, null, false or empty.
-const UNSUPPORTED: [&str; 8] = [
+pub const UNSUPPORTED_OPTIONS: [&str; 8] = [
     "use_dora",
     "modules_to_save",
     "layers_to_transform",
@@ -130,7 +130,7 @@ fn check_supported(peft: &PeftConfig, field: FieldError) -> Result<(), ModelErro
     if let Some(bias) = peft.bias.as_deref().filter(|b| *b != "none") {
         return Err(field("bias", format!("`{bias}` trains biases, which lorabeam does not apply (expected none)")));
     }
-    for name in UNSUPPORTED {
+    for name in UNSUPPORTED_OPTIONS {
         let set = match peft.rest.get(name) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
             Some(Value::Array(a)) => !a.is_empty(),
