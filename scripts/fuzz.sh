@@ -62,6 +62,19 @@ started=$(date +%s)
 cargo +nightly fuzz build --sanitizer none --target-dir "$target_dir"
 echo "fuzz: built in $(($(date +%s) - started)) s"
 $build_only && exit 0
+work_log=$(mktemp)
+
+# First the inputs that crashed these targets before the readers were bounded (issue 24:
+# fuzz/regressions/TARGET/, named by what they did), each run once: a failure is a regression.
+for dir in fuzz/regressions/*/; do
+  target=$(basename "$dir")
+  if ! "$bin_dir/$target" $(fuzz_options "$target") "$dir"* >"$work_log" 2>&1; then
+    tail -n 30 "$work_log" >&2
+    echo "fuzz: a regression input of $target crashes again (fuzz/regressions/$target)" >&2
+    exit 1
+  fi
+  echo "fuzz: $target replays its $(ls "$dir" | wc -l) regression inputs"
+done
 
 for entry in "${targets[@]}"; do
   target=${entry%%:*}
@@ -73,7 +86,7 @@ head -c 4096 "$conformance"/fixture-tiny/lora_full.pt >fuzz/corpus/checkpoint_re
 head -n 3 "$conformance"/data/e2e_test_public.jsonl >fuzz/corpus/jsonl_records/e2e_head.jsonl
 
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+trap 'rm -rf "$logs" "$work_log"' EXIT
 # Runs one target in the background; its exit status lands in $logs/TARGET.rc.
 run() {
   local target=$1 budget=$2
