@@ -210,6 +210,7 @@ impl Coordinator {
                     let answers = this.redis_answers().await;
                     // gRPC health follows Redis too, so probes on either port see the outage.
                     set_health(&health, answers.is_ok()).await;
+                    crate::metrics::METRICS.redis_up.set(i64::from(answers.is_ok()));
                     if let Err(why) = answers {
                         let retry_s = MAINTENANCE_EVERY.as_secs();
                         tracing::error!(redis = %this.redis_address, "{why}; retrying in {retry_s} s");
