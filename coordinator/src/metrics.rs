@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use lorabeam_proto::queue::{job_fields as f, WORKER_GROUP};
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use lorabeam_core::{DataError, LineFault};
 use tonic::Status;
@@ -21,9 +21,15 @@ pub struct Metrics {
     /// Finalizations this coordinator ran to their end, and scorings it started.
     pub jobs_finalized: IntCounter,
     pub scoring_runs: IntCounter,
+    /// How long each scoring took (references read, metrics computed).
+    pub scoring_seconds: Histogram,
     /// Finalizations stopped because the job left this coordinator's hands (a cancel).
     pub finalizations_lost: IntCounter,
     pub maintenance_passes: IntCounter,
+    /// 1 while Redis answered this coordinator's last PING (the maintenance loop's, every 5 s),
+    /// 0 while it does not: the one series that says Redis is away, since the gauges read
+    /// from Redis then keep their last values.
+    pub redis_up: IntGauge,
     pub errors: IntCounterVec,
     pub limit_rejections: IntCounterVec,
     /// Bytes held by SubmitJob streams still being read, and how many are open.
@@ -127,6 +133,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Finalizations stopped: the job was cancelled or taken over meanwhile",
         ),
         maintenance_passes: counter(&registry, "lorabeam_maintenance_passes_total", "Maintenance passes run"),
+        redis_up: gauge(&registry, "lorabeam_redis_up", "1 while Redis answers this coordinator's PING, 0 while not"),
+        scoring_seconds: {
+            let buckets = prometheus::exponential_buckets(0.05, 2.0, 14).expect("valid buckets");
+            let opts = HistogramOpts::new("lorabeam_scoring_seconds", "One job's scoring").buckets(buckets);
+            let h = Histogram::with_opts(opts).expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        },
         errors,
         limit_rejections,
         submission_bytes_in_flight: gauge(

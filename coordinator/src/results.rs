@@ -269,7 +269,9 @@ impl Results {
         let Some(references) = references else { return Ok(Vec::new()) };
         crate::metrics::METRICS.scoring_runs.inc();
         let item_of_record = Arc::new(plan.item_of_record.clone());
+        let timer = crate::metrics::METRICS.scoring_seconds.start_timer();
         let scored = score_job(job_id, references, item_of_record, Arc::new(predictions), meteor.clone()).await?;
+        timer.observe_duration();
         Ok(match scored {
             Ok(scores) => {
                 let json = serde_json::to_string(&scores).map_err(|e| CoordinatorError::Internal(e.to_string()))?;

@@ -149,11 +149,19 @@ impl Coordinator {
         let refresh: lorabeam_proto::metrics_http::Refresh = std::sync::Arc::new(move || {
             let (store, fleet) = (store.clone(), fleet.clone());
             Box::pin(async move {
-                if let Err(e) = crate::metrics::refresh(&store).await {
-                    tracing::warn!(error = %e, "could not read queue metrics from redis");
-                }
-                if let Err(e) = fleet.refresh_gauge().await {
-                    tracing::warn!(error = %e, "could not read the workers' heartbeats from redis");
+                // Bounded: a connection waiting for Redis to come back would hold the scrape
+                // until the scraper gives up, and lorabeam_redis_up 0 would never be read. The
+                // gauges keep their last values instead.
+                let refresh = async {
+                    if let Err(e) = crate::metrics::refresh(&store).await {
+                        tracing::warn!(error = %e, "could not read queue metrics from redis");
+                    }
+                    if let Err(e) = fleet.refresh_gauge().await {
+                        tracing::warn!(error = %e, "could not read the workers' heartbeats from redis");
+                    }
+                };
+                if tokio::time::timeout(READINESS_TIMEOUT, refresh).await.is_err() {
+                    tracing::warn!("redis did not answer the scrape's reads within {} s", READINESS_TIMEOUT.as_secs());
                 }
             })
         });
@@ -210,6 +218,7 @@ impl Coordinator {
                     let answers = this.redis_answers().await;
                     // gRPC health follows Redis too, so probes on either port see the outage.
                     set_health(&health, answers.is_ok()).await;
+                    crate::metrics::METRICS.redis_up.set(i64::from(answers.is_ok()));
                     if let Err(why) = answers {
                         let retry_s = MAINTENANCE_EVERY.as_secs();
                         tracing::error!(redis = %this.redis_address, "{why}; retrying in {retry_s} s");

@@ -66,6 +66,8 @@ fn client(coordinator: &Coordinator, command: &str) -> String {
 /// `GET path`: the HTTP status code and the body; 0 when nothing answered.
 fn http_status(port: u16, path: &str) -> (u16, String) {
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    // A scrape that hangs (on a Redis that is away) reads as no answer, not as a stuck test.
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     let mut response = String::new();
     if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut response).is_err() {
@@ -189,6 +191,11 @@ fn healthz_is_not_ready_while_redis_is_down_and_ready_once_it_is_back() {
     assert!(answer.1.starts_with("not ready: ") && answer.1.contains(&address), "{answer:?}");
     // gRPC health says the same, so the chart's gRPC probes see the outage too.
     wait_until("gRPC health to say NOT_SERVING", LONG, || grpc_health(&coordinator.url()) == NOT_SERVING);
+    // And /metrics, for the chart's LorabeamRedisUnreachable alert (the gauges read from
+    // Redis keep their last values meanwhile).
+    wait_until("lorabeam_redis_up 0", LONG, || {
+        http_status(coordinator.metrics_port, "/metrics").1.contains("\nlorabeam_redis_up 0\n")
+    });
     // Both keep saying where Redis is, on every try.
     let said = format!("cannot reach {address}");
     wait_until("the coordinator's retries", LONG, || coordinator.stderr().matches(&said).count() >= 2);
@@ -197,6 +204,9 @@ fn healthz_is_not_ready_while_redis_is_down_and_ready_once_it_is_back() {
     redis.restart();
     wait_until("/healthz to be ready again", LONG, || http_status(coordinator.metrics_port, "/healthz").0 == 200);
     wait_until("gRPC health to say SERVING", LONG, || grpc_health(&coordinator.url()) == SERVING);
+    wait_until("lorabeam_redis_up 1", LONG, || {
+        http_status(coordinator.metrics_port, "/metrics").1.contains("\nlorabeam_redis_up 1\n")
+    });
 }
 
 const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;

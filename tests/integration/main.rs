@@ -23,6 +23,7 @@ mod hostile_rpcs;
 mod job_life;
 mod loader_errors;
 mod operability;
+mod python_client;
 mod score;
 mod security;
 mod telemetry;

@@ -284,6 +284,8 @@ fn metrics_are_scraped_from_both_processes() {
     assert_eq!(values.get("lorabeam_in_flight{unit=\"records\"}"), Some(&0.0));
     assert_eq!(values.get("lorabeam_errors_total{kind=\"job_not_found\"}"), Some(&1.0));
     assert!(values.get("lorabeam_generated_tokens_total").is_some_and(|&t| t > 0.0));
+    assert_eq!(values.get("lorabeam_redis_up"), Some(&1.0));
+    assert!(values.contains_key("lorabeam_scoring_seconds_count"), "{text}");
 
     let text = http_get(worker_metrics_port(dir.path(), "a"), "/metrics");
     eprintln!("worker /metrics:\n{text}");

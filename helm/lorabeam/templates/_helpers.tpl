@@ -279,3 +279,11 @@ The model ids of every worker group, sorted, each once, comma separated: the coo
 {{- end }}
 {{- $ids | uniq | sortAlpha | join "," }}
 {{- end }}
+
+{{/*
+PromQL label matchers of this release's series, for the alerts and the dashboard:
+monitoring.selector, or the labels the chart's PodMonitor puts on every target.
+*/}}
+{{- define "lorabeam.monitoring.selector" -}}
+{{- default (printf "namespace=%q,lorabeam_instance=%q" .Release.Namespace .Release.Name) .Values.monitoring.selector }}
+{{- end }}
