@@ -39,16 +39,20 @@ fn default_worker(redis: &Redis, coordinator: &Coordinator, dir: &Path, name: &s
     Process::from_child(command.spawn().expect("worker starts"), dir.join(format!("worker-{name}.log")))
 }
 
-/// `lorabeam ARGS` with standard output a pipe whose reader is already gone.
+/// `lorabeam ARGS` with standard output a pipe whose reader is already gone (made by Python:
+/// `std::io::pipe` is past this crate's MSRV).
 fn into_closed_pipe(args: &[&str]) -> Output {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    Command::new(env!("CARGO_BIN_EXE_lorabeam"))
+    const CLOSED_PIPE: &str = "import os, subprocess, sys\n\
+        r, w = os.pipe()\n\
+        os.close(r)\n\
+        sys.exit(subprocess.call(sys.argv[1:], stdout=w))\n";
+    Command::new("python3")
+        .args(["-c", CLOSED_PIPE, env!("CARGO_BIN_EXE_lorabeam")])
         .args(args)
-        .stdout(writer)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .expect("lorabeam runs")
+        .expect("python3 runs lorabeam")
 }
 
 fn sigint(pid: u32) {
@@ -272,4 +276,39 @@ fn run_reads_a_pipe_once_counts_distinct_contexts_and_says_what_ctrl_c_lost() {
     assert_eq!(status.code(), Some(130), "{}", said());
     assert!(said().contains("contexts were decoded and are lost; nothing was written"), "{}", said());
     assert!(!work.join("beam_prediction.jsonl").exists());
+}
+
+#[test]
+fn a_model_id_no_worker_served_for_the_retention_is_forgotten_and_its_jobs_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start(dir.path());
+    // Nothing declared: "once" is known only while a worker registered it.
+    let coordinator = Coordinator::start_with_env(
+        &redis,
+        dir.path(),
+        None,
+        &["--retention-secs", "2"],
+        &[("LORABEAM_SERVE_MODEL_IDS", "")],
+    );
+    let url = coordinator.url();
+    let two = head(&data(), 2, dir.path(), "two.jsonl");
+    let submit = || lorabeam(&strings(&["submit", "--coordinator", &url, "--model-id", "once", "--data", &path(&two)]));
+    let mut once = Command::new(binary("lorabeam-worker"));
+    once.args(["--redis-url", &redis.url(), "--coordinator", &url, "--model-id", "once", "--engine", "echo"])
+        .args(["--worker-name", "one-off", "--heartbeat-secs", "1", "--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("once.log")).expect("log"));
+    let mut once = Process::from_child(once.spawn().expect("worker starts"), dir.path().join("once.log"));
+    wait_until("the one-off worker to be listed", LONG, || {
+        String::from_utf8_lossy(&lorabeam(&strings(&["workers", "--coordinator", &url])).stdout).contains("one-off")
+    });
+    let accepted = submit();
+    assert!(accepted.status.success(), "served now: {}", String::from_utf8_lossy(&accepted.stderr));
+    assert!(once.terminate(LONG), "the worker stops on SIGTERM");
+    // Two seconds after its last heartbeat, the id is forgotten: a job for it is refused.
+    wait_until("jobs for the forgotten id to be refused", LONG, || {
+        String::from_utf8_lossy(&submit().stderr).contains("no worker serves model id once")
+    });
+    let listed = String::from_utf8_lossy(&lorabeam(&strings(&["workers", "--coordinator", &url])).stdout).to_string();
+    assert!(!listed.contains("once"), "{listed}");
 }
