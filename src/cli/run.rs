@@ -24,7 +24,8 @@ use super::score::{write_text_files, ScoreOptions};
 pub struct RunArgs {
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line (gpt2_encode.py's
     /// output), or its text form {"context": "...", "completion": "..."}, encoded here as
-    /// gpt2_encode.py --add_bos --add_eos would.
+    /// gpt2_encode.py --add_bos --add_eos would. Read once, so a pipe works (`/dev/stdin`,
+    /// `<(...)`).
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Lines per batch, as in gpt2_beam.py: only its meaning for the outputs. With beam > 1

@@ -29,7 +29,7 @@ pub struct JobOptions {
     pub model_id: String,
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line, or its text form
     /// {"context": "...", "completion": "..."}, encoded here as gpt2_encode.py --add_bos
-    /// --add_eos would before it is sent.
+    /// --add_eos would before it is sent. Read once, so a pipe works (`/dev/stdin`, `<(...)`).
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Distinct contexts per shard; 0 uses the coordinator's default.
