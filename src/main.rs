@@ -24,10 +24,10 @@ enum Command {
     Sweep(Box<cli::sweep::SweepArgs>),
     /// List the coordinator's jobs.
     Jobs(cli::jobs::JobsArgs),
-    /// List the live workers per model: id, model, batch rows, items/s, last seen.
+    /// List the live workers per model: id, model, batch rows in use of the most, items/s, last seen.
     Workers(cli::workers::WorkersArgs),
     /// Follow one job until it ends.
-    Watch(cli::jobs::JobArgs),
+    Watch(cli::jobs::WatchArgs),
     /// Cancel a running job: its queued shards are removed.
     Cancel(cli::jobs::JobArgs),
     /// Fetch a job's predictions in id order (while it runs, they arrive as they are ready).

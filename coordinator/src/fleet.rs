@@ -2,7 +2,7 @@
 //! `--serve-model-ids`, or registered by any worker that ever heartbeated), the workers whose
 //! heartbeat is live, and the `lorabeam_workers` gauge.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use lorabeam_proto::heartbeat::{live_workers, Heartbeat};
@@ -30,13 +30,49 @@ impl Fleet {
         Self { store, declared: Arc::new(declared) }
     }
 
-    /// Every model id jobs are taken for: declared, or registered by a worker.
+    /// Every model id jobs are taken for: declared, or registered by a worker that served it
+    /// within the retention (registrations past it are removed here).
     pub async fn known_models(&self) -> Result<BTreeSet<String>> {
-        let registered: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.store.keys.registered_models())
-            .query_async(&mut self.store.con.clone())
-            .await?;
-        let mut known: BTreeSet<String> = registered.into_iter().collect();
+        let keys = &self.store.keys;
+        let mut con = self.store.con.clone();
+        let registered: Vec<String> =
+            redis::cmd("SMEMBERS").arg(keys.registered_models()).query_async(&mut con).await?;
+        let mut last_served = HashMap::new();
+        for model_id in &registered {
+            let score: Option<f64> =
+                redis::cmd("ZSCORE").arg(keys.models_last_served()).arg(model_id).query_async(&mut con).await?;
+            if let Some(ms) = score {
+                last_served.insert(model_id.clone(), ms as i64);
+            }
+        }
+        let now = now_ms();
+        let verdicts = registrations(&registered, &last_served, now, self.store.retention());
+        if !verdicts.unseen.is_empty() {
+            // Registered before last-served times were kept: their clock starts now.
+            let mut pipe = redis::pipe();
+            for model_id in &verdicts.unseen {
+                pipe.cmd("ZADD").arg(keys.models_last_served()).arg("NX").arg(now).arg(model_id).ignore();
+            }
+            pipe.query_async::<()>(&mut con).await?;
+        }
+        let mut known: BTreeSet<String> = verdicts.kept.into_iter().collect();
+        for model_id in verdicts.expired {
+            // A live worker serves it (its beat is newer than the retention, which may be
+            // shorter than a heartbeat interval); one that beats again after this registers it again.
+            if !self.live(&model_id).await?.is_empty() {
+                known.insert(model_id);
+            } else {
+                redis::pipe()
+                    .atomic()
+                    .srem(keys.registered_models(), &model_id)
+                    .ignore()
+                    .zrem(keys.models_last_served(), &model_id)
+                    .ignore()
+                    .query_async::<()>(&mut con)
+                    .await?;
+                tracing::info!(%model_id, "model id forgotten: no worker has served it for the retention");
+            }
+        }
         known.extend(self.declared.iter().cloned());
         Ok(known)
     }
@@ -66,6 +102,7 @@ impl Fleet {
                     worker_id: beat.worker,
                     model_id: beat.model_id,
                     max_rows: beat.max_rows,
+                    rows_in_use: beat.rows_in_use,
                     items_per_s: beat.items_per_s,
                     last_seen_unix_ms: beat.last_seen_ms,
                 });
@@ -83,6 +120,43 @@ impl Fleet {
         }
         Ok(())
     }
+}
+
+/// What becomes of the registered model ids.
+#[derive(Debug, Default, PartialEq)]
+pub struct Registrations {
+    /// Served within the retention, or not yet timed: jobs are taken for them.
+    pub kept: Vec<String>,
+    /// Without a last-served time (registered before they were kept): timed from now.
+    pub unseen: Vec<String>,
+    /// No worker has served them for the retention: forgotten, their jobs refused.
+    pub expired: Vec<String>,
+}
+
+/// Sorts `registered` model ids by when a worker last served them (`last_served`, Unix ms).
+pub fn registrations(
+    registered: &[String],
+    last_served: &HashMap<String, i64>,
+    now_ms: i64,
+    retention: std::time::Duration,
+) -> Registrations {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut out = Registrations::default();
+    for model_id in registered {
+        match last_served.get(model_id) {
+            None => {
+                out.unseen.push(model_id.clone());
+                out.kept.push(model_id.clone());
+            }
+            Some(&ms) if now_ms.saturating_sub(ms) > retention_ms => out.expired.push(model_id.clone()),
+            Some(_) => out.kept.push(model_id.clone()),
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Model ids as an error lists them: `a, b` (or `none`), the first [`MAX_LISTED_IDS`].
@@ -127,5 +201,17 @@ mod tests {
         assert!(listed(&BTreeSet::new()).starts_with("none"));
         let many: BTreeSet<String> = (0..60).map(|i| format!("m{i:02}")).collect();
         assert!(listed(&many).ends_with("m49 and 10 more"), "{}", listed(&many));
+    }
+
+    #[test]
+    fn a_model_id_no_worker_served_for_the_retention_is_forgotten() {
+        let registered: Vec<String> = ["fresh", "stale", "old-style"].map(String::from).to_vec();
+        let last_served: HashMap<String, i64> = [("fresh".to_string(), 9_000), ("stale".to_string(), 1_000)].into();
+        let sorted = registrations(&registered, &last_served, 10_000, std::time::Duration::from_secs(5));
+        assert_eq!(sorted.kept, ["fresh", "old-style"]);
+        assert_eq!(sorted.unseen, ["old-style"]);
+        assert_eq!(sorted.expired, ["stale"]);
+        let longer = registrations(&registered, &last_served, 10_000, std::time::Duration::from_secs(60));
+        assert!(longer.expired.is_empty());
     }
 }

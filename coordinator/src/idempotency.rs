@@ -20,7 +20,12 @@ pub fn data_fingerprint(data: &[u8]) -> String {
 /// What differs between the job a key made (`stored`) and a resubmission (`spec` with `data`),
 /// one `field (was X, now Y)` each; empty when it asks for the same work. The name is a label,
 /// not part of the work, and is not compared.
-pub fn differences(stored: &StoredJobSpec, spec: &JobSpec, data: &[u8], default_shard_size: usize) -> Vec<String> {
+pub fn differences(
+    stored: &StoredJobSpec,
+    spec: &JobSpec,
+    data: &[u8],
+    default_shard_size: Option<usize>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let mut differ = |field: &str, was: String, now: String| {
         if was != now {
@@ -40,8 +45,12 @@ pub fn differences(stored: &StoredJobSpec, spec: &JobSpec, data: &[u8], default_
     differ("no_repeat_ngram_size", a.no_repeat_ngram_size.to_string(), b.no_repeat_ngram_size.to_string());
     differ("repetition_penalty", a.repetition_penalty.to_string(), b.repetition_penalty.to_string());
     differ("eos_token_id", format!("{:?}", a.extra_eos_token_ids), format!("{:?}", b.extra_eos_token_ids));
-    let shard_size = if spec.shard_size == 0 { default_shard_size } else { spec.shard_size as usize };
-    differ("shard_size", stored.shard_size.to_string(), shard_size.to_string());
+    // A size the fleet chose (no size given, none set by flag) depends on the workers live at
+    // each submission: the resubmission asks for the same work whatever it is now.
+    let shard_size = if spec.shard_size == 0 { default_shard_size } else { Some(spec.shard_size as usize) };
+    if let Some(shard_size) = shard_size {
+        differ("shard_size", stored.shard_size.to_string(), shard_size.to_string());
+    }
     differ("batch_size", stored.reference_batch_size.to_string(), spec.reference_batch_size.to_string());
     differ("exact_first_step", stored.exact_first_step.to_string(), spec.exact_first_step.to_string());
     differ("score", stored.score.to_string(), spec.score.to_string());
@@ -70,7 +79,7 @@ pub fn check_same_work(
     stored: &StoredJobSpec,
     spec: &JobSpec,
     data: &[u8],
-    default_shard_size: usize,
+    default_shard_size: Option<usize>,
 ) -> Result<(), CoordinatorError> {
     let differing = differences(stored, spec, data, default_shard_size);
     if differing.is_empty() {
@@ -119,18 +128,18 @@ mod tests {
     fn the_same_work_under_another_name_is_the_same_job() {
         let data = b"{\"context\": [1]}\n";
         let same = spec(DecodeParams { beam: 10, eval_len: 64, ..Default::default() });
-        assert_eq!(differences(&stored(data), &same, data, 8), Vec::<String>::new());
+        assert_eq!(differences(&stored(data), &same, data, Some(8)), Vec::<String>::new());
     }
 
     #[test]
     fn each_differing_field_is_named() {
         let data = b"{\"context\": [1]}\n";
         let other = spec(DecodeParams { beam: 3, eval_len: 16, ..Default::default() });
-        let found = differences(&stored(data), &other, b"{\"context\": [2]}\n", 4);
+        let found = differences(&stored(data), &other, b"{\"context\": [2]}\n", Some(4));
         let fields: Vec<&str> = found.iter().filter_map(|d| d.split(' ').next()).collect();
         assert_eq!(fields, ["beam", "eval_len", "shard_size", "data"], "{found:?}");
         assert_eq!(found[0], "beam (was 10, now 3)");
-        let err = check_same_work("job-1", &stored(data), &other, data, 8).expect_err("refused");
+        let err = check_same_work("job-1", &stored(data), &other, data, Some(8)).expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("job-1") && text.contains("beam (was 10, now 3), eval_len (was 64, now 16)"), "{text}");
     }
@@ -140,9 +149,9 @@ mod tests {
         let data = b"{\"context\": [1]}\n";
         let params = DecodeParams { beam: 10, eval_len: 64, ..Default::default() };
         let with = |adapter: &str| JobSpec { adapter: adapter.into(), ..spec(params.clone()) };
-        assert_eq!(differences(&stored(data), &with("a"), data, 8), ["adapter (was none, now `a`)"]);
+        assert_eq!(differences(&stored(data), &with("a"), data, Some(8)), ["adapter (was none, now `a`)"]);
         let stored_a = StoredJobSpec { adapter: "a".into(), ..stored(data) };
-        assert_eq!(differences(&stored_a, &with("b"), data, 8), ["adapter (was `a`, now `b`)"]);
-        assert_eq!(differences(&stored_a, &with("a"), data, 8), Vec::<String>::new());
+        assert_eq!(differences(&stored_a, &with("b"), data, Some(8)), ["adapter (was `a`, now `b`)"]);
+        assert_eq!(differences(&stored_a, &with("a"), data, Some(8)), Vec::<String>::new());
     }
 }

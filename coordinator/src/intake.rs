@@ -16,7 +16,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use crate::admission::Held;
 use crate::error::{stream_error, CoordinatorError, Result};
-use crate::sharding::shard_items;
+use crate::sharding::{fleet_shard_size, shard_items};
 use crate::store::NewJob;
 
 /// Intake settings: the service's limits, each refused with its own error. They are the
@@ -26,9 +26,11 @@ pub struct IntakeLimits {
     /// Largest job accepted, in bytes of JSONL.
     #[arg(long, env = "LORABEAM_MAX_JOB_BYTES", default_value_t = defaults::MAX_JOB_BYTES, value_parser = at_least_one())]
     pub max_job_bytes: usize,
-    /// Distinct contexts per shard when the job does not say.
-    #[arg(long = "shard-size", env = "LORABEAM_SHARD_SIZE", default_value_t = defaults::SHARD_SIZE, value_parser = at_least_one())]
-    pub default_shard_size: usize,
+    /// Distinct contexts per shard when the job does not say. Not given: sized to the fleet,
+    /// so that a job spreads over the live workers of its model, one shard each (at least 8
+    /// and at most 100 contexts per shard).
+    #[arg(long = "shard-size", env = "LORABEAM_SHARD_SIZE", value_parser = at_least_one())]
+    pub default_shard_size: Option<usize>,
     /// Most lines in one job.
     #[arg(long, env = "LORABEAM_MAX_LINES", default_value_t = defaults::MAX_LINES, value_parser = at_least_one())]
     pub max_lines: usize,
@@ -81,7 +83,6 @@ pub struct IntakeLimits {
 /// they stop accidents, not users.
 pub mod defaults {
     pub const MAX_JOB_BYTES: usize = 1 << 30;
-    pub const SHARD_SIZE: usize = 100;
     pub const MAX_LINES: usize = 10_000_000;
     pub const MAX_LINE_BYTES: usize = 1 << 20;
     pub const MAX_CONTEXT_TOKENS: usize = 100_000;
@@ -107,7 +108,7 @@ impl Default for IntakeLimits {
     fn default() -> Self {
         Self {
             max_job_bytes: defaults::MAX_JOB_BYTES,
-            default_shard_size: defaults::SHARD_SIZE,
+            default_shard_size: None,
             max_lines: defaults::MAX_LINES,
             max_line_bytes: defaults::MAX_LINE_BYTES,
             max_context_tokens: defaults::MAX_CONTEXT_TOKENS,
@@ -254,6 +255,7 @@ pub fn plan_job(
     data: &[u8],
     model: ModelLimits,
     limits: IntakeLimits,
+    live_workers: usize,
 ) -> Result<NewJob> {
     let params: DecodeParams = spec.params.as_ref().map(DecodeParams::from).unwrap_or_default();
     if params.eval_len > limits.max_eval_len {
@@ -285,7 +287,11 @@ pub fn plan_job(
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
     let references = spec.score.then(|| scoring_references(&records, limits.max_reference_bytes)).transpose()?;
-    let shard_size = if spec.shard_size == 0 { limits.default_shard_size } else { spec.shard_size as usize };
+    let shard_size = match (spec.shard_size, limits.default_shard_size) {
+        (0, Some(size)) => size,
+        (0, None) => fleet_shard_size(plan.distinct.len(), live_workers),
+        (size, _) => size as usize,
+    };
     let shards = shard_items(&job_id, &plan, &params, shard_size, &spec.adapter)?;
     Ok(NewJob {
         spec: StoredJobSpec {
@@ -359,7 +365,7 @@ mod tests {
     }
 
     fn limits() -> IntakeLimits {
-        IntakeLimits { default_shard_size: 2, ..Default::default() }
+        IntakeLimits { default_shard_size: Some(2), ..Default::default() }
     }
 
     #[test]
@@ -404,7 +410,7 @@ mod tests {
     fn a_jobs_adapter_is_kept_with_its_spec_and_every_shard() {
         let data = b"{\"context\": [1]}\n{\"context\": [2]}\n{\"context\": [3]}\n";
         let spec = JobSpec { adapter: "step-2000".into(), ..spec("m") };
-        let job = plan_job("job-x".into(), &spec, data, ModelLimits::GPT2, limits()).expect("valid");
+        let job = plan_job("job-x".into(), &spec, data, ModelLimits::GPT2, limits(), 1).expect("valid");
         assert_eq!(job.spec.adapter, "step-2000");
         assert_eq!(job.shards.len(), 2);
         assert!(job.shards.iter().all(|s| s.adapter == "step-2000"), "{:?}", job.shards);
@@ -414,16 +420,16 @@ mod tests {
     fn a_scored_jobs_references_over_the_budget_are_refused_with_their_size_and_the_limit() {
         let data = b"{\"context\": [1], \"completion\": [2, 3]}\n{\"context\": [4], \"completion\": [5]}\n";
         let spec = JobSpec { score: true, ..spec("m") };
-        let scored = plan_job("j".into(), &spec, data, ModelLimits::GPT2, limits()).expect("within the default");
+        let scored = plan_job("j".into(), &spec, data, ModelLimits::GPT2, limits(), 1).expect("within the default");
         let size = scored.references.as_deref().map(str::len).expect("references kept");
         let tight = IntakeLimits { max_reference_bytes: size - 1, ..limits() };
-        let err = plan_job("j".into(), &spec, data, ModelLimits::GPT2, tight).err().expect("over the budget");
+        let err = plan_job("j".into(), &spec, data, ModelLimits::GPT2, tight, 1).err().expect("over the budget");
         let text = err.to_string();
         assert!(matches!(err, CoordinatorError::LimitExceeded { limit: "reference_bytes", .. }), "{text}");
         assert!(text.contains(&format!("take {size} bytes, over this coordinator's limit of {}", size - 1)), "{text}");
         assert!(text.contains("--max-reference-bytes"), "{text}");
         let exact = IntakeLimits { max_reference_bytes: size, ..limits() };
-        assert!(plan_job("j".into(), &spec, data, ModelLimits::GPT2, exact).is_ok(), "at the limit is taken");
+        assert!(plan_job("j".into(), &spec, data, ModelLimits::GPT2, exact, 1).is_ok(), "at the limit is taken");
     }
 
     #[test]
@@ -436,11 +442,11 @@ mod tests {
             ("{\"context\": [9], \"completion\": [5, 198, 6]}", "holds a line break"),
         ] {
             let data = format!("{{\"context\": [1], \"completion\": [2]}}\n{line}\n");
-            let err = plan_job("j".into(), &scored, data.as_bytes(), ModelLimits::GPT2, limits()).err().expect(why);
+            let err = plan_job("j".into(), &scored, data.as_bytes(), ModelLimits::GPT2, limits(), 1).err().expect(why);
             let text = err.to_string();
             assert!(matches!(err, CoordinatorError::InvalidSpec(_)), "{text}");
             assert!(text.contains("score: line 2: ") && text.contains(why), "{text}");
-            let unscored = plan_job("j".into(), &spec("m"), data.as_bytes(), ModelLimits::GPT2, limits());
+            let unscored = plan_job("j".into(), &spec("m"), data.as_bytes(), ModelLimits::GPT2, limits(), 1);
             assert!(unscored.is_ok(), "without --score the line is fine: {line}");
         }
     }
@@ -448,7 +454,7 @@ mod tests {
     #[test]
     fn a_job_is_planned_into_shards_of_distinct_items() {
         let data = b"{\"context\": [1, 2]}\n{\"context\": [1, 2]}\n{\"context\": [3]}\n{\"context\": [4]}\n";
-        let job = plan_job("job-x".into(), &spec("m"), data, ModelLimits::GPT2, limits()).expect("valid");
+        let job = plan_job("job-x".into(), &spec("m"), data, ModelLimits::GPT2, limits(), 1).expect("valid");
         assert_eq!((job.records, job.shards.len()), (4, 2), "3 distinct items in shards of 2");
         assert_eq!(job.shards[0].items.len(), 2);
     }
@@ -456,12 +462,13 @@ mod tests {
     #[test]
     fn bad_lines_and_bad_params_are_refused() {
         let data = b"{\"context\": [1]}\n{\"context\": [99999]}\n";
-        let err = plan_job("j".into(), &spec("m"), data, ModelLimits::GPT2, limits()).err().expect("bad line");
+        let err = plan_job("j".into(), &spec("m"), data, ModelLimits::GPT2, limits(), 1).err().expect("bad line");
         assert!(err.to_string().contains("<submitted data>:2: field `context`"), "{err}");
         let mut beam0 = spec("m");
         beam0.params.as_mut().expect("params").beam = 0;
-        let err =
-            plan_job("j".into(), &beam0, b"{\"context\": [1]}\n", ModelLimits::GPT2, limits()).err().expect("beam 0");
+        let err = plan_job("j".into(), &beam0, b"{\"context\": [1]}\n", ModelLimits::GPT2, limits(), 1)
+            .err()
+            .expect("beam 0");
         assert!(matches!(err, CoordinatorError::InvalidParams(_)));
     }
 }

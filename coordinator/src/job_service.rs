@@ -56,9 +56,11 @@ impl Coordinator {
         self.fleet.check_model(&spec.model_id).await?;
         let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(ModelLimits::GPT2);
         let intake = self.intake;
+        // Shards are sized to spread the job over the workers live now (unless sized by flag).
+        let live_workers = self.fleet.live(&spec.model_id).await?.len();
         let job_id = JobId::fresh().into_string();
         let (mut job, spec, data) = tokio::task::spawn_blocking(move || {
-            plan_job(job_id, &spec, &data, model, intake).map(|job| (job, spec, data))
+            plan_job(job_id, &spec, &data, model, intake, live_workers).map(|job| (job, spec, data))
         })
         .await
         .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;

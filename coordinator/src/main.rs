@@ -30,7 +30,8 @@ struct Args {
     /// Prefix of every Redis key, so deployments can share a Redis.
     #[arg(long, env = "LORABEAM_KEY_PREFIX", default_value = "lorabeam")]
     key_prefix: String,
-    /// Seconds a finished job (state, results, output file) is kept.
+    /// Seconds a finished job (state, results, output file) is kept; a model id that no worker
+    /// has served for as long is forgotten too, so its jobs are refused instead of waiting.
     #[arg(long, env = "LORABEAM_RETENTION_SECS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     retention_secs: u64,
     #[command(flatten)]
@@ -88,8 +89,9 @@ struct Args {
     #[arg(long, env = "LORABEAM_MAX_FINALIZING", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     max_finalizing: u64,
     /// HTTP address for Prometheus `/metrics` and `/healthz` (not-ready, 503, while Redis does
-    /// not answer).
-    #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    /// not answer). Loopback by default, as --listen; a deployment scraped from elsewhere sets
+    /// it (the chart and image set `0.0.0.0:9090`).
+    #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     metrics_listen: SocketAddr,
 }
 
@@ -157,12 +159,13 @@ async fn run() -> anyhow::Result<()> {
     let grace = Duration::from_secs_f64(args.grace_secs);
     let options = ServeOptions { max_message_bytes: args.max_message_bytes, tokens, tls, grace };
     let coordinator = Coordinator::connect(&config).await.context("connecting to redis")?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| lorabeam_proto::connect::bind_failed("--listen", args.listen))?;
     let bound = listener.local_addr()?;
     let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
-        .with_context(|| format!("binding {}", args.metrics_listen))?;
+        .with_context(|| lorabeam_proto::connect::bind_failed("--metrics-listen", args.metrics_listen))?;
     let metrics_bound = metrics.local_addr()?;
     // Tests and scripts read these lines to find ports picked with :0.
     println!("lorabeam-coordinator listening on {bound}");

@@ -90,6 +90,11 @@ impl JobStore {
         Ok(Self { con, keys, retention })
     }
 
+    /// How long a finished job, and a model id no worker serves any more, is kept.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
     /// The limits a worker serving `model_id` registered, if one has.
     pub async fn model_limits(&self, model_id: &str) -> Result<Option<ModelLimits>> {
         let (vocab, positions): (Option<usize>, Option<usize>) = redis::cmd("HMGET")

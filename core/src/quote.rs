@@ -8,7 +8,7 @@ pub const QUOTED_CHARS: usize = 64;
 pub fn prefix(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars().take(QUOTED_CHARS) {
-        if c.is_control() {
+        if unsafe_on_terminal(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -42,10 +42,20 @@ pub fn truncate(s: &str, max_bytes: usize) -> String {
     format!("{}… [cut: {} bytes in all]", &s[..end], s.len())
 }
 
-/// `s` safe on a terminal: every control character escaped (`\u{1b}`, `\r`), newlines too
-/// unless `keep_newlines`.
+/// Whether `c` can change how a terminal shows what follows it, so a string from elsewhere
+/// could spoof a table row or a log line: C0 and C1 controls (escapes, carriage returns,
+/// newlines), the bidirectional-text controls (U+202E turns the rest of a line around) and the
+/// Unicode line and paragraph separators.
+pub fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `s` safe on a terminal: every character [`unsafe_on_terminal`] escaped (`\u{1b}`, `\r`,
+/// `\u{202e}`), newlines too unless `keep_newlines`.
 pub fn escape_controls(s: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    let unsafe_char = |c: char| unsafe_on_terminal(c) && !(keep_newlines && c == '\n');
     if !s.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -81,5 +91,14 @@ mod tests {
         assert_eq!(escape_controls("plain text", false), "plain text");
         assert_eq!(escape_controls("a\u{1b}[31mb\rc\nd", false), "a\\u{1b}[31mb\\rc\\nd");
         assert_eq!(escape_controls("a\nb\r", true), "a\nb\\r");
+    }
+
+    #[test]
+    fn bidi_controls_and_line_separators_are_escaped_too() {
+        assert_eq!(escape_controls("job\u{202e}lmth.exe", false), "job\\u{202e}lmth.exe");
+        assert_eq!(escape_controls("a\u{2028}b\u{2029}c", true), "a\\u{2028}b\\u{2029}c");
+        assert_eq!(escape_controls("\u{2066}x\u{2069}\u{200f}\u{85}", false), "\\u{2066}x\\u{2069}\\u{200f}\\u{85}");
+        assert_eq!(prefix("a\u{202d}b"), "a\\u{202d}b");
+        assert_eq!(escape_controls("naïve — ok", false), "naïve — ok");
     }
 }

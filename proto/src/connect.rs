@@ -91,6 +91,12 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
+/// The context of a listener that could not bind: the address and the flag that chose it, and,
+/// for an address in use, that each process on a host needs its own (port 0 picks a free one).
+pub fn bind_failed(flag: &str, address: std::net::SocketAddr) -> String {
+    format!("binding {address} (set by {flag}; another process may hold it: give each its own address, or port 0 for a free one)")
+}
+
 /// A coordinator address as given: `host:port` without a scheme means `http://host:port`.
 pub fn grpc_url(address: &str) -> String {
     if address.contains("://") {

@@ -4,6 +4,7 @@
 //! (`No such file or directory (os error 2): No such file or directory (os error 2)`).
 
 use std::error::Error;
+use std::io::Write;
 
 /// `err` and each cause not already said, joined with `: `.
 pub fn error_text(err: &(dyn Error + 'static)) -> String {
@@ -42,7 +43,9 @@ pub fn exit_code<I: IntoIterator<Item = String>>(failure: Option<I>) -> std::pro
     match failure {
         None => std::process::ExitCode::SUCCESS,
         Some(chain) => {
-            eprintln!("error: {}", lorabeam_core::quote::escape_controls(&chain_text(chain), true));
+            // A closed standard error leaves no one to tell, and must not turn into a panic.
+            let text = chain_text(chain);
+            let _ = writeln!(std::io::stderr(), "error: {}", lorabeam_core::quote::escape_controls(&text, true));
             std::process::ExitCode::FAILURE
         }
     }

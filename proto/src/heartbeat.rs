@@ -17,7 +17,9 @@ pub mod fields {
     pub const MODEL_ID: &str = "model_id";
     /// Most rows of the worker's continuous batch.
     pub const MAX_ROWS: &str = "max_rows";
-    /// Items decoded per second over the last interval.
+    /// Beam rows of the batch running at the last decode step (0 when idle).
+    pub const ROWS_IN_USE: &str = "rows_in_use";
+    /// Items decoded per second, smoothed over about half a minute.
     pub const ITEMS_PER_S: &str = "items_per_s";
     /// When it was written (Unix ms).
     pub const LAST_SEEN_MS: &str = "last_seen_ms";
@@ -31,6 +33,7 @@ pub struct Heartbeat {
     pub worker: String,
     pub model_id: String,
     pub max_rows: u32,
+    pub rows_in_use: u32,
     pub items_per_s: f64,
     pub last_seen_ms: i64,
     pub lease_ms: u64,
@@ -38,11 +41,12 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// The hash's fields.
-    pub fn fields(&self) -> [(&'static str, String); 6] {
+    pub fn fields(&self) -> [(&'static str, String); 7] {
         [
             (fields::WORKER, self.worker.clone()),
             (fields::MODEL_ID, self.model_id.clone()),
             (fields::MAX_ROWS, self.max_rows.to_string()),
+            (fields::ROWS_IN_USE, self.rows_in_use.to_string()),
             (fields::ITEMS_PER_S, format!("{:.3}", self.items_per_s)),
             (fields::LAST_SEEN_MS, self.last_seen_ms.to_string()),
             (fields::LEASE_MS, self.lease_ms.to_string()),
@@ -56,6 +60,8 @@ impl Heartbeat {
             worker: text(fields::WORKER)?,
             model_id: text(fields::MODEL_ID)?,
             max_rows: text(fields::MAX_ROWS)?.parse().ok()?,
+            // Absent from an older worker's heartbeat.
+            rows_in_use: text(fields::ROWS_IN_USE).and_then(|v| v.parse().ok()).unwrap_or(0),
             items_per_s: text(fields::ITEMS_PER_S)?.parse().ok()?,
             last_seen_ms: text(fields::LAST_SEEN_MS)?.parse().ok()?,
             lease_ms: text(fields::LEASE_MS).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -79,6 +85,8 @@ impl Heartbeat {
             .zadd(keys.model_workers(&self.model_id), &self.worker, self.last_seen_ms)
             .ignore()
             .sadd(keys.registered_models(), &self.model_id)
+            .ignore()
+            .zadd(keys.models_last_served(), &self.model_id, self.last_seen_ms)
             .ignore()
             .query_async(con)
             .await
@@ -135,6 +143,7 @@ mod tests {
             worker: "w-1".into(),
             model_id: "e2e".into(),
             max_rows: 256,
+            rows_in_use: 40,
             items_per_s: 12.5,
             last_seen_ms: 1_700_000_000_000,
             lease_ms: 60_000,

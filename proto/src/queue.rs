@@ -23,8 +23,11 @@
 //!   atomically (see `queue_scripts::CREATE_JOB`), and it is pruned there too.
 //! - `{prefix}:model:{model_id}` — a hash of the limits a worker serving the model registered
 //!   (see [`model_fields`]), so the coordinator checks jobs against the real model.
-//! - `{prefix}:registered_models` — a set of every model id a worker ever registered or
-//!   heartbeated: with the coordinator's `--serve-model-ids`, the ids it takes jobs for.
+//! - `{prefix}:registered_models` — a set of every model id a worker registered or
+//!   heartbeated: with the coordinator's `--serve-model-ids`, the ids it takes jobs for. An id
+//!   no worker has served for the coordinator's retention is removed from it.
+//! - `{prefix}:models_last_served` — a sorted set of the registered model ids by the last
+//!   heartbeat of any of their workers (Unix ms): what that expiry reads.
 //! - `{prefix}:worker:{model_id}:{worker}` — a live worker's heartbeat, a hash (see
 //!   [`crate::heartbeat`]) rewritten every heartbeat interval with a TTL of a few intervals:
 //!   present while the worker lives, gone soon after it dies.
@@ -190,6 +193,11 @@ impl Keys {
 
     pub fn registered_models(&self) -> String {
         format!("{}:registered_models", self.prefix)
+    }
+
+    /// The registered model ids by when a worker last served them.
+    pub fn models_last_served(&self) -> String {
+        format!("{}:models_last_served", self.prefix)
     }
 
     /// A worker's heartbeat hash.

@@ -22,9 +22,14 @@ pub fn aligned_lines<S: AsRef<str>>(header: &[S], rows: &[Vec<String>], align: i
         let padded: Vec<String> = cells
             .zip(&widths)
             .enumerate()
-            .map(|(i, (c, &w))| match align(i) {
-                Align::Left => format!("{c:<w$}"),
-                Align::Right => format!("{c:>w$}"),
+            .map(|(i, (c, &w))| {
+                // Padded by hand: `format!("{c:<w$}")` panics on a width past u16::MAX, and a
+                // cell (a worker id, a job name) may be that long.
+                let pad = " ".repeat(w.saturating_sub(c.chars().count()));
+                match align(i) {
+                    Align::Left => format!("{c}{pad}"),
+                    Align::Right => format!("{pad}{c}"),
+                }
             })
             .collect();
         padded.join("  ").trim_end().to_string()
@@ -43,5 +48,15 @@ mod tests {
         let rows = vec![vec!["a".to_string(), "7".to_string()], vec!["longer".to_string(), "1234".to_string()]];
         let lines = aligned_lines(&["NAME", "N"], &rows, |i| if i == 1 { Align::Right } else { Align::Left });
         assert_eq!(lines, ["NAME       N", "a          7", "longer  1234"]);
+    }
+
+    #[test]
+    fn a_cell_past_65535_characters_is_shown_whole() {
+        let long = "w".repeat(70_000);
+        let rows = vec![vec![long.clone(), "1".to_string()], vec!["a".to_string(), "22".to_string()]];
+        let lines = aligned_lines(&["ID", "N"], &rows, |i| if i == 1 { Align::Right } else { Align::Left });
+        assert_eq!(lines[1], format!("{long}   1"));
+        assert_eq!(lines[2].len(), 70_000 + 4);
+        assert!(lines[2].starts_with("a ") && lines[2].ends_with(" 22"));
     }
 }

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
+use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls, ConnectError};
 use lorabeam_proto::job_state_name;
 use lorabeam_proto::v1::{JobServiceClient, JobState, JobStatus, Scores};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+use super::rpc::Retry;
 
 #[derive(Debug, Clone, Args)]
 pub struct CoordinatorArgs {
@@ -20,10 +22,6 @@ pub struct CoordinatorArgs {
     /// (re)connect: the first that answers serves.
     #[arg(long, env = "LORABEAM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
     pub coordinator: String,
-    /// Seconds that following a job (submit --wait, watch, results) keeps retrying a coordinator
-    /// that restarts or cannot be reached, before giving up; 0 gives up at the first failure.
-    #[arg(long, env = "LORABEAM_RECONNECT_SECS", default_value_t = 300)]
-    pub reconnect_secs: u64,
     /// File holding the client bearer token, when the coordinator requires one.
     #[arg(long, env = "LORABEAM_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -65,11 +63,51 @@ impl tonic::service::Interceptor for ClientCalls {
 /// Largest gRPC message the client accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-impl CoordinatorArgs {
+/// The coordinator of a command that follows a job (`submit`, `sweep`, `watch`, `results`):
+/// how to reach it, and how long to keep trying when it cannot be reached.
+#[derive(Debug, Clone, Args)]
+pub struct FollowingArgs {
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+    /// Seconds to keep retrying a coordinator that cannot be reached, at start as after a
+    /// restart while following, before giving up; 0 gives up at the first failure.
+    #[arg(long, env = "LORABEAM_RECONNECT_SECS", default_value_t = 300)]
+    pub reconnect_secs: u64,
+}
+
+impl FollowingArgs {
     pub fn reconnect(&self) -> Duration {
         Duration::from_secs(self.reconnect_secs)
     }
 
+    /// Dials the coordinator, retrying one that cannot be reached (not yet started, restarting)
+    /// for --reconnect-secs; a bad address, TLS setting or token fails at once.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let mut retry = Retry::new(self.reconnect());
+        loop {
+            match self.coordinator.connect().await {
+                Ok(client) => {
+                    retry.succeeded();
+                    return Ok(client);
+                }
+                Err(err) if is_unreachable(&err) => {
+                    let status = tonic::Status::unavailable(lorabeam_proto::error_text::chain_text(
+                        err.chain().map(ToString::to_string),
+                    ));
+                    retry.failed("connecting to the coordinator", &status).await?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Whether a failed dial may work later: the coordinator did not answer.
+fn is_unreachable(err: &anyhow::Error) -> bool {
+    matches!(err.downcast_ref::<ConnectError>(), Some(ConnectError::Unreachable { .. }))
+}
+
+impl CoordinatorArgs {
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let tls = ClientTls { ca: self.tls_ca.clone(), cert: self.tls_cert.clone(), key: self.tls_key.clone() };
         let channel = lorabeam_proto::connect::channel(&self.coordinator, &tls, Duration::from_secs(10)).await?;

@@ -24,9 +24,9 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     anyhow::ensure!((0.0..=1.0).contains(&args.min_rate), "--min-rate must be between 0 and 1, not {}", args.min_rate);
     let agreement = compare_files(&args.golden, &args.predictions)?;
     for id in agreement.differing_ids.iter().take(args.show) {
-        println!("id {id} differs");
+        crate::outln!("id {id} differs");
     }
-    println!("{agreement}");
+    crate::outln!("{agreement}");
     anyhow::ensure!(
         agreement.rate() >= args.min_rate,
         "{} of {} lines identical, below --min-rate {}",

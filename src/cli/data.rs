@@ -3,11 +3,13 @@
 //! encoded here exactly as `gpt2_encode.py --add_bos --add_eos` would, so everything after this
 //! point sees ids.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
-use lorabeam_core::text::{detect_file_form, read_text_records, EncodeOptions, JsonlForm};
-use lorabeam_core::{read_records, Record};
+use lorabeam_core::records::{parse_records, read_data_file};
+use lorabeam_core::text::{detect_form, parse_text_records, EncodeOptions, JsonlForm, VOCAB_SIZE};
+use lorabeam_core::{Record, RecordLimits};
 
 /// What the summary says when the input was text.
 pub const ENCODED_FROM_TEXT: &str = "text input, encoded as gpt2_encode.py --add_bos --add_eos";
@@ -18,11 +20,12 @@ pub struct JobData {
     pub encoded_from_text: bool,
 }
 
-/// Reads `path` in whichever form it is, every fault named by `file:line` and field.
+/// Reads `path` in whichever form it is, every fault named by `file:line` and field. The file
+/// is read once, so a pipe (`--data /dev/stdin`, `<(...)`) serves as well as a file.
 pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> {
-    let form = if path.is_dir() { None } else { detect_file_form(path).ok().flatten() };
-    if form == Some(JsonlForm::Text) {
-        let records = read_text_records(path, EncodeOptions::E2E)?;
+    let bytes = read_data_file(path)?;
+    if detect_form(&bytes) == Some(JsonlForm::Text) {
+        let records = parse_text_records(path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
         if let Some((record, index, token)) = first_token_past(&records, vocab_size) {
             anyhow::bail!(
                 "{}:{}: the text encodes to token {token} at index {index}, outside the model's vocabulary (0..{vocab_size})",
@@ -33,7 +36,31 @@ pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> 
         return Ok(JobData { records, encoded_from_text: true });
     }
     // Anything else (ids, or a first line too broken to tell) gets the ids reader's errors.
-    Ok(JobData { records: read_records(path, vocab_size)?, encoded_from_text: false })
+    Ok(JobData { records: parse_records(path, &bytes, RecordLimits::vocab(vocab_size))?, encoded_from_text: false })
+}
+
+/// What `submit` and `sweep` send: the data file's bytes as they are when they hold ids; its
+/// records encoded to ids when it is text (checked here, with `file:line` errors, before
+/// anything is sent).
+pub struct JobBytes {
+    /// Where they came from, for messages.
+    pub path: PathBuf,
+    pub jsonl: Arc<[u8]>,
+    pub encoded_from_text: bool,
+}
+
+impl JobBytes {
+    /// Reads `path` once: a pipe may be read only once, and a sweep sends the same data in
+    /// every job.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let bytes = read_data_file(path)?;
+        let path = path.to_path_buf();
+        if detect_form(&bytes) == Some(JsonlForm::Text) {
+            let records = parse_text_records(&path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
+            return Ok(Self { path, jsonl: ids_jsonl(&records)?.into(), encoded_from_text: true });
+        }
+        Ok(Self { path, jsonl: bytes.into(), encoded_from_text: false })
+    }
 }
 
 /// GPT-2 BPE yields ids below 50257; a model with a smaller vocabulary cannot take them.

@@ -78,7 +78,7 @@ pub fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
         writeln!(sample, "{{\"context\": {context:?}, \"completion\": {completion:?}}}")?;
         contexts.push(context);
     }
-    eprintln!(
+    crate::errln!(
         "wrote {}/lora_full.pt (n_embd {}, n_layer {}, n_head {}, lora r={} alpha={}), config.json and sample.jsonl ({} lines)",
         args.out.display(),
         args.n_embd,

@@ -13,14 +13,14 @@ use lorabeam_proto::job_state_is_final;
 use lorabeam_proto::v1::{JobStatus, StreamResultsRequest, WatchJobRequest};
 use tonic::{Code, Status};
 
-use super::client::{Client, CoordinatorArgs};
+use super::client::{Client, FollowingArgs};
 use super::rpc::Retry;
 
 /// After a failure worth retrying: dials again, so that with several coordinators listed
 /// (`--coordinator a,b`) a client whose coordinator died goes on through another. A dial that
 /// fails keeps the old client: the next call fails too, and is retried.
-async fn redial(client: &mut Client, coordinator: &CoordinatorArgs) {
-    if let Ok(fresh) = coordinator.connect().await {
+async fn redial(client: &mut Client, coordinator: &FollowingArgs) {
+    if let Ok(fresh) = coordinator.coordinator.connect().await {
         *client = fresh;
     }
 }
@@ -31,7 +31,7 @@ async fn redial(client: &mut Client, coordinator: &CoordinatorArgs) {
 pub async fn follow(
     client: &mut Client,
     job_id: &str,
-    coordinator: &CoordinatorArgs,
+    coordinator: &FollowingArgs,
     heartbeat: Option<Duration>,
     mut on_event: impl FnMut(&JobStatus),
 ) -> anyhow::Result<JobStatus> {
@@ -112,7 +112,11 @@ impl Sink {
     fn push(&mut self, line: &str) -> anyhow::Result<()> {
         match self {
             Sink::File(file) => file.push_line(line)?,
-            Sink::Stdout(out) => out.lock().write_all(line.as_bytes())?,
+            Sink::Stdout(out) => {
+                if let Err(err) = out.lock().write_all(line.as_bytes()) {
+                    super::term::stdout_failed(&err);
+                }
+            }
         }
         Ok(())
     }
@@ -120,7 +124,11 @@ impl Sink {
     fn finish(self) -> anyhow::Result<()> {
         match self {
             Sink::File(file) => file.finish()?,
-            Sink::Stdout(out) => out.lock().flush()?,
+            Sink::Stdout(out) => {
+                if let Err(err) = out.lock().flush() {
+                    super::term::stdout_failed(&err);
+                }
+            }
         }
         Ok(())
     }
@@ -135,7 +143,7 @@ pub async fn fetch_results(
     offset: u64,
     output: Option<&Path>,
     format: ResultFormat,
-    coordinator: &CoordinatorArgs,
+    coordinator: &FollowingArgs,
 ) -> anyhow::Result<usize> {
     let what = format!("fetching {job_id}");
     let mut sink = match output {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use lorabeam_proto::v1::{CancelJobRequest, GetJobRequest, ListJobsRequest};
 
-use super::client::{block_on, check_final, status_line, CoordinatorArgs};
+use super::client::{block_on, check_final, status_line, CoordinatorArgs, FollowingArgs};
 use super::follow::{fetch_results, follow, ResultFormat};
 use super::jobs_table::print_jobs;
 use super::rpc::rpc_error;
@@ -25,6 +25,14 @@ pub struct JobArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The job's id, as `lorabeam submit` printed it.
+    pub job_id: String,
+    #[command(flatten)]
+    pub coordinator: FollowingArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ResultsArgs {
     /// The job's id.
     pub job_id: String,
@@ -39,7 +47,7 @@ pub struct ResultsArgs {
     #[arg(long, env = "LORABEAM_TEXT")]
     pub text: bool,
     #[command(flatten)]
-    pub coordinator: CoordinatorArgs,
+    pub coordinator: FollowingArgs,
 }
 
 pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
@@ -60,11 +68,11 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
     })
 }
 
-pub fn watch(args: JobArgs) -> anyhow::Result<()> {
+pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut client = args.coordinator.connect().await?;
         let last =
-            follow(&mut client, &args.job_id, &args.coordinator, None, |s| println!("{}", status_line(s))).await?;
+            follow(&mut client, &args.job_id, &args.coordinator, None, |s| crate::outln!("{}", status_line(s))).await?;
         check_final(&last)
     })
 }
@@ -78,7 +86,7 @@ pub fn cancel(args: JobArgs) -> anyhow::Result<()> {
         client.cancel_job(request).await.map_err(|s| rpc_error(&what, &s))?;
         let request = GetJobRequest { job_id: args.job_id.clone() };
         let status = client.get_job(request).await.map_err(|s| rpc_error(&what, &s))?.into_inner();
-        println!("{}", status_line(&status));
+        crate::outln!("{}", status_line(&status));
         Ok(())
     })
 }
@@ -91,7 +99,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<()> {
         let lines =
             fetch_results(&mut client, &args.job_id, args.offset, args.output.as_deref(), format, &args.coordinator)
                 .await?;
-        eprintln!("{lines} prediction(s) of {}", args.job_id);
+        crate::errln!("{lines} prediction(s) of {}", args.job_id);
         Ok(())
     })
 }

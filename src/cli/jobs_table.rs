@@ -75,11 +75,11 @@ pub fn jobs_table(jobs: &[JobStatus]) -> Vec<String> {
 
 pub fn print_jobs(jobs: &[JobStatus]) {
     if jobs.is_empty() {
-        println!("no jobs");
+        crate::outln!("no jobs");
         return;
     }
     for line in jobs_table(jobs) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
 }
 

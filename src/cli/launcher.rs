@@ -44,7 +44,7 @@ impl LauncherArgs {
     pub fn note_ignored(&self) {
         let given = self.given();
         if !given.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "note: ignoring gpu.py's launcher flags ({}): lorabeam run is one process on one device (--device)",
                 given.join(", ")
             );

@@ -13,13 +13,18 @@ pub enum Progress {
 
 impl Progress {
     pub fn new(records: u64) -> Self {
+        Self::with_template(records, "{bar:40} {pos}/{len} records {msg} eta {eta}")
+    }
+
+    /// A bar of `len` steps drawn with indicatif's `template`, or lines off a terminal.
+    pub fn with_template(len: u64, template: &str) -> Self {
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
             return Self::Lines { last: None };
         }
         Self::Bar(
-            indicatif::ProgressBar::new(records).with_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {msg} eta {eta}")
+            indicatif::ProgressBar::new(len).with_style(
+                indicatif::ProgressStyle::with_template(template)
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             ),
         )
@@ -41,7 +46,7 @@ impl Progress {
             Self::Lines { last: printed } => {
                 if last || printed.is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY) {
                     for line in lines() {
-                        eprintln!("{line}");
+                        crate::errln!("{line}");
                     }
                     *printed = Some(Instant::now());
                 }

@@ -64,7 +64,7 @@ impl Retry {
     /// After a call that worked: the next failure starts a fresh outage.
     pub fn succeeded(&mut self) {
         if self.failures > 0 {
-            eprintln!("reconnected to the coordinator");
+            crate::errln!("reconnected to the coordinator");
         }
         self.failing_since = None;
         self.failures = 0;
@@ -88,7 +88,7 @@ impl Retry {
         self.failures += 1;
         let delay = Duration::from_millis(200 * 2u64.pow(self.failures.min(5) - 1)).min(Duration::from_secs(5));
         if self.failures == 1 || self.failures % 10 == 0 {
-            eprintln!("{what}: {}; retrying (for up to {} s)", status_text(status), self.give_up_after.as_secs());
+            crate::errln!("{what}: {}; retrying (for up to {} s)", status_text(status), self.give_up_after.as_secs());
         }
         tokio::time::sleep(delay).await;
         Ok(())

@@ -1,5 +1,6 @@
 //! `lorabeam run`: the embedded single-process mode, a drop-in for gpt2_beam.py.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,13 +17,15 @@ use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::launcher::LauncherArgs;
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
 use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, Variant, VariantSummary};
+use super::run_progress::{RunProgress, Work};
 use super::score::{write_text_files, ScoreOptions};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line (gpt2_encode.py's
     /// output), or its text form {"context": "...", "completion": "..."}, encoded here as
-    /// gpt2_encode.py --add_bos --add_eos would.
+    /// gpt2_encode.py --add_bos --add_eos would. Read once, so a pipe works (`/dev/stdin`,
+    /// `<(...)`).
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Lines per batch, as in gpt2_beam.py: only its meaning for the outputs. With beam > 1
@@ -75,6 +78,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let progress = RunProgress::start();
     args.launcher.note_ignored();
     let model_args = &args.model;
     check_flags(
@@ -94,15 +98,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let loaded = started.elapsed();
 
     let distinct = plan.distinct.len();
-    let progress = indicatif::ProgressBar::new((distinct * variants.len()) as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} contexts {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    // With batch_size > 1 and beam > 1 one context may be decoded with several first steps
+    // (the reference's indexing): items, not contexts.
+    let distinct_contexts = plan.distinct.iter().map(|(context, _)| context).collect::<HashSet<_>>().len();
     // Item `key` is context `key / variants` of variant `key % variants`: the variants take
     // turns, so they decode side by side in one running batch.
     let n = variants.len();
     let mut predictions: Vec<Option<Vec<u32>>> = vec![None; distinct * n];
-    let mut finished = vec![(0.0f64, 0usize); n];
+    let mut generated_tokens = vec![0usize; n];
     let items = plan.distinct.iter().enumerate().flat_map(|(context_index, (context, first_step))| {
         variants.iter().enumerate().map(move |(v, variant)| WorkItem {
             key: context_index * n + v,
@@ -112,27 +115,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         })
     });
     let budget = batch_budget(&model, args.max_rows, args.max_kv_mib);
-    let mut engine = Engine::new(&model, params.clone(), budget.budget.max_rows);
+    let stepped = |_: std::time::Duration, rows: usize| progress.stepped(rows);
+    let mut engine = Engine::new(&model, params.clone(), budget.budget.max_rows).with_step_observer(&stepped);
     if let Some(bytes) = budget.budget.kv_bytes {
         engine = engine.with_kv_budget(bytes);
     }
+    let work = Work { items: (distinct * n) as u64, beam: params.beam as u64, eval_len: params.eval_len as u64 };
+    progress.decoding(work);
     let decode_started = Instant::now();
     let stats = engine.run_source(&mut Items(items), |key, predict, generated| {
         predictions[key] = Some(predict);
-        let done = &mut finished[key % n];
-        *done = (decode_started.elapsed().as_secs_f64(), done.1 + generated);
-        progress.inc(1);
+        generated_tokens[key % n] += generated;
+        progress.item_done(generated);
     })?;
-    progress.finish_and_clear();
+    progress.writing();
     let decode_time = decode_started.elapsed().as_secs_f64();
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
 
-    let decoded = Decoded { predictions, finished };
+    let decoded = Decoded { predictions, generated_tokens, seconds: decode_time };
     let (summaries, bleu, outputs) = write_outputs(&args, &variants, &records, &plan.index_of_record, &decoded)?;
     if !args.adapter.is_empty() {
         print_table(&summaries);
     }
-    eprintln!(
+    crate::errln!(
         "batch: {}, {} attention; peak {} rows, {} decode steps, {:.2}s of CPU-side search work",
         budget.how,
         model.attention(),
@@ -140,11 +145,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stats.decode_steps,
         stats.host_seconds
     );
-    eprintln!(
+    crate::errln!(
         "decoded {} lines{} ({} distinct contexts{}) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s, {:.3} TFLOP of model arithmetic{bleu}; wrote {}",
         records.len() * n,
         if data.encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
-        distinct,
+        distinct_contexts,
         if n > 1 { format!(", {n} adapters") } else { String::new() },
         decode_time,
         loaded.as_secs_f64(),
@@ -157,11 +162,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every variant's predictions, item `context * variants + variant`, and per variant when its
-/// last result came (seconds into decoding) and the tokens it generated.
+/// Every variant's predictions, item `context * variants + variant`, the tokens each variant
+/// generated, and the seconds of decoding.
 struct Decoded {
     predictions: Vec<Option<Vec<u32>>>,
-    finished: Vec<(f64, usize)>,
+    generated_tokens: Vec<usize>,
+    seconds: f64,
+}
+
+impl Decoded {
+    /// Variant `v`'s share of the decoding time. The variants share every step of one running
+    /// batch, so each is given the part of the time its generated tokens (its beam rows times
+    /// steps) took of all of them.
+    fn seconds_of(&self, v: usize) -> f64 {
+        let all: usize = self.generated_tokens.iter().sum();
+        self.seconds * self.generated_tokens[v] as f64 / all.max(1) as f64
+    }
 }
 
 /// Writes each variant's predictions (and scores, with --score) into its folder. Returns the
@@ -198,7 +214,7 @@ fn write_outputs(
         } else {
             None
         };
-        let (seconds, generated_tokens) = decoded.finished[v];
+        let (seconds, generated_tokens) = (decoded.seconds_of(v), decoded.generated_tokens[v]);
         let name = variant.name.clone();
         summaries.push(VariantSummary { name, lines: records.len(), seconds, generated_tokens, scores });
     }

@@ -7,6 +7,8 @@ use anyhow::Context;
 use lorabeam_core::eval::E2eScores;
 use lorabeam_worker::model::{Adapter, AdapterWeights, Gpt2};
 
+use super::aligned::{aligned_lines, Align};
+
 /// `--adapter PATH` or `--adapter NAME=PATH`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdapterSpec {
@@ -58,7 +60,7 @@ pub struct Variant {
 pub struct VariantSummary {
     pub name: String,
     pub lines: usize,
-    /// From the start of decoding to its last item's result (variants share the batch).
+    /// Its share of the decoding time, by the tokens it generated (variants share the batch).
     pub seconds: f64,
     pub generated_tokens: usize,
     pub scores: Option<E2eScores>,
@@ -127,27 +129,41 @@ pub fn variants(
     Ok(variants)
 }
 
-/// One row per variant: lines, seconds, tokens/s, and the five scores when the run scored.
+/// One row per variant: lines, generated tokens, its share of the decoding seconds, and the
+/// five scores when the run scored.
 pub fn print_table(rows: &[VariantSummary]) {
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max("adapter".len());
+    for line in table_lines(rows) {
+        crate::outln!("{line}");
+    }
+}
+
+/// [`print_table`]'s lines: names escaped for the terminal, numbers aligned right.
+fn table_lines(rows: &[VariantSummary]) -> Vec<String> {
     let scored = rows.iter().any(|r| r.scores.is_some());
-    let mut header = format!("{:<width$}  {:>6}  {:>8}  {:>9}", "adapter", "lines", "seconds", "tokens/s");
+    let mut header = vec!["adapter", "lines", "tokens", "seconds"];
     if scored {
-        header.push_str(&format!("  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}", "BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"));
+        header.extend(["BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"]);
     }
-    println!("{header}");
-    for row in rows {
-        let rate = row.generated_tokens as f64 / row.seconds.max(f64::MIN_POSITIVE);
-        let mut line = format!("{:<width$}  {:>6}  {:>8.2}  {:>9.0}", row.name, row.lines, row.seconds, rate);
-        if let Some(s) = &row.scores {
-            let meteor = s.meteor.as_ref().map_or_else(|_| "-".to_string(), |m| format!("{m:.4}"));
-            line.push_str(&format!(
-                "  {:>7.4}  {:>7.4}  {:>7}  {:>7.4}  {:>7.4}",
-                s.bleu, s.nist, meteor, s.rouge_l, s.cider
-            ));
-        }
-        println!("{line}");
-    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let name = lorabeam_core::quote::escape_controls(&row.name, false).into_owned();
+            let mut cells =
+                vec![name, row.lines.to_string(), row.generated_tokens.to_string(), format!("{:.2}", row.seconds)];
+            if let Some(s) = &row.scores {
+                let meteor = s.meteor.as_ref().map_or_else(|_| "-".to_string(), |m| format!("{m:.4}"));
+                cells.extend([
+                    format!("{:.4}", s.bleu),
+                    format!("{:.4}", s.nist),
+                    meteor,
+                    format!("{:.4}", s.rouge_l),
+                    format!("{:.4}", s.cider),
+                ]);
+            }
+            cells
+        })
+        .collect();
+    aligned_lines(&header, &cells, |i| if i == 0 { Align::Left } else { Align::Right })
 }
 
 #[cfg(test)]

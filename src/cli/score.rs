@@ -77,9 +77,9 @@ impl ScoreOptions {
 /// command shows them.
 pub fn print_scores(scores: &E2eScores, json: bool) {
     if json {
-        println!("{}", scores.to_json_line());
+        crate::outln!("{}", scores.to_json_line());
     } else {
-        println!("{scores}");
+        crate::outln!("{scores}");
     }
 }
 

@@ -1,18 +1,17 @@
 //! `lorabeam submit`: sends a test JSONL to a coordinator as a job, and with `--wait` follows
 //! it and writes its ordered predictions. `lorabeam sweep` sends its jobs the same way.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use lorabeam_core::eval::E2eScores;
-use lorabeam_core::text::{detect_file_form, read_text_records, EncodeOptions, JsonlForm};
 use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest, SubmitJobResponse};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::client::{block_on, check_final, shown, status_line, Client, CoordinatorArgs};
-use super::data::{ids_jsonl, ENCODED_FROM_TEXT};
+use super::client::{block_on, check_final, shown, status_line, Client, FollowingArgs};
+use super::data::{JobBytes, ENCODED_FROM_TEXT};
 use super::follow::{fetch_results, follow, ResultFormat};
 use super::model_args::DecodeArgs;
 use super::progress::Progress;
@@ -30,7 +29,7 @@ pub struct JobOptions {
     pub model_id: String,
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line, or its text form
     /// {"context": "...", "completion": "..."}, encoded here as gpt2_encode.py --add_bos
-    /// --add_eos would before it is sent.
+    /// --add_eos would before it is sent. Read once, so a pipe works (`/dev/stdin`, `<(...)`).
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Distinct contexts per shard; 0 uses the coordinator's default.
@@ -70,7 +69,7 @@ impl JobOptions {
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     #[command(flatten)]
-    pub coordinator: CoordinatorArgs,
+    pub coordinator: FollowingArgs,
     #[command(flatten)]
     pub job: JobOptions,
     /// The adapter to decode with, by name: each worker finds it under its --adapter-dir (a
@@ -94,98 +93,93 @@ pub struct SubmitArgs {
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
         let spec = args.job.spec(&args.adapter, &args.idempotency_key)?;
+        let data = JobBytes::read(&args.job.data)?;
         let mut client = args.coordinator.connect().await?;
-        let response = send_job(&mut client, spec, &args.job.data).await?;
+        let response = send_job(&mut client, spec, &data).await?;
         let job_id = response.job_id;
-        println!("{}", shown(&job_id));
+        crate::outln!("{}", shown(&job_id));
         if !(args.wait || args.output.is_some()) {
             return Ok(());
         }
-        let mut progress = Progress::new(response.records);
-        let show = |s: &v1::JobStatus, p: &mut Progress| {
-            let last = lorabeam_proto::job_state_is_final(s.state);
-            let mut message = format!("{:.0} tokens/s", s.tokens_per_s);
-            if !s.stall.is_empty() {
-                message.push_str(&format!("  stalled: {}", super::client::shown(&s.stall)));
+        tokio::select! {
+            followed = wait_for(&args, &mut client, &job_id, response.records) => followed,
+            _ = tokio::signal::ctrl_c() => {
+                // Following is all this process does: the job is the coordinator's.
+                let id = shown(&job_id);
+                crate::errln!(
+                    "interrupted: job {id} keeps running on the coordinator; `lorabeam watch {id}` follows it \
+                     again, `lorabeam results {id}` fetches its predictions, `lorabeam cancel {id}` stops it"
+                );
+                std::process::exit(INTERRUPTED_EXIT_CODE)
             }
-            p.update(s.records_done, message, || vec![status_line(s)], last);
-        };
-        let last =
-            follow(&mut client, &job_id, &args.coordinator, progress.heartbeat(), |s| show(s, &mut progress)).await?;
-        progress.finish();
-        // Whatever decoded is written, even when some records failed.
-        if let Some(output) = &args.output {
-            let lines =
-                fetch_results(&mut client, &job_id, 0, Some(output), ResultFormat::Ids, &args.coordinator).await?;
-            eprintln!("wrote {lines} predictions to {}", output.display());
         }
-        if args.job.score {
-            print_job_scores(&last, args.json);
-        }
-        check_final(&last)
     })
 }
 
+/// Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2).
+pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+
+/// `submit --wait`: follows the job to its end, writes --output and prints --score's scores.
+async fn wait_for(args: &SubmitArgs, client: &mut Client, job_id: &str, records: u64) -> anyhow::Result<()> {
+    let mut progress = Progress::new(records);
+    let show = |s: &v1::JobStatus, p: &mut Progress| {
+        let last = lorabeam_proto::job_state_is_final(s.state);
+        let mut message = format!("{:.0} tokens/s", s.tokens_per_s);
+        if !s.stall.is_empty() {
+            message.push_str(&format!("  stalled: {}", super::client::shown(&s.stall)));
+        }
+        p.update(s.records_done, message, || vec![status_line(s)], last);
+    };
+    let last = follow(client, job_id, &args.coordinator, progress.heartbeat(), |s| show(s, &mut progress)).await?;
+    progress.finish();
+    // Whatever decoded is written, even when some records failed.
+    if let Some(output) = &args.output {
+        let lines = fetch_results(client, job_id, 0, Some(output), ResultFormat::Ids, &args.coordinator).await?;
+        crate::errln!("wrote {lines} predictions to {}", output.display());
+    }
+    if args.job.score {
+        print_job_scores(&last, args.json);
+    }
+    check_final(&last)
+}
+
 /// Sends one job (its spec, `data` in chunks, the end) and says on stderr what was queued.
-pub async fn send_job(client: &mut Client, spec: JobSpec, data: &Path) -> anyhow::Result<SubmitJobResponse> {
-    let (mut file, encoded_from_text) = open_data(data).await?;
+pub async fn send_job(client: &mut Client, spec: JobSpec, data: &JobBytes) -> anyhow::Result<SubmitJobResponse> {
     let adapter = spec.adapter.clone();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let sender = tokio::spawn(async move {
+    let jsonl = Arc::clone(&data.jsonl);
+    tokio::spawn(async move {
         if tx.send(SubmitJobRequest { item: Some(SubmitItem::Spec(spec)) }).await.is_err() {
-            return Ok::<(), std::io::Error>(());
+            return;
         }
-        // On a read error the stream ends without its DataEnd: the coordinator refuses it
-        // whole rather than queue the part it got.
         let mut digest = DataDigest::default();
-        loop {
-            let mut chunk = Vec::with_capacity(CHUNK_BYTES);
-            let read = (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut chunk).await?;
-            if read == 0 {
-                let _ = tx.send(SubmitJobRequest { item: Some(SubmitItem::End(digest.end())) }).await;
-                return Ok(());
-            }
-            digest.update(&chunk);
-            let message = SubmitJobRequest { item: Some(SubmitItem::Chunk(RecordChunk { jsonl: chunk })) };
+        for chunk in jsonl.chunks(CHUNK_BYTES) {
+            digest.update(chunk);
+            let message = SubmitJobRequest { item: Some(SubmitItem::Chunk(RecordChunk { jsonl: chunk.to_vec() })) };
             if tx.send(message).await.is_err() {
-                return Ok(());
+                return;
             }
         }
+        let _ = tx.send(SubmitJobRequest { item: Some(SubmitItem::End(digest.end())) }).await;
     });
     let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let response = client.submit_job(request).await;
-    // A read error explains a refusal better than the refusal itself.
-    sender.await?.with_context(|| format!("reading {}", data.display()))?;
-    let response = response
+    let response = client
+        .submit_job(request)
+        .await
         .map_err(|status| anyhow::anyhow!("{}", status_text(&status)))
-        .with_context(|| format!("the coordinator refused {}", data.display()))?
+        .with_context(|| format!("the coordinator refused {}", data.path.display()))?
         .into_inner();
-    eprintln!(
+    crate::errln!(
         "{} job {}{}: {} records{}, {} distinct contexts, {} shards",
         if response.existing { "existing" } else { "submitted" },
         shown(&response.job_id),
         if adapter.is_empty() { String::new() } else { format!(" (adapter {})", shown(&adapter)) },
         response.records,
-        if encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
+        if data.encoded_from_text { format!(" ({ENCODED_FROM_TEXT})") } else { String::new() },
         response.distinct_items,
         response.shards
     );
     Ok(response)
-}
-
-/// The bytes to send: the file as it is when it holds ids; its records encoded to ids when it
-/// is text (checked here, with `file:line` errors, before anything is sent).
-async fn open_data(path: &Path) -> anyhow::Result<(Box<dyn AsyncRead + Unpin + Send>, bool)> {
-    if path.is_dir() {
-        anyhow::bail!("{} is a directory, not a JSONL file", path.display());
-    }
-    let form = detect_file_form(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if form == Some(JsonlForm::Text) {
-        let records = read_text_records(path, EncodeOptions::E2E)?;
-        return Ok((Box::new(std::io::Cursor::new(ids_jsonl(&records)?)), true));
-    }
-    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot read {}", path.display()))?;
-    Ok((Box::new(file), false))
 }
 
 /// The scores a completed job carries, as `lorabeam score` prints them.
@@ -193,8 +187,8 @@ fn print_job_scores(status: &v1::JobStatus, json: bool) {
     match &status.scores {
         Some(scores) => print_scores(&E2eScores::from(scores), json),
         None if !status.scores_error.is_empty() => {
-            eprintln!("job {} was not scored: {}", shown(&status.job_id), shown(&status.scores_error))
+            crate::errln!("job {} was not scored: {}", shown(&status.job_id), shown(&status.scores_error))
         }
-        None => eprintln!("job {} has no scores", shown(&status.job_id)),
+        None => crate::errln!("job {} has no scores", shown(&status.job_id)),
     }
 }

@@ -11,7 +11,8 @@ use lorabeam_core::check_adapter_name;
 use lorabeam_proto::v1::{JobState, JobStatus};
 use lorabeam_proto::{job_state_is_final, job_state_name};
 
-use super::client::{block_on, check_final, shown, status_line, Client, CoordinatorArgs};
+use super::client::{block_on, check_final, shown, status_line, Client, FollowingArgs};
+use super::data::JobBytes;
 use super::follow::{fetch_results, follow, ResultFormat};
 use super::progress::{Progress, PROGRESS_LINE_EVERY};
 use super::submit::{send_job, JobOptions};
@@ -20,7 +21,7 @@ use super::sweep_table::{sweep_table, SweepRow};
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     #[command(flatten)]
-    pub coordinator: CoordinatorArgs,
+    pub coordinator: FollowingArgs,
     #[command(flatten)]
     pub job: JobOptions,
     /// An adapter of the sweep, by name under the workers' --adapter-dir: repeat it (or give a
@@ -49,21 +50,22 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     check_adapters(&args.adapters)?;
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create --output-dir {}", args.output_dir.display()))?;
+    let data = JobBytes::read(&args.job.data)?;
     block_on(async move {
         let mut client = args.coordinator.connect().await?;
         let mut jobs = Vec::new();
         for adapter in &args.adapters {
             let spec = args.job.spec(adapter, "")?;
-            let response = send_job(&mut client, spec, &args.job.data)
+            let response = send_job(&mut client, spec, &data)
                 .await
                 .with_context(|| format!("submitting the job of adapter {}", shown(adapter)))?;
-            println!("{}  {}", shown(&response.job_id), shown(adapter));
+            crate::outln!("{}  {}", shown(&response.job_id), shown(adapter));
             jobs.push(SweepJob { adapter: adapter.clone(), job_id: response.job_id, records: response.records });
         }
         let ended = follow_all(&client, &jobs, &args.output_dir, &args.coordinator).await?;
         let rows: Vec<SweepRow> = jobs.iter().zip(&ended).map(|(job, ended)| row(job, ended)).collect();
         for line in sweep_table(&rows, args.job.score) {
-            println!("{line}");
+            crate::outln!("{line}");
         }
         let failed: Vec<String> = jobs
             .iter()
@@ -111,7 +113,7 @@ async fn follow_all(
     client: &Client,
     jobs: &[SweepJob],
     dir: &Path,
-    coordinator: &CoordinatorArgs,
+    coordinator: &FollowingArgs,
 ) -> anyhow::Result<Vec<Ended>> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, JobStatus)>();
     let mut tasks = Vec::new();

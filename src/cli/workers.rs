@@ -1,6 +1,6 @@
 //! `lorabeam workers`: the fleet per model, from the workers' heartbeats: each live worker's
-//! id, model, batch rows, recent items/s and when it was last seen, and the model ids served
-//! that have no live worker.
+//! id, model, batch rows in use of its budget, items/s (smoothed by the worker) and when it
+//! was last seen, and the model ids served that have no live worker.
 
 use clap::Args;
 use lorabeam_proto::v1::{ListWorkersRequest, ListWorkersResponse};
@@ -26,7 +26,7 @@ pub fn workers(args: WorkersArgs) -> anyhow::Result<()> {
             .map_err(|s| rpc_error("listing workers", &s))?
             .into_inner();
         for line in workers_table(&fleet, now_ms()) {
-            println!("{line}");
+            crate::outln!("{line}");
         }
         Ok(())
     })
@@ -62,7 +62,7 @@ pub fn workers_table(fleet: &ListWorkersResponse, now_ms: i64) -> Vec<String> {
             rows.push([
                 shown(model).into_owned(),
                 shown(&w.worker_id).into_owned(),
-                w.max_rows.to_string(),
+                format!("{}/{}", w.rows_in_use, w.max_rows),
                 format!("{:.1}", w.items_per_s),
                 ago(w.last_seen_unix_ms, now_ms),
             ]);
@@ -86,6 +86,7 @@ mod tests {
             worker_id: id.into(),
             model_id: model.into(),
             max_rows: 256,
+            rows_in_use: 40,
             items_per_s: 12.34,
             last_seen_unix_ms: 10_000,
         };
@@ -94,9 +95,9 @@ mod tests {
             model_ids: vec!["later".into(), "tiny".into()],
         };
         let lines = workers_table(&fleet, 13_500);
-        assert_eq!(lines[0], "MODEL  WORKER            ROWS  ITEMS/S  LAST SEEN");
-        assert_eq!(lines[1], "later  (no live worker)  -     -        -");
-        assert_eq!(lines[2], "tiny   w-a               256   12.3     3 s ago");
+        assert_eq!(lines[0], "MODEL  WORKER            ROWS    ITEMS/S  LAST SEEN");
+        assert_eq!(lines[1], "later  (no live worker)  -       -        -");
+        assert_eq!(lines[2], "tiny   w-a               40/256  12.3     3 s ago");
         assert_eq!(lines.len(), 4, "{lines:#?}");
         let empty = workers_table(&ListWorkersResponse::default(), 0);
         assert!(empty[0].starts_with("no model ids are served"), "{empty:?}");

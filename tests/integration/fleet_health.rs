@@ -112,7 +112,7 @@ fn unknown_model_ids_are_refused_and_a_declared_one_waits_for_its_first_worker()
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["MODEL", "WORKER", "ROWS", "ITEMS/S", "LAST", "SEEN"]);
     let row: Vec<&str> =
         lines.iter().find(|l| l.contains("first")).expect("the worker's row").split_whitespace().collect();
-    assert_eq!(&row[..3], ["tiny", "first", "100"], "{listed}");
+    assert_eq!(&row[..3], ["tiny", "first", "0/100"], "rows in use of the budget, idle: {listed}");
     assert!(row[3].parse::<f64>().is_ok() && row[5] == "s" && row[6] == "ago", "{listed}");
     let metrics = http_get(coordinator.metrics_port, "/metrics");
     assert!(metrics.contains("lorabeam_workers{model_id=\"tiny\"} 1"), "{metrics}");

@@ -22,6 +22,7 @@ mod hostile_adapters;
 mod hostile_rpcs;
 mod job_life;
 mod loader_errors;
+mod newcomer;
 mod operability;
 mod python_client;
 mod score;

@@ -100,8 +100,9 @@ fn a_report_redis_would_refuse_half_way_changes_nothing_and_the_job_completes() 
     assert_eq!(redis.cli(&["HGET", job, "items_done"]), "0");
 }
 
-/// A file `submit` cannot read, or a folder, is named as such and makes no job: the stream
-/// ends without its DataEnd, which the coordinator refuses, so nothing partial is ever queued.
+/// A file `submit` cannot read, or a folder, is named as such and makes no job: the data is
+/// read whole before anything is sent (and a stream that ended without its DataEnd would be
+/// refused), so nothing partial is ever queued.
 #[test]
 fn unreadable_data_makes_no_job() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -110,8 +110,10 @@ struct Args {
     /// place of any password there: a Secret mounted as a file instead of an environment variable.
     #[arg(long, env = "LORABEAM_REDIS_PASSWORD_FILE")]
     redis_password_file: Option<std::path::PathBuf>,
-    /// HTTP address for Prometheus `/metrics` and `/healthz`.
-    #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
+    /// HTTP address for Prometheus `/metrics` and `/healthz`. The default, loopback on a port
+    /// picked free (printed and logged at start), lets several workers share a host; a
+    /// deployment scraped from elsewhere sets it (the chart and image set `0.0.0.0:9091`).
+    #[arg(long, env = "LORABEAM_METRICS_LISTEN", default_value = "127.0.0.1:0")]
     metrics_listen: std::net::SocketAddr,
     /// Directory of the adapters this worker serves on its base, found by the name a job gives:
     /// `NAME/` holding a PEFT adapter (adapter_config.json), or `NAME.pt`, a loralib LoRA-only
@@ -190,8 +192,10 @@ async fn run() -> anyhow::Result<()> {
     let _telemetry = lorabeam_proto::telemetry::init("lorabeam-worker", "info")?;
     let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
-        .with_context(|| format!("binding {}", args.metrics_listen))?;
-    println!("lorabeam-worker metrics on {}", metrics.local_addr()?);
+        .with_context(|| lorabeam_proto::connect::bind_failed("--metrics-listen", args.metrics_listen))?;
+    let metrics_bound = metrics.local_addr()?;
+    println!("lorabeam-worker metrics on {metrics_bound}");
+    tracing::info!(%metrics_bound, "serving /metrics and /healthz (--metrics-listen)");
     let registry = lorabeam_worker::fleet::metrics::METRICS.registry.clone();
     tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(metrics, registry, Default::default()));
     let adapters = adapter_config(&args)?;

@@ -40,8 +40,9 @@ pub(super) fn echo(feed: &mut impl Batch, params: &ValidDecodeParams) -> EngineS
     stats
 }
 
-fn observe_step(duration: Duration, _rows: usize) {
+fn observe_step(duration: Duration, rows: usize) {
     METRICS.decode_step_seconds.observe(duration.as_secs_f64());
+    METRICS.batch_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
 }
 
 /// Runs the model until the batch drains.
@@ -68,6 +69,8 @@ pub(super) fn decode(
         item_done(&trace, seq, generated as u64);
         let _ = out.send(FeedOutput::Predicted { seq, index, predict, generated_tokens: generated as u64 });
     });
+    // The batch drained (or failed): no rows in use until the next one steps.
+    METRICS.batch_rows.set(0);
     let error = match result {
         Ok(stats) => return stats,
         Err(error) => error,

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub generated_tokens: IntCounter,
     pub decode_step_seconds: Histogram,
     pub items_waiting: IntGauge,
+    pub batch_rows: IntGauge,
     pub shards_in_flight: IntGauge,
     pub errors: IntCounterVec,
     /// Adapters loaded and prepared (a cache miss each): what a sweep that thrashes shows.
@@ -58,6 +59,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         generated_tokens: counter(&r, "lorabeam_worker_generated_tokens_total", "Tokens generated (every beam row)"),
         decode_step_seconds: register(&r, Histogram::with_opts(step).expect("valid metric")),
         items_waiting: gauge(&r, "lorabeam_worker_items_waiting", "Items claimed, not yet in the batch"),
+        batch_rows: gauge(&r, "lorabeam_worker_batch_rows", "Beam rows of the running batch at its last decode step"),
         shards_in_flight: gauge(&r, "lorabeam_worker_shards_in_flight", "Shards held: claimed, not yet confirmed"),
         errors: register(&r, errors),
         adapter_loads: counter(&r, "lorabeam_worker_adapter_loads_total", "Adapters loaded and prepared for the base"),
