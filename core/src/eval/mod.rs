@@ -9,6 +9,7 @@ mod bleu;
 mod cider;
 mod error;
 mod files;
+pub mod geneval;
 mod meteor;
 mod mteval;
 mod ngrams;
