@@ -56,3 +56,55 @@ fn the_phantom_item_is_kept_only_verbatim() {
     let err = EvalFiles::parse(&short, &hyp).expect_err("one line fewer");
     assert!(err.to_string().starts_with("reference file 3 has 95 line(s) but the hypothesis file has 96"), "{err}");
 }
+
+fn no_punkt() -> WordTokenizer {
+    WordTokenizer::new(Err(PunktUnavailable("not needed: the text is in --tokenize form".into())))
+}
+
+/// multi-bleu's printed BLEU, and BLEU NLTK and TER on the word_tokenize'd texts, equal to
+/// eval.py's unrounded numbers (the same arithmetic in the same order).
+#[test]
+fn bleu_and_ter_match_eval_py_on_the_subsets() {
+    let tokenizer = no_punkt();
+    for case in CASES {
+        let (refs, hyp) = script_files(case);
+        let files = EvalFiles::parse(&refs, &hyp).expect("files");
+        let bleu = multi_bleu(&files.references, &files.hypotheses).expect("BLEU");
+        assert_eq!(bleu.value(), expected(case, "bleu"), "{case} BLEU");
+        let tok = |t: &String| tokenizer.joined(t).expect("split form");
+        let refs: Vec<Vec<String>> = files.references.iter().map(|r| r.iter().map(tok).collect()).collect();
+        let hyps: Vec<String> = files.hypotheses.iter().map(tok).collect();
+        assert_eq!(nltk_corpus_bleu(&refs, &hyps), expected(case, "bleu_nltk"), "{case} BLEU NLTK");
+        assert_eq!(corpus_ter(&refs, &hyps, 6), Some(expected(case, "ter")), "{case} TER");
+    }
+}
+
+/// Opt-in, like the PTB jar check: `LORABEAM_WORD_TOKENIZE_CASES` names a JSONL of
+/// `{"text", "tokens", "sentences"}` that nltk 3.5's `word_tokenize` and `sent_tokenize` gave,
+/// and the English Punkt model must be found (`LORABEAM_PUNKT`, `NLTK_DATA`, ...): every line
+/// must split and tokenize the same.
+#[test]
+fn word_tokenize_matches_nltk_on_given_cases() {
+    let Some(path) = std::env::var_os("LORABEAM_WORD_TOKENIZE_CASES") else {
+        println!("word_tokenize check skipped: LORABEAM_WORD_TOKENIZE_CASES is not set");
+        return;
+    };
+    let params = PunktParams::locate(None).expect("the Punkt model, for LORABEAM_WORD_TOKENIZE_CASES");
+    let text = std::fs::read_to_string(&path).expect("cases file");
+    let tokenizer = WordTokenizer::new(Ok(params.clone()));
+    let (mut lines, mut differ) = (0, Vec::new());
+    for line in text.lines() {
+        let case: serde_json::Value = serde_json::from_str(line).expect("JSON case");
+        let text = case["text"].as_str().expect("text");
+        let want: Vec<String> = serde_json::from_value(case["tokens"].clone()).expect("tokens");
+        let sentences: Vec<String> = serde_json::from_value(case["sentences"].clone()).expect("sentences");
+        let got_sentences = super::punkt::sentences(text, &params);
+        let got = tokenizer.tokenize(text).expect("tokens");
+        lines += 1;
+        if got != want || got_sentences != sentences {
+            differ.push(format!("{text:?}\n  nltk  {sentences:?} {want:?}\n  ours  {got_sentences:?} {got:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "{} of {lines} differ:\n{}", differ.len(), differ[..differ.len().min(10)].join("\n"));
+    println!("word_tokenize: {lines} lines, all as nltk's");
+}
