@@ -14,6 +14,7 @@ mod error;
 mod files;
 pub mod geneval;
 mod meteor;
+mod meteor_files;
 mod mteval;
 mod ngrams;
 mod nist;

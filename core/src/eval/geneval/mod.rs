@@ -7,8 +7,10 @@
 //! - [`multi_bleu`]: BLEU as Moses' `multi-bleu-detok.perl` prints it;
 //! - [`word_tokenize`]: nltk's `word_tokenize`, i.e. [`punkt`] sentences (the model read by
 //!   [`punkt_params`] through [`pickle`]) cut by [`treebank`] rules, feeding
-//!   [`nltk_bleu`] (BLEU NLTK) and [`ter`] (pyter's TER);
-//! - [`chrf`]: chrF++ as GenerationEval's `chrF.py`.
+//!   [`nltk_bleu`] (BLEU NLTK), METEOR 1.5 (`-r N`, through [`crate::eval::MeteorRunner`])
+//!   and [`ter`] (pyter's TER);
+//! - [`chrf`]: chrF++ as GenerationEval's `chrF.py`;
+//! - [`scores`]: all of them over one set of files, and [`report`]: how they are shown.
 
 pub mod chrf;
 pub mod files;
@@ -17,6 +19,8 @@ pub mod nltk_bleu;
 pub mod pickle;
 pub mod punkt;
 pub mod punkt_params;
+pub mod report;
+pub mod scores;
 pub mod ter;
 pub mod treebank;
 pub mod word_tokenize;
@@ -26,6 +30,8 @@ pub use files::EvalFiles;
 pub use multi_bleu::{multi_bleu, perl_tokenize, MultiBleu};
 pub use nltk_bleu::{fsum, nltk_corpus_bleu};
 pub use punkt_params::{PunktParams, PunktUnavailable, PUNKT_ENV};
+pub use report::{eval_py_table, SubsetScores, TaskReport};
+pub use scores::{geneval_scores, score_texts, GenEvalScores, ScoreOptions, ScoredFiles, Unavailable, PHANTOM_METEOR};
 pub use ter::{corpus_ter, pyter_ter};
 pub use treebank::treebank_tokenize;
 pub use word_tokenize::{is_split_form, WordTokenizer};

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::eval::{MeteorRunner, MeteorUnavailable, METEOR_JAR_ENV};
 
 fn subset(path: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance/webnlg-dart")).join(path)
@@ -57,25 +58,57 @@ fn the_phantom_item_is_kept_only_verbatim() {
     assert!(err.to_string().starts_with("reference file 3 has 95 line(s) but the hypothesis file has 96"), "{err}");
 }
 
+/// The runner the tests use: `LORABEAM_METEOR_JAR` when it names a file (METEOR checks are
+/// skipped otherwise, as in the E2E tests).
+fn meteor() -> Result<MeteorRunner, MeteorUnavailable> {
+    match MeteorRunner::from_env() {
+        Some(runner) if runner.jar().is_file() => Ok(runner),
+        _ => Err(MeteorUnavailable::new(format!("{METEOR_JAR_ENV} is not set to a jar"))),
+    }
+}
+
 fn no_punkt() -> WordTokenizer {
     WordTokenizer::new(Err(PunktUnavailable("not needed: the text is in --tokenize form".into())))
 }
 
-/// multi-bleu's printed BLEU, and BLEU NLTK and TER on the word_tokenize'd texts, equal to
-/// eval.py's unrounded numbers (the same arithmetic in the same order).
+/// Every metric on every subset, from gpt2_decode.py's own files: multi-bleu's printed BLEU,
+/// the others equal to eval.py's unrounded numbers (to the last bit: the same arithmetic in
+/// the same order), METEOR to its printed digits where the jar is available.
 #[test]
-fn bleu_and_ter_match_eval_py_on_the_subsets() {
-    let tokenizer = no_punkt();
+fn every_metric_matches_eval_py_on_the_subsets() {
+    let meteor = meteor();
     for case in CASES {
         let (refs, hyp) = script_files(case);
         let files = EvalFiles::parse(&refs, &hyp).expect("files");
-        let bleu = multi_bleu(&files.references, &files.hypotheses).expect("BLEU");
+        let scores = geneval_scores(&files, 6, &no_punkt(), &meteor, true);
+        let bleu = scores.bleu.as_ref().expect("BLEU");
         assert_eq!(bleu.value(), expected(case, "bleu"), "{case} BLEU");
-        let tok = |t: &String| tokenizer.joined(t).expect("split form");
-        let refs: Vec<Vec<String>> = files.references.iter().map(|r| r.iter().map(tok).collect()).collect();
-        let hyps: Vec<String> = files.hypotheses.iter().map(tok).collect();
-        assert_eq!(nltk_corpus_bleu(&refs, &hyps), expected(case, "bleu_nltk"), "{case} BLEU NLTK");
-        assert_eq!(corpus_ter(&refs, &hyps, 6), Some(expected(case, "ter")), "{case} TER");
+        assert_eq!(scores.bleu_nltk, Ok(expected(case, "bleu_nltk")), "{case} BLEU NLTK");
+        assert_eq!(scores.ter, Ok(expected(case, "ter")), "{case} TER");
+        assert_eq!(scores.chrf, Ok(expected(case, "chrf++")), "{case} chrF++");
+        match &meteor {
+            Ok(_) => assert_eq!(scores.meteor, Ok(expected(case, "meteor")), "{case} METEOR"),
+            Err(why) => println!("METEOR check skipped for {case}: {why}"),
+        }
+    }
+}
+
+/// `--eval-py-verbatim`: the table eval.py printed for the README's command on the files as
+/// gpt2_decode.py wrote them (phantom item included: METEOR -1, TER with one more 1.0).
+#[test]
+fn the_verbatim_table_is_eval_pys() {
+    let meteor = meteor();
+    for case in CASES {
+        let (refs, hyp) = script_files(case);
+        let files = EvalFiles::parse_verbatim(&refs, &hyp).expect("files");
+        let scores = geneval_scores(&files, 6, &no_punkt(), &meteor, false);
+        assert_eq!(scores.meteor, Err(Unavailable(PHANTOM_METEOR.into())), "{case}");
+        let (task, filter) = case.split_once('/').unwrap_or((case, "all"));
+        let printed = read(subset(&format!("{task}/eval_py_as_is_{filter}.txt")));
+        assert_eq!(eval_py_table(&scores, false), printed, "{case}");
+        let n = (files.len() - 1) as f64;
+        let with_phantom = scores.ter.expect("TER");
+        assert!((with_phantom - (expected(case, "ter") * n + 1.0) / (n + 1.0)).abs() < 1e-12, "{case}");
     }
 }
 
@@ -107,4 +140,25 @@ fn word_tokenize_matches_nltk_on_given_cases() {
     }
     assert!(differ.is_empty(), "{} of {lines} differ:\n{}", differ.len(), differ[..differ.len().min(10)].join("\n"));
     println!("word_tokenize: {lines} lines, all as nltk's");
+}
+
+/// A text holding `|||` cannot go through METEOR's `-stdio` protocol: such a call runs
+/// eval.py's own file command, which gives what the kept JVM gives for the others.
+#[test]
+fn meteor_runs_eval_pys_file_command_for_what_stdio_cannot_carry() {
+    let Ok(runner) = meteor() else {
+        println!("METEOR check skipped: {METEOR_JAR_ENV} is not set to a jar");
+        return;
+    };
+    let (refs, hyp) = script_files("webnlg/unseen");
+    let files = EvalFiles::parse(&refs, &hyp).expect("files");
+    let tok = |t: &String| no_punkt().joined(t).expect("split form");
+    let refs: Vec<Vec<String>> = files.references.iter().map(|r| r.iter().map(tok).collect()).collect();
+    let hyps: Vec<String> = files.hypotheses.iter().map(tok).collect();
+    let by_files = crate::eval::meteor_files::score_with_files(&runner, &refs, &hyps);
+    assert_eq!(by_files, Ok(expected("webnlg/unseen", "meteor")));
+    let mut piped = hyps.clone();
+    piped[0] = "a ||| b".to_string();
+    let score = runner.score_references(&refs, &piped).expect("scored through files");
+    assert!(score > 0.0 && score != expected("webnlg/unseen", "meteor"), "{score}");
 }
