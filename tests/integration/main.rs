@@ -23,6 +23,7 @@ mod job_life;
 mod loader_errors;
 mod operability;
 mod score;
+mod score_tasks;
 mod security;
 mod telemetry;
 mod trust;

@@ -76,10 +76,11 @@ impl EvalFiles {
         self.hypotheses.is_empty()
     }
 
-    /// The files' lines as multi-bleu-detok.perl reads them (Perl's line reading yields no
-    /// line after a final newline): the items without the phantom one.
+    /// The files' lines as multi-bleu-detok.perl reads them: Perl's line reading yields no line
+    /// after a final newline, so an empty last hypothesis (the phantom item, or an empty
+    /// prediction scored last) is not read, and its item is not scored.
     pub fn perl_items(&self) -> (&[Vec<String>], &[String]) {
-        let n = self.len() - usize::from(self.phantom);
+        let n = self.len() - usize::from(self.hypotheses.last().is_some_and(String::is_empty));
         (&self.references[..n], &self.hypotheses[..n])
     }
 }

@@ -10,7 +10,8 @@
 //!   [`nltk_bleu`] (BLEU NLTK), METEOR 1.5 (`-r N`, through [`crate::eval::MeteorRunner`])
 //!   and [`ter`] (pyter's TER);
 //! - [`chrf`]: chrF++ as GenerationEval's `chrF.py`;
-//! - [`scores`]: all of them over one set of files, and [`report`]: how they are shown.
+//! - [`scores`]: all of them over one set of files, [`task`]: over a job's subsets (WebNLG's
+//!   seen, unseen, all), and [`report`]: how they are shown.
 
 pub mod chrf;
 pub mod files;
@@ -21,6 +22,7 @@ pub mod punkt;
 pub mod punkt_params;
 pub mod report;
 pub mod scores;
+pub mod task;
 pub mod ter;
 pub mod treebank;
 pub mod word_tokenize;
@@ -32,6 +34,7 @@ pub use nltk_bleu::{fsum, nltk_corpus_bleu};
 pub use punkt_params::{PunktParams, PunktUnavailable, PUNKT_ENV};
 pub use report::{eval_py_table, SubsetScores, TaskReport};
 pub use scores::{geneval_scores, score_texts, GenEvalScores, ScoreOptions, ScoredFiles, Unavailable, PHANTOM_METEOR};
+pub use task::{default_filters, score_task};
 pub use ter::{corpus_ter, pyter_ter};
 pub use treebank::treebank_tokenize;
 pub use word_tokenize::{is_split_form, WordTokenizer};

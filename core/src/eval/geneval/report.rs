@@ -21,7 +21,9 @@ pub struct SubsetScores {
 pub struct TaskReport {
     pub task: ScoreTask,
     pub ref_num: usize,
-    pub post: PostProcess,
+    /// gpt2_decode.py's `--tokenize`/`--lower` when lorabeam wrote the files; `None` for files
+    /// given as they are.
+    pub post: Option<PostProcess>,
     pub subsets: Vec<SubsetScores>,
 }
 
@@ -31,49 +33,41 @@ fn cell(value: &Result<f64, Unavailable>) -> String {
 
 impl fmt::Display for TaskReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let flags = [("--tokenize", self.post.tokenize), ("--lower", self.post.lower)]
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(flag, _)| format!(" {flag}"))
-            .collect::<String>();
+        let source = match self.post {
+            Some(post) => {
+                let flags: String = [("--tokenize", post.tokenize), ("--lower", post.lower)]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(flag, _)| format!(" {flag}"))
+                    .collect();
+                format!("gpt2_decode.py --ref_type {} --ref_num {}{flags}, then ", self.task, self.ref_num)
+            }
+            None => String::new(),
+        };
+        writeln!(f, "{} SCORES ({source}eval.py -nr {}):", self.task.title().to_uppercase(), self.ref_num)?;
         writeln!(
             f,
-            "{} SCORES (gpt2_decode.py --ref_type {} --ref_num {}{flags}, then eval.py -nr {}):",
-            self.task.title().to_uppercase(),
-            self.task,
-            self.ref_num,
-            self.ref_num
-        )?;
-        writeln!(
-            f,
-            "{:<8}{:>6}{:>8}{:>11}{:>8}{:>8}{:>8}",
+            "{:<11}{:>6}{:>8}{:>11}{:>8}{:>8}{:>8}",
             "", "ITEMS", "BLEU", "BLEU_NLTK", "METEOR", "TER", "chrF++"
         )?;
-        let mut notes: Vec<String> = Vec::new();
+        // Each reason once, with the metrics it concerns.
+        let mut notes: Vec<(String, Vec<&str>)> = Vec::new();
         for subset in &self.subsets {
             let s = &subset.scores;
             let bleu = s.bleu.as_ref().map_or_else(|_| "n/a".to_string(), |b| b.printed.clone());
-            write!(
-                f,
-                "{:<8}{:>6}{:>8}{:>11}{:>8}{:>8}{:>8}",
-                format!("{} ({})", subset.filter.letter(), subset.filter),
-                s.items,
-                bleu,
-                cell(&s.bleu_nltk),
-                cell(&s.meteor),
-                cell(&s.ter),
-                cell(&s.chrf)
-            )?;
-            writeln!(f)?;
+            let label = format!("{} ({})", subset.filter.letter(), subset.filter);
+            let (nltk, meteor, ter, chrf) = (cell(&s.bleu_nltk), cell(&s.meteor), cell(&s.ter), cell(&s.chrf));
+            writeln!(f, "{label:<11}{:>6}{bleu:>8}{nltk:>11}{meteor:>8}{ter:>8}{chrf:>8}", s.items)?;
             for (name, why) in unavailable(s) {
-                let note = format!("{name}: n/a ({why})");
-                if !notes.contains(&note) {
-                    notes.push(note);
+                match notes.iter_mut().find(|(reason, _)| reason == why) {
+                    Some((_, names)) if !names.contains(&name) => names.push(name),
+                    Some(_) => {}
+                    None => notes.push((why.to_string(), vec![name])),
                 }
             }
         }
-        for note in notes {
-            writeln!(f, "{note}")?;
+        for (why, names) in notes {
+            writeln!(f, "{}: n/a ({why})", names.join(", "))?;
         }
         Ok(())
     }
@@ -123,13 +117,12 @@ impl TaskReport {
     pub fn to_json(&self) -> Value {
         let subsets: Map<String, Value> =
             self.subsets.iter().map(|s| (s.filter.name().to_string(), s.scores.to_json())).collect();
-        json!({
-            "task": self.task.name(),
-            "ref_num": self.ref_num,
-            "tokenize": self.post.tokenize,
-            "lower": self.post.lower,
-            "scores": subsets,
-        })
+        let mut out = json!({ "task": self.task.name(), "ref_num": self.ref_num, "scores": subsets });
+        if let Some(post) = self.post {
+            out["tokenize"] = json!(post.tokenize);
+            out["lower"] = json!(post.lower);
+        }
+        out
     }
 }
 

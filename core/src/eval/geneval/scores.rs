@@ -23,6 +23,18 @@ pub const PHANTOM_METEOR: &str = "eval.py reads a phantom empty item after the f
      one hypothesis more than reference groups and fails (\"test and reference not same length\"; it prints -1: \
      microsoft/LoRA issue #138)";
 
+/// Why METEOR fails when eval.py's METEOR files end in an empty line other than the phantom one.
+pub const SHORT_METEOR_FILE: &str = "eval.py joins METEOR's lines with newlines, and the last item's tokenized \
+     hypothesis or last reference is empty, so the file ends in a newline the jar does not read as a line: METEOR \
+     fails (\"test and reference not same length\"; eval.py prints -1)";
+
+/// Whether the METEOR jar would read one line fewer than eval.py wrote: the last hypothesis or
+/// the last of the linearised references (`num_refs` per item) is empty.
+fn meteor_file_short(references: &[Vec<String>], hypotheses: &[String], num_refs: usize) -> bool {
+    let last_ref = references.last().and_then(|refs| refs.iter().take(num_refs).last());
+    hypotheses.last().is_some_and(String::is_empty) || last_ref.is_some_and(String::is_empty)
+}
+
 /// eval.py's results at full precision, for one set of files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenEvalScores {
@@ -65,8 +77,10 @@ pub fn geneval_scores(
 ) -> GenEvalScores {
     let tokens = tokenized(files, tokenizer);
     std::thread::scope(|scope| {
+        let short = |(refs, hyps): &(Vec<Vec<String>>, Vec<String>)| meteor_file_short(refs, hyps, num_refs);
         let meteor_thread = match (&tokens, meteor) {
             _ if files.phantom => None,
+            (Ok(tokens), _) if short(tokens) => None,
             (Ok((refs, hyps)), Ok(runner)) => {
                 Some(scope.spawn(move || runner.score_references(&cut(refs, num_refs), hyps)))
             }
@@ -96,6 +110,7 @@ pub fn geneval_scores(
                 .unwrap_or_else(|_| Err(MeteorUnavailable::new("the METEOR thread panicked")))
                 .map_err(|e| Unavailable(e.reason)),
             (None, _, _) if files.phantom => Err(Unavailable(PHANTOM_METEOR.into())),
+            (None, Ok(tokens), _) if short(tokens) => Err(Unavailable(SHORT_METEOR_FILE.into())),
             (None, Err(why), _) => Err(why.clone()),
             (None, Ok(_), Err(why)) => Err(Unavailable(why.reason.clone())),
             (None, Ok(_), Ok(_)) => Err(Unavailable("METEOR did not run".into())),
