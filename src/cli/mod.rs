@@ -20,4 +20,5 @@ pub mod submit;
 pub mod sweep;
 pub mod sweep_table;
 pub mod task_args;
+pub mod task_table;
 pub mod workers;

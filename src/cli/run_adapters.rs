@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::task_table::{paper_columns, paper_headers};
 use anyhow::Context;
 use lorabeam_core::eval::E2eScores;
 use lorabeam_worker::model::{Adapter, AdapterWeights, Gpt2};
@@ -61,7 +62,13 @@ pub struct VariantSummary {
     /// From the start of decoding to its last item's result (variants share the batch).
     pub seconds: f64,
     pub generated_tokens: usize,
-    pub scores: Option<E2eScores>,
+    pub scores: Option<VariantScores>,
+}
+
+/// A variant's scores: E2E's five, or a WebNLG or DART report (its JSON).
+pub enum VariantScores {
+    E2e(E2eScores),
+    Task(serde_json::Value),
 }
 
 /// Refuses flag combinations `--adapter` cannot mean anything with, before the model loads.
@@ -127,24 +134,43 @@ pub fn variants(
     Ok(variants)
 }
 
-/// One row per variant: lines, seconds, tokens/s, and the five scores when the run scored.
+/// One row per variant: lines, seconds, tokens/s, and the scores when the run scored (E2E's
+/// five, or the task's paper columns).
 pub fn print_table(rows: &[VariantSummary]) {
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max("adapter".len());
-    let scored = rows.iter().any(|r| r.scores.is_some());
+    let reports: Vec<Option<&serde_json::Value>> = rows
+        .iter()
+        .map(|r| match &r.scores {
+            Some(VariantScores::Task(json)) => Some(json),
+            _ => None,
+        })
+        .collect();
+    let task_headers = paper_headers(&reports);
     let mut header = format!("{:<width$}  {:>6}  {:>8}  {:>9}", "adapter", "lines", "seconds", "tokens/s");
-    if scored {
+    if rows.iter().any(|r| matches!(r.scores, Some(VariantScores::E2e(_)))) {
         header.push_str(&format!("  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}", "BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"));
+    }
+    for h in &task_headers {
+        header.push_str(&format!("  {h:>8}"));
     }
     println!("{header}");
     for row in rows {
         let rate = row.generated_tokens as f64 / row.seconds.max(f64::MIN_POSITIVE);
         let mut line = format!("{:<width$}  {:>6}  {:>8.2}  {:>9.0}", row.name, row.lines, row.seconds, rate);
-        if let Some(s) = &row.scores {
-            let meteor = s.meteor.as_ref().map_or_else(|_| "-".to_string(), |m| format!("{m:.4}"));
-            line.push_str(&format!(
-                "  {:>7.4}  {:>7.4}  {:>7}  {:>7.4}  {:>7.4}",
-                s.bleu, s.nist, meteor, s.rouge_l, s.cider
-            ));
+        match &row.scores {
+            Some(VariantScores::E2e(s)) => {
+                let meteor = s.meteor.as_ref().map_or_else(|_| "-".to_string(), |m| format!("{m:.4}"));
+                line.push_str(&format!(
+                    "  {:>7.4}  {:>7.4}  {:>7}  {:>7.4}  {:>7.4}",
+                    s.bleu, s.nist, meteor, s.rouge_l, s.cider
+                ));
+            }
+            Some(VariantScores::Task(json)) => {
+                for (_, cell) in paper_columns(json) {
+                    line.push_str(&format!("  {cell:>8}"));
+                }
+            }
+            None => {}
         }
         println!("{line}");
     }

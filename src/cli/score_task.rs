@@ -13,6 +13,7 @@ use lorabeam_core::eval::geneval::{
 use lorabeam_core::eval::{MeteorRunner, MeteorUnavailable};
 use lorabeam_core::predictions::{by_record, read_predictions, write_atomically};
 use lorabeam_core::text::{keep_mask, read_categories, reference_file_name, CategoryFilter, E2eTexts, VOCAB_SIZE};
+use lorabeam_core::Record;
 
 use super::data::read_job_data;
 use super::task_args::TaskArgs;
@@ -49,17 +50,33 @@ pub fn score_task_predictions(
     scorer: &TaskScorer,
 ) -> anyhow::Result<(TaskReport, Vec<ScoredFiles>)> {
     let records = read_job_data(data, VOCAB_SIZE)?.records;
-    let categories = read_categories(data)?;
     let lines = read_predictions(predictions)?;
     // Every line needs its prediction: a file that misses some is not the output of this data.
     by_record(predictions, lines.clone(), records.len())?;
+    let rows: Vec<(usize, &[u32])> = lines.iter().map(|l| (l.id, l.predict.as_slice())).collect();
+    score_task_records(data, &records, &rows, task, scorer)
+        .with_context(|| format!("{} against {}", predictions.display(), data.display()))
+}
+
+/// Records read from `data` and their predictions `(record id, ids)`, scored per subset:
+/// `--filter`'s, else WebNLG's S, U and A when every line has its category, else all.
+pub fn score_task_records(
+    data: &Path,
+    records: &[Record],
+    rows: &[(usize, &[u32])],
+    task: &TaskArgs,
+    scorer: &TaskScorer,
+) -> anyhow::Result<(TaskReport, Vec<ScoredFiles>)> {
+    let categories = read_categories(data)?;
     let filters = task.filter.map_or_else(|| default_filters(task.task, &categories), |f| vec![f]);
     let mut subsets = Vec::with_capacity(filters.len());
     for filter in filters {
         let keep = keep_mask(filter, &categories, records.len()).with_context(|| format!("{}", data.display()))?;
-        let texts = E2eTexts::kept(&records, keep.as_deref(), lines.iter().map(|l| (l.id, l.predict.as_slice())))
-            .with_context(|| format!("{} against {}", predictions.display(), data.display()))?;
-        subsets.push((filter, texts));
+        // A default row no line falls in (data all seen, or all unseen) is left out.
+        if task.filter.is_none() && keep.as_ref().is_some_and(|k| !k.contains(&true)) {
+            continue;
+        }
+        subsets.push((filter, E2eTexts::kept(records, keep.as_deref(), rows.iter().copied())?));
     }
     Ok(score_task(task.task, subsets, scorer.options(task))?)
 }

@@ -180,3 +180,45 @@ fn what_cannot_be_scored_is_refused_by_name() {
     let out = lorabeam(&strings(&[&base[..], &["--task", "e2e", "--eval-py-verbatim"]].concat()));
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--eval-py-verbatim is for"));
 }
+
+/// `run --score --task webnlg`, one adapter and the bare base in one batch: the table shows the
+/// paper's columns per variant, and each variant's scores.json and gpt2_decode.py files are
+/// what `lorabeam score --task webnlg` makes of its predictions (40 seen lines: no U row).
+#[test]
+fn run_with_score_task_reports_what_score_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = head(&subset("webnlg/test_formatted.jsonl"), 40, dir.path(), "webnlg.jsonl");
+    let work = dir.path().join("work");
+    let mut args = strings(&["run", "--device", "cpu", "--threads", "1", "--work_dir", path(&work)]);
+    args.extend(strings(&["--data", path(&data), "--output_file", "predictions.jsonl", "--beam", "2"]));
+    args.extend(strings(&["--eval_len", "16", "--seq_len", "128", "--batch_size", "1"]));
+    args.extend(strings(&["--model_config", path(&fixture("config.json")), "--lora_alpha", "32"]));
+    args.extend(strings(&["--base_checkpoint", path(&fixture("base_pytorch_model.bin"))]));
+    args.extend(strings(&["--adapter", &format!("lora={}", path(&fixture("lora_only.pt"))), "--include_base"]));
+    args.extend(strings(&["--score", "--task", "webnlg", "--no-meteor"]));
+    let out = lorabeam(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let header = stdout.lines().next().unwrap_or_default();
+    assert!(header.contains("BLEU") && header.contains("METEOR") && header.contains("TER"), "{stdout}");
+    assert!(header.contains("BLEU-S") && header.contains("TER-A"), "{stdout}");
+    assert!(!header.contains("NIST") && !header.contains("BLEU-U"), "the task's columns, no unseen line: {stdout}");
+    for name in ["lora", "base"] {
+        let row = stdout.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_default();
+        assert_eq!(row.split_whitespace().count(), 4 + 6, "{name}: lines, seconds, tokens/s, 6 scores: {stdout}");
+        let variant = work.join(name);
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(variant.join("scores.json")).expect("scores.json")).expect("JSON");
+        let predictions = variant.join("predictions.jsonl");
+        let hyp = dir.path().join(format!("{name}.hyp"));
+        let args = ["--task", "webnlg", "--data", path(&data), "--predictions", path(&predictions)];
+        let mut again =
+            last_json(&score_ok(&[&args[..], &["--json", "--no-meteor", "--output_pred_file", path(&hyp)]].concat()));
+        again.as_object_mut().map(|o| o.remove("eval_py_verbatim"));
+        assert_eq!(saved, again, "{name}: run --score and score agree");
+        assert_eq!(saved["scores"].as_object().map(|o| o.len()), Some(2), "S and A: {saved}");
+        let written = std::fs::read(variant.join("hypothesis_webnlg")).expect("hypothesis_webnlg");
+        assert!(written == std::fs::read(&hyp).expect("hyp"), "{name}: the hypothesis file");
+        assert!(variant.join("references_webnlg/reference5").is_file());
+    }
+}
