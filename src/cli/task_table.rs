@@ -41,6 +41,64 @@ pub fn paper_headers(reports: &[Option<&Value>]) -> Vec<String> {
         .collect()
 }
 
+/// A task's report from its JSON as `lorabeam score --task` prints it: one JSON line, or the
+/// table of its rows (BLEU as multi-bleu prints it, the others to 4 decimals, `n/a` with the
+/// reason below the table).
+pub fn print_report_json(report_json: &str, json: bool) {
+    if json {
+        println!("{report_json}");
+        return;
+    }
+    match serde_json::from_str::<Value>(report_json) {
+        Ok(report) => print!("{}", report_table(&report)),
+        Err(e) => eprintln!("the job's report is not JSON ({e}): {report_json}"),
+    }
+}
+
+fn report_table(report: &Value) -> String {
+    let task = report["task"].as_str().unwrap_or_default();
+    let ref_num = report["ref_num"].as_u64().unwrap_or_default();
+    let mut out = format!(
+        "{} SCORES (gpt2_decode.py --ref_type {task} --ref_num {ref_num} --tokenize --lower, then eval.py -nr {ref_num}):\n",
+        task.to_uppercase()
+    );
+    out.push_str(&format!(
+        "{:<11}{:>6}{:>8}{:>11}{:>8}{:>8}{:>8}\n",
+        "", "ITEMS", "BLEU", "BLEU_NLTK", "METEOR", "TER", "chrF++"
+    ));
+    let mut notes: Vec<String> = Vec::new();
+    for filter in CategoryFilter::PAPER_ORDER {
+        let row = &report["scores"][filter.name()];
+        if row.is_null() {
+            continue;
+        }
+        let cell = |key: &str, decimals: usize| {
+            row[key].as_f64().map_or_else(|| "n/a".to_string(), |v| format!("{v:.decimals$}"))
+        };
+        let label = format!("{} ({filter})", filter.letter());
+        let items = row["items"].as_u64().unwrap_or_default();
+        out.push_str(&format!(
+            "{label:<11}{items:>6}{:>8}{:>11}{:>8}{:>8}{:>8}\n",
+            cell("BLEU", 2),
+            cell("BLEU_NLTK", 4),
+            cell("METEOR", 4),
+            cell("TER", 4),
+            cell("chrF++", 4)
+        ));
+        for (metric, why) in row["unavailable"].as_object().into_iter().flatten() {
+            let note = format!("{metric}: n/a ({})", why.as_str().unwrap_or_default());
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    for note in notes {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +121,15 @@ mod tests {
         let columns = paper_columns(&dart);
         assert_eq!(columns.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(), ["BLEU", "METEOR", "TER"]);
         assert_eq!(paper_headers(&[None, Some(&dart), Some(&webnlg)]).len(), 9);
+        let dart = json!({"task": "dart", "ref_num": 6, "scores": {"all": {
+            "items": 96, "BLEU": 42.45, "BLEU_NLTK": 0.424496, "METEOR": null, "TER": 0.625397, "chrF++": 0.56932,
+            "unavailable": {"METEOR": "left out (--no-meteor)"}}}});
+        let table = report_table(&dart);
+        assert!(
+            table.starts_with("DART SCORES (gpt2_decode.py --ref_type dart --ref_num 6 --tokenize --lower"),
+            "{table}"
+        );
+        assert!(table.contains("A (all)        96   42.45     0.4245     n/a  0.6254  0.5693\n"), "{table}");
+        assert!(table.ends_with("METEOR: n/a (left out (--no-meteor))\n"), "{table}");
     }
 }

@@ -18,6 +18,7 @@ mod faults;
 mod fleet;
 mod fleet_adapters;
 mod fleet_health;
+mod fleet_tasks;
 mod hostile_rpcs;
 mod job_life;
 mod loader_errors;
