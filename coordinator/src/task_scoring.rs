@@ -108,7 +108,7 @@ pub fn score_if_task<'a>(
         ref_num: kept.ref_num,
         post: kept.task.readme_post_process(),
         tokenizer: &tokenizer,
-        meteor: &**meteor,
+        meteor,
         chrf: true,
         verbatim: false,
     };

@@ -31,7 +31,7 @@ pub const SHORT_METEOR_FILE: &str = "eval.py joins METEOR's lines with newlines,
 /// Whether the METEOR jar would read one line fewer than eval.py wrote: the last hypothesis or
 /// the last of the linearised references (`num_refs` per item) is empty.
 fn meteor_file_short(references: &[Vec<String>], hypotheses: &[String], num_refs: usize) -> bool {
-    let last_ref = references.last().and_then(|refs| refs.iter().take(num_refs).last());
+    let last_ref = references.last().and_then(|refs| refs[..refs.len().min(num_refs)].last());
     hypotheses.last().is_some_and(String::is_empty) || last_ref.is_some_and(String::is_empty)
 }
 
