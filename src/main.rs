@@ -34,8 +34,9 @@ enum Command {
     Results(cli::jobs::ResultsArgs),
     /// Compare a predictions file with a golden one, token for token.
     Compare(cli::compare::CompareArgs),
-    /// E2E scores (BLEU, NIST, METEOR, ROUGE-L, CIDEr) of predictions, as gpt2_decode.py then
-    /// measure_scores.py -p compute them.
+    /// Scores of predictions as their users' scripts compute them: E2E (BLEU, NIST, METEOR,
+    /// ROUGE-L, CIDEr; gpt2_decode.py then measure_scores.py -p), or with --task webnlg|dart
+    /// (BLEU, BLEU NLTK, METEOR, TER, chrF++; gpt2_decode.py then GenerationEval's eval.py).
     Score(Box<cli::score::ScoreArgs>),
 }
 

@@ -54,6 +54,9 @@ pub fn differences(
     differ("batch_size", stored.reference_batch_size.to_string(), spec.reference_batch_size.to_string());
     differ("exact_first_step", stored.exact_first_step.to_string(), spec.exact_first_step.to_string());
     differ("score", stored.score.to_string(), spec.score.to_string());
+    differ("task", shown_task(&stored.task), shown_task(&spec.task));
+    differ("ref_num", stored.ref_num.to_string(), spec.ref_num.to_string());
+    differ("filter", stored.filter.clone(), spec.filter.clone());
     // Jobs stored before the fingerprint was kept have none: their data cannot be compared.
     if !stored.data_fingerprint.is_empty() {
         let now = data_fingerprint(data);
@@ -62,6 +65,15 @@ pub fn differences(
         }
     }
     out
+}
+
+/// A task as a difference names it: "" is e2e.
+fn shown_task(task: &str) -> String {
+    if task.is_empty() {
+        "e2e".into()
+    } else {
+        task.into()
+    }
 }
 
 /// An adapter as a difference names it: quoted, or `none` for the bare base.
@@ -109,6 +121,9 @@ mod tests {
             score: false,
             data_fingerprint: data_fingerprint(data),
             adapter: String::new(),
+            task: String::new(),
+            ref_num: 0,
+            filter: String::new(),
         }
     }
 

@@ -244,6 +244,7 @@ fn check_spec(spec: &JobSpec, limits: &IntakeLimits) -> Result<()> {
     if !spec.adapter.is_empty() {
         check_adapter_name(&spec.adapter).map_err(|e| CoordinatorError::InvalidSpec(e.to_string()))?;
     }
+    crate::task_scoring::check_task(spec)?;
     Ok(())
 }
 
@@ -286,7 +287,14 @@ pub fn plan_job(
     let first_step =
         FirstStep { reference_batch_size: spec.reference_batch_size as usize, exact: spec.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
-    let references = spec.score.then(|| scoring_references(&records, limits.max_reference_bytes)).transpose()?;
+    let references = match (spec.score, crate::task_scoring::check_task(spec)?) {
+        (false, _) => None,
+        (true, None) => Some(scoring_references(&records)?),
+        (true, Some(task)) => Some(crate::task_scoring::task_references(task, &name, data, &records)?),
+    };
+    if let Some(json) = &references {
+        check_reference_bytes(json, limits.max_reference_bytes)?;
+    }
     let shard_size = match (spec.shard_size, limits.default_shard_size) {
         (0, Some(size)) => size,
         (0, None) => fleet_shard_size(plan.distinct.len(), live_workers),
@@ -305,6 +313,9 @@ pub fn plan_job(
             score: spec.score,
             data_fingerprint: crate::idempotency::data_fingerprint(data),
             adapter: spec.adapter.clone(),
+            task: spec.task.clone(),
+            ref_num: spec.ref_num,
+            filter: spec.filter.clone(),
         },
         job_id,
         records: records.len(),
@@ -321,7 +332,7 @@ pub fn plan_job(
 /// What scoring needs from the records, kept with the job: a job that cannot be scored (a
 /// completion that does not decode), or whose references are over the budget, is refused now
 /// rather than failing (or costing minutes of scoring) at the end.
-fn scoring_references(records: &[Record], max_bytes: usize) -> Result<String> {
+fn scoring_references(records: &[Record]) -> Result<String> {
     for record in records {
         if let Some(why) =
             lorabeam_core::text::unscorable_reference(record, lorabeam_core::text::PostProcess::default())
@@ -334,8 +345,11 @@ fn scoring_references(records: &[Record], max_bytes: usize) -> Result<String> {
     }
     let references = E2eReferences::from_records(records)
         .map_err(|e| CoordinatorError::InvalidSpec(format!("score: the job's references: {e}")))?;
-    let json =
-        serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))?;
+    serde_json::to_string(&references).map_err(|e| CoordinatorError::Internal(format!("references: {e}")))
+}
+
+/// Refuses references over the coordinator's budget (minutes of scoring, Redis memory).
+fn check_reference_bytes(json: &str, max_bytes: usize) -> Result<()> {
     if json.len() > max_bytes {
         return Err(CoordinatorError::LimitExceeded {
             limit: "reference_bytes",
@@ -345,7 +359,7 @@ fn scoring_references(records: &[Record], max_bytes: usize) -> Result<String> {
             ),
         });
     }
-    Ok(json)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod sharding;
 pub mod shutdown;
 mod stall;
 pub mod store;
+pub mod task_scoring;
 mod traces;
 mod worker_service;
 

@@ -321,6 +321,18 @@ pub struct StoredJobSpec {
     /// adapters were kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub adapter: String,
+    /// How a scored job is scored: "" (e2e), "webnlg" or "dart"; with its `ref_num` and
+    /// WebNLG `filter` ("": the default rows). Absent in jobs stored before tasks were kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ref_num: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub filter: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A scored job's scores as [`job_fields::SCORES`] holds them (JSON), the 4-decimal values
@@ -335,6 +347,9 @@ pub struct StoredScores {
     pub rouge_l: f64,
     pub cider: f64,
     pub groups: u32,
+    /// A webnlg or dart job's report (`lorabeam score --task TASK --json`); "" for E2E.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task_report_json: String,
 }
 
 impl From<&StoredScores> for crate::v1::Scores {
@@ -347,6 +362,7 @@ impl From<&StoredScores> for crate::v1::Scores {
             rouge_l: s.rouge_l,
             cider: s.cider,
             groups: s.groups,
+            task_report_json: s.task_report_json.clone(),
         }
     }
 }

@@ -174,6 +174,17 @@ pub fn status_line(s: &JobStatus) -> String {
 
 /// A job's five scores on one line, as measure_scores.py names them.
 pub fn scores_summary(s: &Scores) -> String {
+    if !s.task_report_json.is_empty() {
+        // A webnlg or dart job: the paper's columns of its report.
+        return match serde_json::from_str::<serde_json::Value>(&s.task_report_json) {
+            Ok(report) => {
+                let cells: Vec<String> =
+                    super::task_table::paper_columns(&report).into_iter().map(|(h, c)| format!("{h} {c}")).collect();
+                format!("{}: {}", report["task"].as_str().unwrap_or_default(), cells.join("  "))
+            }
+            Err(e) => format!("a report that is not JSON ({e})"),
+        };
+    }
     let meteor = s.meteor.map_or_else(|| "n/a".to_string(), |m| format!("{m:.4}"));
     format!("BLEU {:.4}  NIST {:.4}  METEOR {meteor}  ROUGE_L {:.4}  CIDEr {:.4}", s.bleu, s.nist, s.rouge_l, s.cider)
 }

@@ -141,4 +141,10 @@ mod tests {
             "{lines:#?}"
         );
     }
+    #[test]
+    fn a_task_job_shows_the_papers_columns() {
+        let report = r#"{"task":"dart","scores":{"all":{"BLEU":42.65,"METEOR":null,"TER":0.58058}}}"#;
+        let scores = lorabeam_proto::v1::Scores { task_report_json: report.into(), ..Default::default() };
+        assert_eq!(super::super::client::scores_summary(&scores), "dart: BLEU 42.65  METEOR n/a  TER 0.5806");
+    }
 }

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use lorabeam_core::eval::{score_texts, E2eScores};
+use lorabeam_core::eval::score_texts;
 use lorabeam_core::predictions::write_predictions;
-use lorabeam_core::text::{E2eTexts, PostProcess};
+use lorabeam_core::text::{E2eTexts, PostProcess, ScoreTask};
 use lorabeam_core::{plan_items, FirstStep, Record};
 use lorabeam_worker::generation::{batch_budget, Engine, ItemSource, WorkItem};
 use lorabeam_worker::load_model;
@@ -16,9 +16,11 @@ use lorabeam_worker::load_model;
 use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::launcher::LauncherArgs;
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
-use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, Variant, VariantSummary};
+use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, Variant, VariantScores, VariantSummary};
 use super::run_progress::{RunProgress, Work};
 use super::score::{write_text_files, ScoreOptions};
+use super::score_task::{files_of, print_task_report, score_task_records, write_task_files, TaskScorer};
+use super::task_args::TaskArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -51,13 +53,16 @@ pub struct RunArgs {
     /// Predictions file name inside work_dir.
     #[arg(long = "output_file", env = "LORABEAM_OUTPUT_FILE", default_value = "beam_prediction.jsonl")]
     pub output_file: String,
-    /// Score the predictions against each line's completion (BLEU, NIST, METEOR, ROUGE-L,
-    /// CIDEr, as gpt2_decode.py then measure_scores.py -p compute them); writes scores.json,
-    /// e2e_ref.txt and e2e_pred.txt beside the output.
+    /// Score the predictions against each line's completion as --task's users do (e2e: BLEU,
+    /// NIST, METEOR, ROUGE-L, CIDEr as gpt2_decode.py then measure_scores.py -p, into
+    /// e2e_ref.txt and e2e_pred.txt; webnlg, dart: eval.py's metrics, into
+    /// references_TASK/reference0… and hypothesis_TASK); writes scores.json beside the output.
     #[arg(long, env = "LORABEAM_SCORE")]
     pub score: bool,
     #[command(flatten)]
     pub score_options: ScoreOptions,
+    #[command(flatten)]
+    pub task: TaskArgs,
     /// An adapter to decode on --base_checkpoint: a PEFT directory (adapter_config.json and
     /// adapter_model.safetensors or .bin) or gpt2_ft.py's LoRA-only .pt (alpha: --lora_alpha),
     /// as PATH or NAME=PATH (default name: the file stem or folder name). Repeat it to decode
@@ -80,6 +85,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = RunProgress::start();
     args.launcher.note_ignored();
+    args.task.check()?;
     let model_args = &args.model;
     check_flags(
         &args.adapter,
@@ -193,6 +199,9 @@ fn write_outputs(
     let mut summaries = Vec::with_capacity(n);
     let mut bleu = String::new();
     let mut outputs = Vec::with_capacity(n);
+    // One word_tokenize and one METEOR JVM for every variant's scores.
+    let scorer = (args.score && args.task.task != ScoreTask::E2e)
+        .then(|| TaskScorer::new(&args.task, args.score_options.meteor()));
     for (v, variant) in variants.iter().enumerate() {
         let rows: Vec<(usize, &[u32])> = records
             .iter()
@@ -206,7 +215,10 @@ fn write_outputs(
         outputs.push(out.display().to_string());
         let single = args.adapter.is_empty();
         let scores = if args.score {
-            let (summary, scores) = score_output(args, &variant.dir, records, &rows, single)?;
+            let (summary, scores) = match &scorer {
+                Some(scorer) => score_task_output(args, scorer, &variant.dir, records, &rows, single)?,
+                None => score_output(args, &variant.dir, records, &rows, single)?,
+            };
             if single {
                 bleu = summary;
             }
@@ -238,7 +250,7 @@ fn score_output(
     records: &[Record],
     rows: &[(usize, &[u32])],
     print: bool,
-) -> anyhow::Result<(String, E2eScores)> {
+) -> anyhow::Result<(String, VariantScores)> {
     let texts = E2eTexts::new(records, rows.iter().copied())?;
     let report = score_texts(&texts, PostProcess::default(), &args.score_options.meteor())?;
     write_text_files(&report, Some(&dir.join("e2e_ref.txt")), Some(&dir.join("e2e_pred.txt")))?;
@@ -247,5 +259,35 @@ fn score_output(
     if print {
         args.score_options.print(&report.scores);
     }
-    Ok((format!(", BLEU {:.4} over {} contexts", report.scores.bleu, report.groups), report.scores))
+    Ok((format!(", BLEU {:.4} over {} contexts", report.scores.bleu, report.groups), VariantScores::E2e(report.scores)))
+}
+
+/// `--task webnlg|dart`: gpt2_decode.py's files of `--filter`'s subset (else all) into
+/// `dir/references_TASK/` and `dir/hypothesis_TASK`, the report into scores.json, printed if
+/// `print`.
+fn score_task_output(
+    args: &RunArgs,
+    scorer: &TaskScorer,
+    dir: &Path,
+    records: &[Record],
+    rows: &[(usize, &[u32])],
+    print: bool,
+) -> anyhow::Result<(String, VariantScores)> {
+    let (report, files) = score_task_records(&args.data, records, rows, &args.task, scorer)?;
+    let task = args.task.task;
+    if let Some(files) = files_of(&report, &files, args.task.filter) {
+        let (refs, hyp) = (dir.join(format!("references_{task}")), dir.join(format!("hypothesis_{task}")));
+        write_task_files(files, Some(&refs), Some(&hyp))?;
+    }
+    let json = report.to_json();
+    lorabeam_core::predictions::write_atomically(&dir.join("scores.json"), format!("{json}\n").as_bytes())?;
+    if print {
+        print_task_report(&report, args.score_options.json, args.task.eval_py_verbatim);
+    }
+    let all = &json["scores"]["all"];
+    let summary = match (all["BLEU"].as_f64(), all["items"].as_u64()) {
+        (Some(bleu), Some(items)) => format!(", BLEU {bleu:.2} over {items} contexts"),
+        _ => String::new(),
+    };
+    Ok((summary, VariantScores::Task(json)))
 }

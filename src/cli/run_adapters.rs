@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::task_table::{paper_columns, paper_headers};
 use anyhow::Context;
 use lorabeam_core::eval::E2eScores;
 use lorabeam_worker::model::{Adapter, AdapterWeights, Gpt2};
@@ -63,7 +64,13 @@ pub struct VariantSummary {
     /// Its share of the decoding time, by the tokens it generated (variants share the batch).
     pub seconds: f64,
     pub generated_tokens: usize,
-    pub scores: Option<E2eScores>,
+    pub scores: Option<VariantScores>,
+}
+
+/// A variant's scores: E2E's five, or a WebNLG or DART report (its JSON).
+pub enum VariantScores {
+    E2e(E2eScores),
+    Task(serde_json::Value),
 }
 
 /// Refuses flag combinations `--adapter` cannot mean anything with, before the model loads.
@@ -130,7 +137,7 @@ pub fn variants(
 }
 
 /// One row per variant: lines, generated tokens, its share of the decoding seconds, and the
-/// five scores when the run scored.
+/// scores when the run scored (E2E's five, or the task's paper columns).
 pub fn print_table(rows: &[VariantSummary]) {
     for line in table_lines(rows) {
         crate::outln!("{line}");
@@ -139,31 +146,41 @@ pub fn print_table(rows: &[VariantSummary]) {
 
 /// [`print_table`]'s lines: names escaped for the terminal, numbers aligned right.
 fn table_lines(rows: &[VariantSummary]) -> Vec<String> {
-    let scored = rows.iter().any(|r| r.scores.is_some());
-    let mut header = vec!["adapter", "lines", "tokens", "seconds"];
-    if scored {
-        header.extend(["BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"]);
-    }
-    let cells: Vec<Vec<String>> = rows
+    let reports: Vec<Option<&serde_json::Value>> = rows
         .iter()
-        .map(|row| {
-            let name = lorabeam_core::quote::escape_controls(&row.name, false).into_owned();
-            let mut cells =
-                vec![name, row.lines.to_string(), row.generated_tokens.to_string(), format!("{:.2}", row.seconds)];
-            if let Some(s) = &row.scores {
-                let meteor = s.meteor.as_ref().map_or_else(|_| "-".to_string(), |m| format!("{m:.4}"));
-                cells.extend([
-                    format!("{:.4}", s.bleu),
-                    format!("{:.4}", s.nist),
-                    meteor,
-                    format!("{:.4}", s.rouge_l),
-                    format!("{:.4}", s.cider),
-                ]);
-            }
-            cells
+        .map(|r| match &r.scores {
+            Some(VariantScores::Task(json)) => Some(json),
+            _ => None,
         })
         .collect();
+    let mut header: Vec<String> = ["adapter", "lines", "tokens", "seconds"].map(String::from).to_vec();
+    if rows.iter().any(|r| matches!(r.scores, Some(VariantScores::E2e(_)))) {
+        header.extend(["BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"].map(String::from));
+    }
+    header.extend(paper_headers(&reports));
+    let cells: Vec<Vec<String>> = rows.iter().map(row_cells).collect();
     aligned_lines(&header, &cells, |i| if i == 0 { Align::Left } else { Align::Right })
+}
+
+/// One variant's cells of [`table_lines`].
+fn row_cells(row: &VariantSummary) -> Vec<String> {
+    let name = lorabeam_core::quote::escape_controls(&row.name, false).into_owned();
+    let mut cells = vec![name, row.lines.to_string(), row.generated_tokens.to_string(), format!("{:.2}", row.seconds)];
+    match &row.scores {
+        Some(VariantScores::E2e(s)) => {
+            let meteor = s.meteor.as_ref().map_or_else(|_| "-".to_string(), |m| format!("{m:.4}"));
+            cells.extend([
+                format!("{:.4}", s.bleu),
+                format!("{:.4}", s.nist),
+                meteor,
+                format!("{:.4}", s.rouge_l),
+                format!("{:.4}", s.cider),
+            ]);
+        }
+        Some(VariantScores::Task(json)) => cells.extend(paper_columns(json).into_iter().map(|(_, cell)| cell)),
+        None => {}
+    }
+    cells
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! `lorabeam score`: the E2E scores of a predictions file, a drop-in for microsoft/LoRA's
-//! `gpt2_decode.py` followed by e2e-metrics' `measure_scores.py -p`, or for the second alone.
+//! `lorabeam score`: the scores of a predictions file, a drop-in for microsoft/LoRA's
+//! `gpt2_decode.py` followed by e2e-metrics' `measure_scores.py -p` (E2E) or by
+//! WebNLG/GenerationEval's `eval.py` (WebNLG, DART: see [`super::score_task`]), or for the
+//! second alone.
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +9,13 @@ use anyhow::Context;
 use clap::Args;
 use lorabeam_core::eval::{read_score_files, score_texts, scores_with_meteor, E2eScores, MeteorRunner, ScoreReport};
 use lorabeam_core::predictions::{by_record, read_predictions, write_atomically};
-use lorabeam_core::text::{E2eTexts, PostProcess, VOCAB_SIZE};
+use lorabeam_core::text::{E2eTexts, PostProcess, ScoreTask, VOCAB_SIZE};
 
 use super::data::read_job_data;
+use super::score_task::{
+    files_of, print_task_report, score_eval_files, score_task_predictions, write_task_files, TaskScorer,
+};
+use super::task_args::TaskArgs;
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["data", "references"]))]
@@ -21,26 +27,25 @@ pub struct ScoreArgs {
     /// The predictions JSONL (`{"id": N, "predict": [ids]}`), one line for every line of --data.
     #[arg(long, env = "LORABEAM_PREDICTIONS", requires = "data")]
     pub predictions: Option<PathBuf>,
-    /// Also write gpt2_decode.py's reference file here.
+    /// Also write gpt2_decode.py's reference file here (webnlg, dart: a folder, which gets
+    /// reference0, reference1, ...).
     #[arg(long = "output_ref_file", alias = "output-ref-file", env = "LORABEAM_OUTPUT_REF_FILE", requires = "data")]
     pub output_ref_file: Option<PathBuf>,
     /// Also write gpt2_decode.py's prediction file here.
     #[arg(long = "output_pred_file", alias = "output-pred-file", env = "LORABEAM_OUTPUT_PRED_FILE", requires = "data")]
     pub output_pred_file: Option<PathBuf>,
-    /// gpt2_decode.py's --tokenize: split words from other characters in both files.
-    #[arg(long, env = "LORABEAM_TOKENIZE", requires = "data")]
-    pub tokenize: bool,
-    /// gpt2_decode.py's --lower: lowercase both files.
-    #[arg(long, env = "LORABEAM_LOWER", requires = "data")]
-    pub lower: bool,
-    /// measure_scores.py's reference file: each context's references, a blank line after each.
+    /// measure_scores.py's reference file: each context's references, a blank line after each
+    /// (e2e); eval.py's -R (webnlg, dart): the folder gpt2_decode.py wrote, or the prefix of
+    /// reference0, reference1, ...
     #[arg(long, env = "LORABEAM_REFERENCES", requires = "hypotheses")]
     pub references: Option<PathBuf>,
-    /// measure_scores.py's system output: one hypothesis per line.
+    /// The system output: one hypothesis per line.
     #[arg(long, env = "LORABEAM_HYPOTHESES", requires = "references")]
     pub hypotheses: Option<PathBuf>,
     #[command(flatten)]
     pub options: ScoreOptions,
+    #[command(flatten)]
+    pub task: TaskArgs,
 }
 
 /// How scores are computed and shown; shared by `score` and `run --score`.
@@ -84,10 +89,14 @@ pub fn print_scores(scores: &E2eScores, json: bool) {
 }
 
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    args.task.check()?;
+    if args.task.task != ScoreTask::E2e {
+        return score_webnlg_or_dart(&args);
+    }
     let meteor = args.options.meteor();
     let scores = match (&args.data, &args.predictions, &args.references, &args.hypotheses) {
         (Some(data), Some(predictions), _, _) => {
-            let post = PostProcess { tokenize: args.tokenize, lower: args.lower };
+            let post = args.task.post();
             let report = score_predictions(data, predictions, post, &meteor)?;
             write_text_files(&report, args.output_ref_file.as_deref(), args.output_pred_file.as_deref())?;
             report.scores
@@ -99,6 +108,29 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give --data with --predictions, or --references with --hypotheses"),
     };
     args.options.print(&scores);
+    Ok(())
+}
+
+/// `--task webnlg|dart`: gpt2_decode.py's files and eval.py's scores.
+fn score_webnlg_or_dart(args: &ScoreArgs) -> anyhow::Result<()> {
+    let scorer = TaskScorer::new(&args.task, args.options.meteor());
+    let report = match (&args.data, &args.predictions, &args.references, &args.hypotheses) {
+        (Some(data), Some(predictions), _, _) => {
+            let (report, files) = score_task_predictions(data, predictions, &args.task, &scorer)?;
+            if let Some(files) = files_of(&report, &files, args.task.filter) {
+                write_task_files(files, args.output_ref_file.as_deref(), args.output_pred_file.as_deref())?;
+            }
+            report
+        }
+        (_, _, Some(references), Some(hypotheses)) => {
+            if args.task.filter.is_some() {
+                anyhow::bail!("--filter picks lines of --data: eval.py's own files carry no category");
+            }
+            score_eval_files(references, hypotheses, &args.task, &scorer)?
+        }
+        _ => anyhow::bail!("give --data with --predictions, or --references with --hypotheses"),
+    };
+    print_task_report(&report, args.options.json, args.task.eval_py_verbatim);
     Ok(())
 }
 

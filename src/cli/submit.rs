@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use lorabeam_core::eval::E2eScores;
+use lorabeam_core::text::{CategoryFilter, ScoreTask};
 use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::{self, JobSpec, RecordChunk, SubmitItem, SubmitJobRequest, SubmitJobResponse};
 
@@ -17,6 +18,7 @@ use super::model_args::DecodeArgs;
 use super::progress::Progress;
 use super::rpc::status_text;
 use super::score::print_scores;
+use super::task_table::print_report_json;
 
 /// Bytes of JSONL per SubmitJob message.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -41,10 +43,21 @@ pub struct JobOptions {
     /// Pick every line's first token from its own context (see `lorabeam run --help`).
     #[arg(long = "exact_first_step", env = "LORABEAM_EXACT_FIRST_STEP")]
     pub exact_first_step: bool,
-    /// Have the coordinator score the job against each line's completion when it completes
-    /// (BLEU, NIST, METEOR, ROUGE-L, CIDEr); when followed, print the scores at the end.
+    /// Have the coordinator score the job against each line's completion when it completes, as
+    /// --task's users do (see `lorabeam score --help`); when followed, print the scores at the end.
     #[arg(long, env = "LORABEAM_SCORE")]
     pub score: bool,
+    /// With --score: e2e (BLEU, NIST, METEOR, ROUGE-L, CIDEr), webnlg or dart (gpt2_decode.py
+    /// --tokenize --lower, then eval.py's BLEU, BLEU NLTK, METEOR, TER, chrF++).
+    #[arg(long, env = "LORABEAM_TASK", default_value = "e2e", requires = "score")]
+    pub task: ScoreTask,
+    /// With --task webnlg: gpt2_decode.py's --filter (all, seen, unseen; the text lines' `cate`,
+    /// sent with the job). Default: the paper's S, U and A rows when every line has one.
+    #[arg(long, env = "LORABEAM_FILTER", requires = "score")]
+    pub filter: Option<CategoryFilter>,
+    /// With --task webnlg or dart: gpt2_decode.py's --ref_num, eval.py's -nr (default 6).
+    #[arg(long = "ref_num", alias = "ref-num", env = "LORABEAM_REF_NUM", requires = "score")]
+    pub ref_num: Option<u32>,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
@@ -62,6 +75,9 @@ impl JobOptions {
             exact_first_step: self.exact_first_step,
             score: self.score,
             adapter: adapter.to_string(),
+            task: if self.task == ScoreTask::E2e { String::new() } else { self.task.name().to_string() },
+            ref_num: self.ref_num.unwrap_or(0),
+            filter: self.filter.map(|f| f.name().to_string()).unwrap_or_default(),
         })
     }
 }
@@ -185,6 +201,7 @@ pub async fn send_job(client: &mut Client, spec: JobSpec, data: &JobBytes) -> an
 /// The scores a completed job carries, as `lorabeam score` prints them.
 fn print_job_scores(status: &v1::JobStatus, json: bool) {
     match &status.scores {
+        Some(scores) if !scores.task_report_json.is_empty() => print_report_json(&scores.task_report_json, json),
         Some(scores) => print_scores(&E2eScores::from(scores), json),
         None if !status.scores_error.is_empty() => {
             crate::errln!("job {} was not scored: {}", shown(&status.job_id), shown(&status.scores_error))

@@ -1,7 +1,9 @@
 //! `lorabeam sweep`'s comparison: one aligned row per adapter, with its output's lines, the
-//! job's seconds and tokens/s, and the five E2E scores when the sweep scores.
+//! job's seconds and tokens/s, and the five E2E scores when the sweep scores (a WebNLG or DART
+//! sweep: the paper's columns, BLEU, METEOR and TER per S/U/A row).
 
 use super::aligned::{aligned_lines, Align};
+use super::task_table::{paper_columns, paper_headers};
 use lorabeam_proto::v1::Scores;
 
 /// One adapter's job, as the table shows it.
@@ -21,7 +23,13 @@ pub struct SweepRow {
 const COLUMNS: [&str; 5] = ["ADAPTER", "LINES", "SECONDS", "TOKENS/S", "STATE"];
 const SCORE_COLUMNS: [&str; 5] = ["BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"];
 
-fn cells(row: &SweepRow, scored: bool) -> Vec<String> {
+/// A row's task report (webnlg, dart), when its job carries one.
+fn task_report(row: &SweepRow) -> Option<serde_json::Value> {
+    let json = &row.scores.as_ref()?.task_report_json;
+    (!json.is_empty()).then(|| serde_json::from_str(json).ok()).flatten()
+}
+
+fn cells(row: &SweepRow, scored: bool, task_headers: &[String]) -> Vec<String> {
     let mut cells = vec![
         super::client::shown(&row.adapter).into_owned(),
         row.lines.to_string(),
@@ -29,7 +37,13 @@ fn cells(row: &SweepRow, scored: bool) -> Vec<String> {
         format!("{:.0}", row.tokens_per_s),
         row.state.clone(),
     ];
-    if scored {
+    if !task_headers.is_empty() {
+        let columns = task_report(row).map(|r| paper_columns(&r)).unwrap_or_default();
+        for header in task_headers {
+            let cell = columns.iter().find(|(h, _)| h == header).map(|(_, c)| c.clone());
+            cells.push(cell.unwrap_or_else(|| "n/a".into()));
+        }
+    } else if scored {
         let score = |value: Option<f64>| value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
         let s = row.scores.as_ref();
         cells.extend([
@@ -47,10 +61,14 @@ fn cells(row: &SweepRow, scored: bool) -> Vec<String> {
 /// cell (numbers right-aligned, so they compare at a glance).
 pub fn sweep_table(rows: &[SweepRow], scored: bool) -> Vec<String> {
     let mut header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
-    if scored {
+    let reports: Vec<Option<serde_json::Value>> = rows.iter().map(task_report).collect();
+    let task_headers = paper_headers(&reports.iter().map(Option::as_ref).collect::<Vec<_>>());
+    if !task_headers.is_empty() {
+        header.extend(task_headers.iter().cloned());
+    } else if scored {
         header.extend(SCORE_COLUMNS.iter().map(|c| c.to_string()));
     }
-    let body: Vec<Vec<String>> = rows.iter().map(|r| cells(r, scored)).collect();
+    let body: Vec<Vec<String>> = rows.iter().map(|r| cells(r, scored, &task_headers)).collect();
     aligned_lines(&header, &body, |i| if i == 0 || i == 4 { Align::Left } else { Align::Right })
 }
 

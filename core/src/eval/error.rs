@@ -26,6 +26,13 @@ pub enum EvalError {
     NistUndefined(&'static str),
     #[error("PTB tokeniser jar failed: {0}")]
     PtbJar(String),
+    #[error("no reference file: eval.py needs at least one (-nr 1 or more)")]
+    NoReferenceFiles,
+    #[error(
+        "reference file {index} has {lines} line(s) but the hypothesis file has {hypotheses}: eval.py reads \
+         item j from line j of every file"
+    )]
+    ReferenceFileLength { index: usize, lines: usize, hypotheses: usize },
 }
 
 /// Why there is no METEOR number. Never replaced by a guess: the scores carry this instead.

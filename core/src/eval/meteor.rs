@@ -117,8 +117,39 @@ impl MeteorRunner {
         &self.jar
     }
 
-    /// Corpus METEOR of PTB-tokenised hypotheses against their reference groups.
+    /// Corpus METEOR of PTB-tokenised hypotheses against their reference groups, each
+    /// hypothesis first cleaned as pycocoevalcap cleans it.
     pub fn score(&self, references: &[Vec<String>], hypotheses: &[String]) -> Result<f64, MeteorUnavailable> {
+        self.run(references, hypotheses, Hypothesis::Pycocoevalcap)
+    }
+
+    /// Corpus METEOR as `java -jar meteor-1.5.jar HYP REF -l en -norm -r N` gives it for
+    /// files holding these texts (WebNLG/GenerationEval's eval.py), each item with its `N`
+    /// references: the texts go to the kept JVM as they are. A text holding `|||` cannot go
+    /// through `-stdio`, so such a call runs that file command instead.
+    pub fn score_references(
+        &self,
+        references: &[Vec<String>],
+        hypotheses: &[String],
+    ) -> Result<f64, MeteorUnavailable> {
+        let piped = |t: &String| t.contains("|||");
+        if hypotheses.iter().any(piped) || references.iter().flatten().any(piped) {
+            return super::meteor_files::score_with_files(self, references, hypotheses);
+        }
+        self.run(references, hypotheses, Hypothesis::AsIs)
+    }
+
+    /// The java binary this runner starts.
+    pub fn java(&self) -> &Path {
+        &self.java
+    }
+
+    fn run(
+        &self,
+        references: &[Vec<String>],
+        hypotheses: &[String],
+        hypothesis: Hypothesis,
+    ) -> Result<f64, MeteorUnavailable> {
         if !self.jar.is_file() {
             return Err(MeteorUnavailable::new(format!("no METEOR jar at {}", self.jar.display())));
         }
@@ -128,7 +159,7 @@ impl MeteorRunner {
             Some(jvm) => jvm,
             None => self.start()?,
         };
-        match converse(&mut jvm, hypotheses, references) {
+        match converse(&mut jvm, hypotheses, references, hypothesis) {
             Ok(score) => {
                 *kept = Some(jvm);
                 Ok(score)
@@ -163,7 +194,21 @@ impl MeteorRunner {
     }
 }
 
-fn converse(jvm: &mut Jvm, hypotheses: &[String], references: &[Vec<String>]) -> Result<f64, String> {
+/// How a hypothesis goes into a `SCORE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hypothesis {
+    /// pycocoevalcap's cleaning: `|||` removed, double spaces halved once.
+    Pycocoevalcap,
+    /// As it is.
+    AsIs,
+}
+
+fn converse(
+    jvm: &mut Jvm,
+    hypotheses: &[String],
+    references: &[Vec<String>],
+    hypothesis: Hypothesis,
+) -> Result<f64, String> {
     // One line per request: a line break inside a text would put the kept JVM's answers out of
     // step with later calls. The score files never hold one; refuse rather than desynchronise.
     let broken = |t: &String| t.contains(['\n', '\r']);
@@ -174,7 +219,10 @@ fn converse(jvm: &mut Jvm, hypotheses: &[String], references: &[Vec<String>]) ->
     let mut eval_line = String::from("EVAL");
     for (hyp, refs) in hypotheses.iter().zip(references) {
         // pycocoevalcap strips `|||` from the hypothesis and halves double spaces once.
-        let hyp = hyp.replace("|||", "").replace("  ", " ");
+        let hyp = match hypothesis {
+            Hypothesis::Pycocoevalcap => hyp.replace("|||", "").replace("  ", " "),
+            Hypothesis::AsIs => hyp.clone(),
+        };
         let line = format!("SCORE ||| {} ||| {}", refs.join(" ||| "), hyp);
         let stats = exchange(stdin, stdout, &line)?;
         eval_line.push_str(" ||| ");

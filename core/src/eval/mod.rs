@@ -4,12 +4,17 @@
 //! CoreNLP 3.4.1 ([`ptb`], checked against the jar, which [`ptb_jar`] can also run), and
 //! pycocoevalcap's ROUGE-L, CIDEr-D and METEOR ([`rouge`], [`cider`], [`meteor`]). Start at
 //! [`e2e_scores`].
+//!
+//! [`geneval`] holds the WebNLG and DART metrics, as WebNLG/GenerationEval's eval.py computes
+//! them (BLEU, BLEU NLTK, METEOR `-r N`, TER, chrF++).
 
 mod bleu;
 mod cider;
 mod error;
 mod files;
+pub mod geneval;
 mod meteor;
+mod meteor_files;
 mod mteval;
 mod ngrams;
 mod nist;

@@ -29,21 +29,30 @@ struct Groups {
     references: Vec<Vec<String>>,
 }
 
-fn group_records(records: &[Record]) -> Result<Groups, E2eTextError> {
+/// Groups the records `keep` keeps (all when `None`), as gpt2_decode.py fills `refer_dict`
+/// under `--filter`: groups in order of their first kept record, references from kept records
+/// only. Any record whose context has a group (kept or not) maps to it, since the script
+/// looks a prediction up by its context alone.
+fn group_records(records: &[Record], keep: Option<&[bool]>) -> Result<Groups, E2eTextError> {
+    let kept = |record: &Record| keep.is_none_or(|keep| keep.get(record.id).copied().unwrap_or(false));
     let mut index: HashMap<&[u32], usize> = HashMap::new();
     let mut groups = Groups { group_of_id: HashMap::new(), first_id: Vec::new(), references: Vec::new() };
-    for record in records {
+    for record in records.iter().filter(|r| kept(r)) {
         let group = *index.entry(&record.context).or_insert_with(|| {
             groups.first_id.push(record.id);
             groups.references.push(Vec::new());
             groups.references.len() - 1
         });
-        groups.group_of_id.insert(record.id, group);
         // The script reads the text completion; decoding its ids gives `' ' + completion` and
         // the EOS text, which the same cut and strip remove.
         let completion =
             decode(&record.completion).map_err(|source| E2eTextError::BadCompletion { id: record.id, source })?;
         groups.references[group].push(cut_at_end(&completion).to_owned());
+    }
+    for record in records {
+        if let Some(&group) = index.get(record.context.as_slice()) {
+            groups.group_of_id.insert(record.id, group);
+        }
     }
     Ok(groups)
 }
@@ -56,10 +65,25 @@ impl E2eTexts {
         records: &[Record],
         predictions: impl IntoIterator<Item = (usize, &'a [u32])>,
     ) -> Result<Self, E2eTextError> {
-        let groups = group_records(records)?;
+        Self::kept(records, None, predictions)
+    }
+
+    /// [`E2eTexts::new`] over the records `keep` keeps (indexed by record id; all when
+    /// `None`), as the script's `--filter`: a prediction whose id is a record but whose
+    /// context has no kept record is passed over, as the script passes it over.
+    pub fn kept<'a>(
+        records: &[Record],
+        keep: Option<&[bool]>,
+        predictions: impl IntoIterator<Item = (usize, &'a [u32])>,
+    ) -> Result<Self, E2eTextError> {
+        let groups = group_records(records, keep)?;
         let mut hypotheses: Vec<Option<String>> = vec![None; groups.references.len()];
         for (id, tokens) in predictions {
-            let group = *groups.group_of_id.get(&id).ok_or(E2eTextError::UnknownId { id })?;
+            let group = match groups.group_of_id.get(&id) {
+                Some(&group) => group,
+                None if keep.is_some() && id < records.len() => continue,
+                None => return Err(E2eTextError::UnknownId { id }),
+            };
             let text = decode(tokens).map_err(|source| E2eTextError::BadPrediction { id, source })?;
             hypotheses[group] = Some(cut_at_end(&text).to_owned());
         }
@@ -145,7 +169,13 @@ pub fn unscorable_reference(record: &Record, options: PostProcess) -> Option<&'s
 
 impl E2eReferences {
     pub fn from_records(records: &[Record]) -> Result<Self, E2eTextError> {
-        let groups = group_records(records)?;
+        Self::from_kept_records(records, None)
+    }
+
+    /// The references of the records `keep` keeps (see [`E2eTexts::kept`]); a group's
+    /// hypothesis is still the prediction of the last record with its context, kept or not.
+    pub fn from_kept_records(records: &[Record], keep: Option<&[bool]>) -> Result<Self, E2eTextError> {
+        let groups = group_records(records, keep)?;
         let mut last = groups.first_id.clone();
         for (&id, &group) in &groups.group_of_id {
             last[group] = last[group].max(id);

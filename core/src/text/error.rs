@@ -26,4 +26,10 @@ pub enum E2eTextError {
     /// gpt2_decode.py raises `KeyError: 'sample'` when a context has no prediction.
     #[error("no prediction for the context {context:?} (record {first_id} and the others sharing it)")]
     NoPrediction { context: String, first_id: usize },
+    /// gpt2_decode.py raises `KeyError: 'cate'` here.
+    #[error(
+        "line {} has no `cate` field, which --filter {filter} reads (WebNLG's text form has one on every line, \
+         as microsoft/LoRA's format_converting_webnlg.py writes it; DART's and E2E's have none)", .id + 1
+    )]
+    NoCategory { id: usize, filter: super::categories::CategoryFilter },
 }

@@ -4,4 +4,5 @@ mod bpe;
 mod conformance;
 mod e2e_files;
 mod formatted;
+mod multi_ref;
 mod pystr;
