@@ -175,12 +175,18 @@ fn side_by_side(
 }
 
 fn allocator(jobs: &[Job], scratch: &Path) -> anyhow::Result<()> {
-    println!("\n## allocator: LORABEAM_PROCESS_TUNING on (default) and off, default threads, ABBA\n");
+    println!("\n## allocator: lorabeam's settings, malloc only off, both off; default threads, ABBA\n");
     println!("| model | lines | setting | decode s | user s | system s | minor faults / token | system ms / token |");
     println!("|---|---|---|---|---|---|---|---|");
+    // The middle setting isolates the allocator: glibc's defaults, libgomp still passive.
     let settings = vec![
         ("on (default)".to_string(), vec![], vec![]),
-        ("off".to_string(), vec![], vec![("LORABEAM_PROCESS_TUNING", "off")]),
+        (
+            "malloc off: LORABEAM_PROCESS_TUNING=off OMP_WAIT_POLICY=PASSIVE".to_string(),
+            vec![],
+            vec![("LORABEAM_PROCESS_TUNING", "off"), ("OMP_WAIT_POLICY", "PASSIVE")],
+        ),
+        ("both off: LORABEAM_PROCESS_TUNING=off".to_string(), vec![], vec![("LORABEAM_PROCESS_TUNING", "off")]),
     ];
     for job in jobs {
         let figures = side_by_side(&settings, job, scratch)?;
