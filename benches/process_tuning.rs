@@ -9,7 +9,8 @@
 //! with every `--threads` from 1 to the CPUs, idle and with one competing busy-loop process.
 //! Models: the tiny trained fixture (tests/conformance/fixture-tiny) and a random gpt2.sm-shaped
 //! checkpoint written by `lorabeam fixture`. `LORABEAM_BENCH_LINES_TINY` (20) and
-//! `LORABEAM_BENCH_LINES_SM` (8) set the lines decoded, `LORABEAM_BENCH_ROUNDS` (1) the ABBA rounds.
+//! `LORABEAM_BENCH_LINES_SM` (8) set the lines decoded, `LORABEAM_BENCH_ROUNDS` (1) the ABBA
+//! rounds; `LORABEAM_BENCH_MODEL=tiny` (or `sm`) keeps only that model.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,9 @@ struct Job {
     lines: usize,
     eval_len: usize,
 }
+
+/// One way of running the job: a name for the table, extra flags, extra environment.
+type Setting = (String, Vec<String>, Vec<(&'static str, &'static str)>);
 
 /// One child run's figures, from its summary.
 #[derive(Debug, Default, Clone, Copy)]
@@ -47,7 +51,8 @@ fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     let scratch = tempfile::tempdir()?;
-    let jobs = jobs(scratch.path())?;
+    let only = std::env::var("LORABEAM_BENCH_MODEL").unwrap_or_default();
+    let jobs: Vec<Job> = jobs(scratch.path())?.into_iter().filter(|job| job.name.contains(only.as_str())).collect();
     println!("load before: {}", load_average());
     if want("allocator") {
         allocator(&jobs, scratch.path())?;
@@ -138,11 +143,7 @@ fn parse_summary(stderr: &str) -> Option<Figures> {
 }
 
 /// Runs every setting `rounds` times in ABBA… order and returns each setting's mean.
-fn side_by_side(
-    settings: &[(String, Vec<String>, Vec<(&str, &str)>)],
-    job: &Job,
-    scratch: &Path,
-) -> anyhow::Result<Vec<Figures>> {
+fn side_by_side(settings: &[Setting], job: &Job, scratch: &Path) -> anyhow::Result<Vec<Figures>> {
     let rounds = env_usize("LORABEAM_BENCH_ROUNDS", 1);
     let mut sums = vec![Figures::default(); settings.len()];
     let mut counts = vec![0usize; settings.len()];
@@ -179,7 +180,7 @@ fn allocator(jobs: &[Job], scratch: &Path) -> anyhow::Result<()> {
     println!("| model | lines | setting | decode s | user s | system s | minor faults / token | system ms / token |");
     println!("|---|---|---|---|---|---|---|---|");
     // The middle setting isolates the allocator: glibc's defaults, libgomp still passive.
-    let settings = vec![
+    let settings: Vec<Setting> = vec![
         ("on (default)".to_string(), vec![], vec![]),
         (
             "malloc off: LORABEAM_PROCESS_TUNING=off OMP_WAIT_POLICY=PASSIVE".to_string(),
@@ -227,7 +228,7 @@ fn threads(jobs: &[Job], scratch: &Path) -> anyhow::Result<()> {
     println!("\n## threads: default against --threads 1..{cpus}, ABBA\n");
     println!("| model | lines | competing busy process | setting | decode s | user s | ratio to best |");
     println!("|---|---|---|---|---|---|---|");
-    let mut settings = vec![
+    let mut settings: Vec<Setting> = vec![
         ("default".to_string(), vec![], vec![]),
         ("default, LORABEAM_PROCESS_TUNING=off".to_string(), vec![], vec![("LORABEAM_PROCESS_TUNING", "off")]),
     ];
