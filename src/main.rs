@@ -42,13 +42,18 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     use std::io::IsTerminal;
+    // Before anything touches libtorch: `run` (the one command that decodes) may re-execute
+    // this binary with glibc's and libgomp's settings in its environment; the client commands
+    // are not worth a second start.
+    let decodes = std::env::args_os().nth(1).is_some_and(|command| command == "run");
+    let tuning = if decodes { lorabeam_worker::process::tune_process() } else { Default::default() };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match lorabeam_proto::cli_flags::parse::<Cli>().command {
-        Command::Run(args) => cli::run::run(*args),
+        Command::Run(args) => cli::run::run(*args, &tuning),
         Command::Fixture(args) => cli::fixture::fixture(args),
         Command::Submit(args) => cli::submit::submit(*args),
         Command::Sweep(args) => cli::sweep::sweep(*args),

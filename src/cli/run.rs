@@ -12,6 +12,7 @@ use lorabeam_core::text::{E2eTexts, PostProcess, ScoreTask};
 use lorabeam_core::{plan_items, FirstStep, Record};
 use lorabeam_worker::generation::{batch_budget, Engine, ItemSource, WorkItem};
 use lorabeam_worker::load_model;
+use lorabeam_worker::process::{ProcessUsage, Tuning};
 
 use super::data::{read_job_data, ENCODED_FROM_TEXT};
 use super::launcher::LauncherArgs;
@@ -81,7 +82,7 @@ pub struct RunArgs {
     pub launcher: LauncherArgs,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs, tuning: &Tuning) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = RunProgress::start();
     args.launcher.note_ignored();
@@ -129,6 +130,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let work = Work { items: (distinct * n) as u64, beam: params.beam as u64, eval_len: params.eval_len as u64 };
     progress.decoding(work);
     let decode_started = Instant::now();
+    let usage_before = ProcessUsage::read();
     let stats = engine.run_source(&mut Items(items), |key, predict, generated| {
         predictions[key] = Some(predict);
         generated_tokens[key % n] += generated;
@@ -136,6 +138,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     progress.writing();
     let decode_time = decode_started.elapsed().as_secs_f64();
+    let usage = ProcessUsage::read().zip(usage_before).map(|(now, before)| now.since(&before));
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
 
     let decoded = Decoded { predictions, generated_tokens, seconds: decode_time };
@@ -151,6 +154,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stats.decode_steps,
         stats.host_seconds
     );
+    print_process_line(tuning, usage, stats.generated_tokens);
     crate::errln!(
         "decoded {} lines{} ({} distinct contexts{}) in {:.2}s (+{:.2}s loading): {:.2} lines/s, {} generated tokens, {:.0} tokens/s, {:.3} TFLOP of model arithmetic{bleu}; wrote {}",
         records.len() * n,
@@ -166,6 +170,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         outputs.join(", ")
     );
     Ok(())
+}
+
+/// The threads and process settings decoding ran with, and what it cost the process: the
+/// figures `cargo bench --bench process_tuning` compares.
+fn print_process_line(tuning: &Tuning, usage: Option<ProcessUsage>, tokens: usize) {
+    let cost = usage.map_or_else(String::new, |u| {
+        format!(
+            "; decoding took {:.2}s user, {:.2}s system, {} minor page faults ({:.1} per token)",
+            u.user_seconds,
+            u.system_seconds,
+            u.minor_faults,
+            u.minor_faults as f64 / tokens.max(1) as f64
+        )
+    });
+    crate::errln!("threads: {} ({tuning}){cost}", tch::get_num_threads());
 }
 
 /// Every variant's predictions, item `context * variants + variant`, the tokens each variant

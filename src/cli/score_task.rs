@@ -158,16 +158,16 @@ pub fn print_task_report(report: &TaskReport, json: bool, verbatim: bool) {
     if json {
         let mut value = report.to_json();
         value["eval_py_verbatim"] = serde_json::Value::Bool(verbatim);
-        println!("{value}");
+        crate::outln!("{value}");
     } else if verbatim {
         let several = report.subsets.len() > 1;
         for subset in &report.subsets {
             if several {
-                println!("{} ({}):", subset.filter.letter(), subset.filter);
+                crate::outln!("{} ({}):", subset.filter.letter(), subset.filter);
             }
-            print!("{}", eval_py_table(&subset.scores, false));
+            super::term::out_text(&eval_py_table(&subset.scores, false));
         }
     } else {
-        print!("{report}");
+        super::term::out_text(&report.to_string());
     }
 }

@@ -46,12 +46,15 @@ pub fn paper_headers(reports: &[Option<&Value>]) -> Vec<String> {
 /// reason below the table).
 pub fn print_report_json(report_json: &str, json: bool) {
     if json {
-        println!("{report_json}");
+        crate::outln!("{report_json}");
         return;
     }
     match serde_json::from_str::<Value>(report_json) {
-        Ok(report) => print!("{}", report_table(&report)),
-        Err(e) => eprintln!("the job's report is not JSON ({e}): {report_json}"),
+        Ok(report) => super::term::out_text(&report_table(&report)),
+        Err(e) => crate::errln!(
+            "the job's report is not JSON ({e}): {}",
+            lorabeam_core::quote::escape_controls(report_json, false)
+        ),
     }
 }
 

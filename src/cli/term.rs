@@ -12,6 +12,14 @@ pub fn out_line(line: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `text` to standard output as it is (a table that ends its own lines).
+pub fn out_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        stdout_failed(&err);
+    }
+}
+
 /// Writes one line to standard error; nothing is left to tell when that fails, so a closed
 /// standard error is ignored (see [`errln!`](crate::errln)).
 pub fn err_line(line: std::fmt::Arguments<'_>) {

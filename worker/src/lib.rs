@@ -3,13 +3,15 @@
 //! - [`checkpoint`] reads `torch.save` archives and safetensors without Python;
 //! - [`model`] builds and runs GPT-2 with LoRA merged into its weights;
 //! - [`generation`] runs gpt2_beam.py's beam search over a continuously batched engine;
-//! - [`fleet`] claims shards from Redis, feeds the engine and reports results to the coordinator.
+//! - [`fleet`] claims shards from Redis, feeds the engine and reports results to the coordinator;
+//! - [`process`] sets up the process around libtorch: allocator, OpenMP wait policy, threads.
 
 pub mod checkpoint;
 pub mod fleet;
 pub mod generation;
 pub mod model;
 mod model_args;
+pub mod process;
 mod runtime;
 
 pub use model_args::ModelArgs;

@@ -179,15 +179,21 @@ fn consumer_name() -> String {
     format!("{}-{}", host.trim(), std::process::id())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let result = run().await;
+fn main() -> std::process::ExitCode {
+    // Before the runtime's threads and any libtorch call: may re-execute this binary with
+    // glibc's and libgomp's settings in its environment.
+    let tuning = lorabeam_worker::process::tune_process();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return lorabeam_proto::error_text::exit_code(Some(vec![format!("starting the runtime: {err}")])),
+    };
+    let result = runtime.block_on(run(tuning));
     lorabeam_proto::error_text::exit_code(
         result.err().map(|err| err.chain().map(|e| e.to_string()).collect::<Vec<_>>()),
     )
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(tuning: lorabeam_worker::process::Tuning) -> anyhow::Result<()> {
     let args: Args = lorabeam_proto::cli_flags::parse();
     let _telemetry = lorabeam_proto::telemetry::init("lorabeam-worker", "info")?;
     let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
@@ -206,7 +212,13 @@ async fn run() -> anyhow::Result<()> {
             let model = tokio::task::spawn_blocking(move || load_model(&spec)).await?.context("loading the model")?;
             check_bare_base(&adapters, &model, args.model.lora_dim)?;
             let batch = lorabeam_worker::generation::batch_budget(&model, args.max_rows, args.max_kv_mib);
-            tracing::info!(budget = %batch.how, attention = %model.attention(), "running batch");
+            tracing::info!(
+                budget = %batch.how,
+                attention = %model.attention(),
+                threads = tch::get_num_threads(),
+                process = %tuning,
+                "running batch"
+            );
             let budget = ModelBudget {
                 max_rows: batch.budget.max_rows,
                 kv_budget_bytes: batch.budget.kv_bytes,

@@ -36,7 +36,8 @@ pub struct ModelArgs {
     /// available).
     #[arg(long, env = "LORABEAM_DEVICE", default_value = "auto", value_parser = device_flag)]
     pub device: String,
-    /// CPU threads for libtorch's intra-op parallelism; 0 keeps libtorch's default.
+    /// CPU threads for libtorch's intra-op parallelism; 0: the CPUs this process may use
+    /// (its affinity mask, lowered by a cgroup CPU quota), not every CPU of the machine.
     #[arg(long, env = "LORABEAM_THREADS", default_value_t = 0)]
     pub threads: usize,
     /// Attention path: `batched` (a fixed number of tensor operations per layer for the whole

@@ -17,7 +17,7 @@ pub struct ModelSpec {
     pub lora: LoraConfig,
     pub precision: Precision,
     pub device: String,
-    /// Intra-op CPU threads; 0 keeps libtorch's default.
+    /// Intra-op CPU threads; 0: the CPUs the process may use ([`crate::process::default_threads`]).
     pub threads: usize,
     pub attention: AttentionPath,
     pub adapter_math: AdapterMath,
@@ -25,9 +25,8 @@ pub struct ModelSpec {
 
 /// Loads the model a spec describes.
 pub fn load_model(spec: &ModelSpec) -> Result<Gpt2, ModelError> {
-    if spec.threads > 0 {
-        tch::set_num_threads(spec.threads as i32);
-    }
+    let threads = if spec.threads > 0 { spec.threads } else { crate::process::default_threads() };
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
     let config = match &spec.model_config {
         Some(path) => Gpt2Config::from_json_file(path)?,
         None => Gpt2Config::from_card(spec.model_card),
