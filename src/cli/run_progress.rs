@@ -46,14 +46,23 @@ impl RunProgress {
             tokens: AtomicU64::new(0),
         });
         let watched = Arc::clone(&progress);
+        // The handler is in place before this returns (a Ctrl-C right after start gets its
+        // message); the thread only waits for it.
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return progress;
+        };
+        let interrupt = {
+            let _entered = runtime.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        };
+        let Ok(mut interrupt) = interrupt else {
+            return progress;
+        };
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            if let Ok(runtime) = runtime {
-                if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
-                    watched.finish_shown();
-                    crate::errln!("{}", watched.interrupted_message());
-                    std::process::exit(INTERRUPTED_EXIT_CODE);
-                }
+            if runtime.block_on(interrupt.recv()).is_some() {
+                watched.finish_shown();
+                crate::errln!("{}", watched.interrupted_message());
+                std::process::exit(INTERRUPTED_EXIT_CODE);
             }
         });
         progress

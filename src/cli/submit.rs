@@ -113,13 +113,18 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         let mut client = args.coordinator.connect().await?;
         let response = send_job(&mut client, spec, &data).await?;
         let job_id = response.job_id;
-        crate::outln!("{}", shown(&job_id));
         if !(args.wait || args.output.is_some()) {
+            crate::outln!("{}", shown(&job_id));
             return Ok(());
         }
+        // Listening before the id is shown: a Ctrl-C from then on gets its message, never the
+        // silent default death.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listening for Ctrl-C")?;
+        crate::outln!("{}", shown(&job_id));
         tokio::select! {
             followed = wait_for(&args, &mut client, &job_id, response.records) => followed,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 // Following is all this process does: the job is the coordinator's.
                 let id = shown(&job_id);
                 crate::errln!(
