@@ -18,6 +18,9 @@ pub const ENCODED_FROM_TEXT: &str = "text input, encoded as gpt2_encode.py --add
 pub struct JobData {
     pub records: Vec<Record>,
     pub encoded_from_text: bool,
+    /// Each line's WebNLG category (`cate`), `None` where it has none: read with the records,
+    /// since a pipe is read only once.
+    pub categories: Vec<Option<bool>>,
 }
 
 /// Reads `path` in whichever form it is, every fault named by `file:line` and field. The file
@@ -33,10 +36,12 @@ pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> 
                 record + 1
             );
         }
-        return Ok(JobData { records, encoded_from_text: true });
+        let categories = parse_categories(path, &bytes)?;
+        return Ok(JobData { records, encoded_from_text: true, categories });
     }
     // Anything else (ids, or a first line too broken to tell) gets the ids reader's errors.
-    Ok(JobData { records: parse_records(path, &bytes, RecordLimits::vocab(vocab_size))?, encoded_from_text: false })
+    let records = parse_records(path, &bytes, RecordLimits::vocab(vocab_size))?;
+    Ok(JobData { records, encoded_from_text: false, categories: parse_categories(path, &bytes)? })
 }
 
 /// What `submit` and `sweep` send: the data file's bytes as they are when they hold ids; its

@@ -99,6 +99,7 @@ pub fn run(args: RunArgs, tuning: &Tuning) -> anyhow::Result<()> {
     let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
     let data = read_job_data(&args.data, model.config().vocab_size)?;
     let records = data.records;
+    let categories = data.categories;
     let first_step = FirstStep { reference_batch_size: args.batch_size, exact: args.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
     let variants = variants(&model, &args.adapter, args.include_base, model_args.lora_alpha, &args.work_dir)?;
@@ -142,7 +143,8 @@ pub fn run(args: RunArgs, tuning: &Tuning) -> anyhow::Result<()> {
     anyhow::ensure!(predictions.iter().all(Option::is_some), "internal error: an item produced no prediction");
 
     let decoded = Decoded { predictions, generated_tokens, seconds: decode_time };
-    let (summaries, bleu, outputs) = write_outputs(&args, &variants, &records, &plan.index_of_record, &decoded)?;
+    let (summaries, bleu, outputs) =
+        write_outputs(&args, &variants, &records, &categories, &plan.index_of_record, &decoded)?;
     if !args.adapter.is_empty() {
         print_table(&summaries);
     }
@@ -211,6 +213,7 @@ fn write_outputs(
     args: &RunArgs,
     variants: &[Variant],
     records: &[Record],
+    categories: &[Option<bool>],
     index_of_record: &[usize],
     decoded: &Decoded,
 ) -> anyhow::Result<(Vec<VariantSummary>, String, Vec<String>)> {
@@ -235,7 +238,7 @@ fn write_outputs(
         let single = args.adapter.is_empty();
         let scores = if args.score {
             let (summary, scores) = match &scorer {
-                Some(scorer) => score_task_output(args, scorer, &variant.dir, records, &rows, single)?,
+                Some(scorer) => score_task_output(args, scorer, &variant.dir, (records, categories), &rows, single)?,
                 None => score_output(args, &variant.dir, records, &rows, single)?,
             };
             if single {
@@ -288,11 +291,11 @@ fn score_task_output(
     args: &RunArgs,
     scorer: &TaskScorer,
     dir: &Path,
-    records: &[Record],
+    (records, categories): (&[Record], &[Option<bool>]),
     rows: &[(usize, &[u32])],
     print: bool,
 ) -> anyhow::Result<(String, VariantScores)> {
-    let (report, files) = score_task_records(&args.data, records, rows, &args.task, scorer)?;
+    let (report, files) = score_task_records(&args.data, categories, records, rows, &args.task, scorer)?;
     let task = args.task.task;
     if let Some(files) = files_of(&report, &files, args.task.filter) {
         let (refs, hyp) = (dir.join(format!("references_{task}")), dir.join(format!("hypothesis_{task}")));

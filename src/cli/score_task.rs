@@ -12,7 +12,7 @@ use lorabeam_core::eval::geneval::{
 };
 use lorabeam_core::eval::{MeteorRunner, MeteorUnavailable};
 use lorabeam_core::predictions::{by_record, read_predictions, write_atomically};
-use lorabeam_core::text::{keep_mask, read_categories, reference_file_name, CategoryFilter, E2eTexts, VOCAB_SIZE};
+use lorabeam_core::text::{keep_mask, reference_file_name, CategoryFilter, E2eTexts, VOCAB_SIZE};
 use lorabeam_core::Record;
 
 use super::data::read_job_data;
@@ -49,12 +49,13 @@ pub fn score_task_predictions(
     task: &TaskArgs,
     scorer: &TaskScorer,
 ) -> anyhow::Result<(TaskReport, Vec<ScoredFiles>)> {
-    let records = read_job_data(data, VOCAB_SIZE)?.records;
+    let job = read_job_data(data, VOCAB_SIZE)?;
+    let (records, categories) = (job.records, job.categories);
     let lines = read_predictions(predictions)?;
     // Every line needs its prediction: a file that misses some is not the output of this data.
     by_record(predictions, lines.clone(), records.len())?;
     let rows: Vec<(usize, &[u32])> = lines.iter().map(|l| (l.id, l.predict.as_slice())).collect();
-    score_task_records(data, &records, &rows, task, scorer)
+    score_task_records(data, &categories, &records, &rows, task, scorer)
         .with_context(|| format!("{} against {}", predictions.display(), data.display()))
 }
 
@@ -62,16 +63,16 @@ pub fn score_task_predictions(
 /// `--filter`'s, else WebNLG's S, U and A when every line has its category, else all.
 pub fn score_task_records(
     data: &Path,
+    categories: &[Option<bool>],
     records: &[Record],
     rows: &[(usize, &[u32])],
     task: &TaskArgs,
     scorer: &TaskScorer,
 ) -> anyhow::Result<(TaskReport, Vec<ScoredFiles>)> {
-    let categories = read_categories(data)?;
-    let filters = task.filter.map_or_else(|| default_filters(task.task, &categories), |f| vec![f]);
+    let filters = task.filter.map_or_else(|| default_filters(task.task, categories), |f| vec![f]);
     let mut subsets = Vec::with_capacity(filters.len());
     for filter in filters {
-        let keep = keep_mask(filter, &categories, records.len()).with_context(|| format!("{}", data.display()))?;
+        let keep = keep_mask(filter, categories, records.len()).with_context(|| format!("{}", data.display()))?;
         // A default row no line falls in (data all seen, or all unseen) is left out.
         if task.filter.is_none() && keep.as_ref().is_some_and(|k| !k.contains(&true)) {
             continue;

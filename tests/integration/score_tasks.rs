@@ -190,13 +190,18 @@ fn run_with_score_task_reports_what_score_reports() {
     let data = head(&subset("webnlg/test_formatted.jsonl"), 40, dir.path(), "webnlg.jsonl");
     let work = dir.path().join("work");
     let mut args = strings(&["run", "--device", "cpu", "--threads", "1", "--work_dir", path(&work)]);
-    args.extend(strings(&["--data", path(&data), "--output_file", "predictions.jsonl", "--beam", "2"]));
+    // From a pipe: the records and their categories come from one read.
+    args.extend(strings(&["--data", "/dev/stdin", "--output_file", "predictions.jsonl", "--beam", "2"]));
     args.extend(strings(&["--eval_len", "16", "--seq_len", "128", "--batch_size", "1"]));
     args.extend(strings(&["--model_config", path(&fixture("config.json")), "--lora_alpha", "32"]));
     args.extend(strings(&["--base_checkpoint", path(&fixture("base_pytorch_model.bin"))]));
     args.extend(strings(&["--adapter", &format!("lora={}", path(&fixture("lora_only.pt"))), "--include_base"]));
     args.extend(strings(&["--score", "--task", "webnlg", "--no-meteor"]));
-    let out = lorabeam(&args);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lorabeam"))
+        .args(&args)
+        .stdin(std::fs::File::open(&data).expect("the data"))
+        .output()
+        .expect("lorabeam runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let header = stdout.lines().next().unwrap_or_default();
@@ -205,7 +210,7 @@ fn run_with_score_task_reports_what_score_reports() {
     assert!(!header.contains("NIST") && !header.contains("BLEU-U"), "the task's columns, no unseen line: {stdout}");
     for name in ["lora", "base"] {
         let row = stdout.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_default();
-        assert_eq!(row.split_whitespace().count(), 4 + 6, "{name}: lines, seconds, tokens/s, 6 scores: {stdout}");
+        assert_eq!(row.split_whitespace().count(), 4 + 6, "{name}: lines, tokens, seconds, 6 scores: {stdout}");
         let variant = work.join(name);
         let saved: serde_json::Value =
             serde_json::from_slice(&std::fs::read(variant.join("scores.json")).expect("scores.json")).expect("JSON");
