@@ -14,7 +14,16 @@ use super::pystr::{is_py_space, py_strip};
 /// An empty or all-whitespace sentence gives one empty token, as Python's
 /// `''.split(' ')` does; BLEU and NIST count it as a word of length one.
 pub fn mteval_tokenize(sentence: &str) -> Vec<String> {
-    let s = sentence.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
+    let collapsed = collapse_whitespace(&v13a_spaced(sentence));
+    py_strip(&collapsed).split(' ').map(str::to_string).collect()
+}
+
+/// mteval-v13a's tokenisation up to the split into words, as pymteval and Moses'
+/// `multi-bleu-detok.perl` both apply it (ASCII rules, so characters and bytes agree): markup
+/// undone, the punctuation of [`is_split_punctuation`] padded with spaces, then `.` and `,`
+/// split from non-digits and `-` from a digit before it.
+pub(crate) fn v13a_spaced(text: &str) -> String {
+    let s = text.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
     // Sequential, in this order, so "&amp;lt;" becomes "<" as it does in pymteval.
     let s = s.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
     let mut padded = String::with_capacity(s.len() * 2 + 2);
@@ -32,9 +41,7 @@ pub fn mteval_tokenize(sentence: &str) -> Vec<String> {
     let rules = rules();
     let s = rules.period_comma_after.replace_all(&padded, "$1 $2 ");
     let s = rules.period_comma_before.replace_all(&s, " $1 $2");
-    let s = rules.dash_after_digit.replace_all(&s, "$1 $2 ");
-    let collapsed = collapse_whitespace(&s);
-    py_strip(&collapsed).split(' ').map(str::to_string).collect()
+    rules.dash_after_digit.replace_all(&s, "$1 $2 ").into_owned()
 }
 
 /// The tokens as the n-gram counts see them (`str.lower()` of each).

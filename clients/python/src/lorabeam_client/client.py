@@ -21,7 +21,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import grpc
 
@@ -509,21 +509,3 @@ def write_jsonl(predictions: Iterable[Prediction], path: str) -> int:
             count += 1
     os.replace(tmp, path)
     return count
-
-
-__all__: Sequence[str] = [
-    "CHUNK_BYTES",
-    "Client",
-    "DECODE_DEFAULTS",
-    "JobFailed",
-    "JobStatus",
-    "LorabeamError",
-    "Prediction",
-    "Submitted",
-    "WorkerInfo",
-    "Workers",
-    "fnv1a64",
-    "is_final",
-    "state_name",
-    "write_jsonl",
-]

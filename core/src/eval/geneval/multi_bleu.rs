@@ -5,60 +5,17 @@
 //! ASCII, and works on characters as on bytes.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
-use regex::Regex;
+use crate::eval::mteval::v13a_spaced;
 
 /// Perl's `\s` on a byte string: space, `\t`, `\n`, `\v`, `\f`, `\r`.
 fn is_perl_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
 
-/// The characters the first rule pads with spaces: `{` to `~`, `[` to `` ` ``, space to `&`,
-/// `(` to `+`, `:` to `@`, and `/`.
-fn is_padded(c: char) -> bool {
-    matches!(c, '{'..='~' | '['..='`' | ' '..='&' | '('..='+' | ':'..='@' | '/')
-}
-
-struct Rules {
-    period_comma_after: Regex,
-    period_comma_before: Regex,
-    dash_after_digit: Regex,
-}
-
-fn rules() -> &'static Rules {
-    static RULES: OnceLock<Rules> = OnceLock::new();
-    // Fixed patterns; Perl's `s///g` and the regex crate both replace leftmost,
-    // non-overlapping matches from left to right.
-    let compile = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("multi-bleu rule {p:?}: {e}"));
-    RULES.get_or_init(|| Rules {
-        period_comma_after: compile(r"([^0-9])([.,])"),
-        period_comma_before: compile(r"([.,])([^0-9])"),
-        dash_after_digit: compile(r"([0-9])(-)"),
-    })
-}
-
 /// The script's `tokenization` of one line, split into words.
 pub fn perl_tokenize(line: &str) -> Vec<String> {
-    let text = line.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
-    let text = text.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
-    let mut padded = String::with_capacity(text.len() * 2 + 2);
-    padded.push(' ');
-    for c in text.chars() {
-        if is_padded(c) {
-            padded.push(' ');
-            padded.push(c);
-            padded.push(' ');
-        } else {
-            padded.push(c);
-        }
-    }
-    padded.push(' ');
-    let rules = rules();
-    let text = rules.period_comma_after.replace_all(&padded, "${1} ${2} ");
-    let text = rules.period_comma_before.replace_all(&text, " ${1} ${2}");
-    let text = rules.dash_after_digit.replace_all(&text, "${1} ${2} ");
-    text.split(is_perl_space).filter(|w| !w.is_empty()).map(str::to_string).collect()
+    v13a_spaced(line).split(is_perl_space).filter(|w| !w.is_empty()).map(str::to_string).collect()
 }
 
 /// BLEU as the script computes it: `bleu` unrounded (0 to 100) and `printed` as its
