@@ -35,16 +35,21 @@ pub struct RunProgress {
 }
 
 impl RunProgress {
-    /// Starts in the loading phase, Ctrl-C handled from now on.
-    pub fn start() -> Arc<Self> {
-        let progress = Arc::new(Self {
+    /// Nothing shown or counted yet, in the loading phase.
+    fn loading() -> Self {
+        Self {
             phase: AtomicU8::new(LOADING),
             work: Mutex::new(None),
             shown: Mutex::new(None),
             steps: AtomicU64::new(0),
             items_done: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
-        });
+        }
+    }
+
+    /// Starts in the loading phase, Ctrl-C handled from now on.
+    pub fn start() -> Arc<Self> {
+        let progress = Arc::new(Self::loading());
         let watched = Arc::clone(&progress);
         // The handler is in place before this returns (a Ctrl-C right after start gets its
         // message); the thread only waits for it.
@@ -176,14 +181,7 @@ mod tests {
 
     #[test]
     fn steps_of_items_that_end_early_are_counted_when_they_end() {
-        let progress = RunProgress {
-            phase: AtomicU8::new(LOADING),
-            work: Mutex::new(None),
-            shown: Mutex::new(None),
-            steps: AtomicU64::new(0),
-            items_done: AtomicU64::new(0),
-            tokens: AtomicU64::new(0),
-        };
+        let progress = RunProgress::loading();
         assert!(progress.interrupted_message().contains("nothing was decoded"));
         let work = Work { items: 2, beam: 4, eval_len: 10 };
         *progress.work.lock().expect("lock") = Some((work, Instant::now()));

@@ -78,15 +78,34 @@ fn predictions(path: &Path) -> Vec<(u64, Vec<u64>)> {
         .collect()
 }
 
+/// The client's venv and a fleet (Redis, a coordinator, one tiny worker) for it; fields drop
+/// in order, the processes before their folder.
+struct PyFleet {
+    _worker: support::cluster::Process,
+    coordinator: Coordinator,
+    _redis: Redis,
+    dir: tempfile::TempDir,
+    python_bin: PathBuf,
+    _one_fleet: std::sync::MutexGuard<'static, ()>,
+}
+
+impl PyFleet {
+    fn start() -> Self {
+        // Held from the venv on: under `cargo test` two of these tests would race in pip.
+        let one_fleet = support::one_fleet_at_a_time();
+        let python_bin = client_venv();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let redis = Redis::start(dir.path());
+        let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
+        let worker = worker(&redis, &coordinator.url(), dir.path(), "py", "tiny", &[]);
+        Self { _worker: worker, coordinator, _redis: redis, dir, python_bin, _one_fleet: one_fleet }
+    }
+}
+
 #[test]
 fn the_readme_example_runs_against_a_fleet_and_gives_what_the_cli_gives() {
-    // Held from the venv on: under `cargo test` two of these tests would race in pip.
-    let _one_fleet = support::one_fleet_at_a_time();
-    let python_bin = client_venv();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _worker = worker(&redis, &coordinator.url(), dir.path(), "py", "tiny", &[]);
+    let fleet = PyFleet::start();
+    let (python_bin, dir, coordinator) = (&fleet.python_bin, &fleet.dir, &fleet.coordinator);
 
     // The example as the README has it, pointed at this fleet and at a file in the tempdir.
     let example = readme_example();
@@ -96,7 +115,7 @@ fn the_readme_example_runs_against_a_fleet_and_gives_what_the_cli_gives() {
     let script = example
         .replace("\"http://127.0.0.1:50051\"", &format!("{:?}", coordinator.url()))
         .replace("\"predictions.jsonl\"", &format!("{:?}", from_python.to_str().expect("utf-8")));
-    let printed = python(&python_bin, &script, &[]);
+    let printed = python(python_bin, &script, &[]);
     assert!(printed.contains("126 predictions;"), "{printed}");
     assert!(printed.contains("completed 126 / 126"), "{printed}");
 
@@ -183,20 +202,15 @@ with Client(url, quiet=True) as lb:
 
 #[test]
 fn the_python_api_keys_pages_cancels_and_refuses_as_the_cli_does() {
-    // Held from the venv on: under `cargo test` two of these tests would race in pip.
-    let _one_fleet = support::one_fleet_at_a_time();
-    let python_bin = client_venv();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = Redis::start(dir.path());
-    let coordinator = Coordinator::start(&redis, dir.path(), None, &[]);
-    let _worker = worker(&redis, &coordinator.url(), dir.path(), "py", "tiny", &[]);
+    let fleet = PyFleet::start();
+    let (python_bin, coordinator) = (&fleet.python_bin, &fleet.coordinator);
     let data = conformance_dir().join("data/e2e_test_public.jsonl");
-    let printed = python(&python_bin, API_CHECKS, &[&coordinator.url(), data.to_str().expect("utf-8")]);
+    let printed = python(python_bin, API_CHECKS, &[&coordinator.url(), data.to_str().expect("utf-8")]);
     assert!(printed.contains("api checks passed"), "{printed}");
 
     // What a real fleet does not show on demand: streams dropped half way (a restart), a lost
     // SubmitJob answer sent again under its key, failover, giving up; against a fake coordinator.
-    let out = Command::new(&python_bin)
+    let out = Command::new(python_bin)
         .args(["-m", "unittest", "discover", "-s", "clients/python/tests", "-v"])
         .current_dir(repo())
         .output()
