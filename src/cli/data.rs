@@ -62,7 +62,7 @@ impl JobBytes {
         let path = path.to_path_buf();
         if detect_form(&bytes) == Some(JsonlForm::Text) {
             let records = parse_text_records(&path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
-            let jsonl = with_categories(ids_jsonl(&records)?, &parse_categories(&path, &bytes)?)?;
+            let jsonl = ids_jsonl(&records, &parse_categories(&path, &bytes)?)?;
             return Ok(Self { path, jsonl: jsonl.into(), encoded_from_text: true });
         }
         Ok(Self { path, jsonl: bytes.into(), encoded_from_text: false })
@@ -78,30 +78,17 @@ fn first_token_past(records: &[Record], vocab_size: usize) -> Option<(usize, usi
     })
 }
 
-/// Records as the ids-form JSONL a coordinator takes.
-pub fn ids_jsonl(records: &[Record]) -> anyhow::Result<Vec<u8>> {
+/// Records as the ids-form JSONL a coordinator takes, each with its text line's WebNLG
+/// category (`cate`) where it has one: the coordinator reads it to score the paper's seen and
+/// unseen rows.
+pub fn ids_jsonl(records: &[Record], categories: &[Option<bool>]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
-    for record in records {
-        let line = serde_json::json!({ "context": record.context, "completion": record.completion });
-        serde_json::to_writer(&mut out, &line).context("encoding a record")?;
-        out.push(b'\n');
-    }
-    Ok(out)
-}
-
-/// The encoded lines with each text line's WebNLG category (`cate`), when the text lines carry
-/// one: the coordinator reads it to score the paper's seen and unseen rows.
-fn with_categories(jsonl: Vec<u8>, categories: &[Option<bool>]) -> anyhow::Result<Vec<u8>> {
-    if categories.iter().all(Option::is_none) {
-        return Ok(jsonl);
-    }
-    let mut out = Vec::with_capacity(jsonl.len() + 16 * categories.len());
-    for (line, category) in jsonl.split(|&b| b == b'\n').filter(|l| !l.is_empty()).zip(categories) {
-        let mut value: serde_json::Value = serde_json::from_slice(line).context("an encoded line")?;
-        if let Some(cate) = category {
-            value["cate"] = serde_json::Value::Bool(*cate);
+    for (i, record) in records.iter().enumerate() {
+        let mut line = serde_json::json!({ "context": record.context, "completion": record.completion });
+        if let Some(cate) = categories.get(i).copied().flatten() {
+            line["cate"] = serde_json::Value::Bool(cate);
         }
-        serde_json::to_writer(&mut out, &value).context("encoding a record")?;
+        serde_json::to_writer(&mut out, &line).context("encoding a record")?;
         out.push(b'\n');
     }
     Ok(out)
