@@ -242,7 +242,7 @@ for name in names:
 PY
 }
 
-# validate RENDERED.yaml: splits the documents; KEDA kinds against the KEDA schemas here,
+# validate RENDERED.yaml: splits the documents; KEDA and monitoring kinds against the schemas here,
 # everything else through `kubernetes-validate --strict`. Unknown kinds fail.
 validate() {
   local rendered=$1 builtin=$work/builtin.yaml out rc=0
@@ -255,6 +255,8 @@ docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 keda = {k: json.load(open(os.path.join(schemas, k + ".json")))
         for k in ("ScaledObject", "TriggerAuthentication")}
 monitoring = json.loads(os.environ["MONITORING_SCHEMAS"])
+# The CRD groups validated here: each group's one version and its kinds' schemas.
+crd_schemas = {"keda.sh": ("keda.sh/v1alpha1", keda), "monitoring.coreos.com": ("monitoring.coreos.com/v1", monitoring)}
 failed = 0
 others = []
 counts = {}
@@ -265,21 +267,13 @@ for d in docs:
     if not (kind and api and name):
         print(f"ERROR a document lacks apiVersion, kind or metadata.name: {str(d)[:200]}")
         failed += 1
-    elif api.startswith("keda.sh/"):
-        if api != "keda.sh/v1alpha1" or kind not in keda:
+    elif api.split("/")[0] in crd_schemas:
+        version, schemas = crd_schemas[api.split("/")[0]]
+        if api != version or kind not in schemas:
             print(f"ERROR no schema for {api} {kind}")
             failed += 1
             continue
-        errors = sorted(jsonschema.Draft202012Validator(keda[kind]).iter_errors(d), key=str)
-        for e in errors:
-            print(f"ERROR {kind}/{name}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}")
-        failed += bool(errors)
-    elif api.startswith("monitoring.coreos.com/"):
-        if api != "monitoring.coreos.com/v1" or kind not in monitoring:
-            print(f"ERROR no schema for {api} {kind}")
-            failed += 1
-            continue
-        errors = sorted(jsonschema.Draft202012Validator(monitoring[kind]).iter_errors(d), key=str)
+        errors = sorted(jsonschema.Draft202012Validator(schemas[kind]).iter_errors(d), key=str)
         for e in errors:
             print(f"ERROR {kind}/{name}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}")
         failed += bool(errors)
