@@ -54,17 +54,17 @@ venv_ok() {
   "$LORABEAM_VENV/bin/python" - <<PY 2>/dev/null
 import importlib.metadata as m
 assert m.version("torch").split("+")[0] == "$LORABEAM_TORCH_VERSION"
-for package in ("numpy", "safetensors", "pycocoevalcap", "peft", "transformers"):
+for package in ("numpy", "safetensors", "pycocoevalcap", "peft", "transformers", "moto", "boto3", "flask"):
     m.version(package)
 PY
 }
 if ! venv_ok; then
-  echo "setup: installing torch==$LORABEAM_TORCH_VERSION, numpy, safetensors, pycocoevalcap, peft and transformers into $LORABEAM_VENV (about 4.8 GB, once per user)"
+  echo "setup: installing torch==$LORABEAM_TORCH_VERSION, numpy, safetensors, pycocoevalcap, peft, transformers and moto[server] (the object-storage tests' S3) into $LORABEAM_VENV (about 4.8 GB, once per user)"
   mkdir -p "$LORABEAM_CACHE"
   [ -x "$LORABEAM_VENV/bin/pip" ] || python3 -m venv "$LORABEAM_VENV"
   "$LORABEAM_VENV/bin/pip" install -q --upgrade pip
   "$LORABEAM_VENV/bin/pip" install -q "torch==$LORABEAM_TORCH_VERSION" numpy safetensors pycocoevalcap \
-    "peft==0.21.*" "transformers>=5,<6"
+    "peft==0.21.*" "transformers>=5,<6" "moto[server]>=5,<6"
   venv_ok
 fi
 

@@ -24,6 +24,7 @@ mod hostile_rpcs;
 mod job_life;
 mod loader_errors;
 mod newcomer;
+mod object_storage;
 mod operability;
 mod python_client;
 mod score;

@@ -61,7 +61,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Self {
+    pub fn spawn(mut command: Command, log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).expect("log file");
         command.stderr(file);
         let child = command.spawn().unwrap_or_else(|e| panic!("starting {command:?}: {e}"));

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod meteor_shim;
 pub mod otlp;
 pub mod rogue;
+pub mod s3;
 pub mod submissions;
 
 /// The repository's conformance set (`tests/conformance`), or `$LORABEAM_CONFORMANCE_DIR`: any
