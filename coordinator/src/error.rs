@@ -1,6 +1,7 @@
 //! The coordinator's errors, and their one mapping onto gRPC status codes.
 
 use lorabeam_core::{DataError, ParamError, WriteError};
+use lorabeam_storage::StorageError;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,9 @@ pub enum CoordinatorError {
     Stream(Status),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// Object storage: the job's data (JobSpec.data_url) or the output directory's store.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
     #[error("internal error: {0}")]
     Internal(String),
     /// SIGTERM: streams end so that their peers reconnect to the next coordinator.
@@ -88,6 +92,7 @@ impl CoordinatorError {
             CoordinatorError::IdempotencyConflict { .. } => "idempotency_conflict",
             CoordinatorError::Stream(_) => "stream",
             CoordinatorError::Write(_) => "write",
+            CoordinatorError::Storage(_) => "storage",
             CoordinatorError::Internal(_) => "internal",
             CoordinatorError::ShuttingDown => "shutting_down",
         }
@@ -117,12 +122,29 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::IdempotencyConflict { .. } => Code::AlreadyExists,
             CoordinatorError::Stream(status) => return status.clone(),
             CoordinatorError::Write(_) | CoordinatorError::Internal(_) => Code::Internal,
+            CoordinatorError::Storage(e) => storage_code(e),
         };
         Status::new(code, err.to_string())
     }
 }
 
 pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
+
+/// An object the coordinator could not use: the client named a missing object (NOT_FOUND) or
+/// one this coordinator may not read (PERMISSION_DENIED: its credentials, not the client's
+/// token), an object too large, one that changed while read (ABORTED: try again), or a store
+/// that did not answer.
+fn storage_code(error: &StorageError) -> Code {
+    match error {
+        StorageError::BadUrl { .. } => Code::InvalidArgument,
+        StorageError::NotFound { .. } => Code::NotFound,
+        StorageError::Denied { .. } => Code::PermissionDenied,
+        StorageError::Changed { .. } => Code::Aborted,
+        StorageError::TooLarge { .. } => Code::ResourceExhausted,
+        StorageError::Store { .. } => Code::Unavailable,
+        StorageError::Local { .. } => Code::Internal,
+    }
+}
 
 /// tonic's refusal of a message over `--max-message-bytes` (OUT_OF_RANGE), as the limit it is.
 pub fn oversize(status: &Status) -> Option<CoordinatorError> {

@@ -80,7 +80,10 @@ impl Coordinator {
         if let Ok(tp) = self.store.job_traceparent(job_id).await {
             parent_from_traceparent(&span, &tp);
         }
-        let work = self.results.finalize(job_id, &self.output_dir, &self.meteor, &token).instrument(span.clone());
+        let work = self
+            .results
+            .finalize(job_id, &self.output_dir, &self.meteor, self.output_store.as_deref(), &token)
+            .instrument(span.clone());
         let outcome = tokio::select! {
             outcome = work => Some(outcome),
             () = self.hold_finalization(job_id, &token) => None,
@@ -88,7 +91,7 @@ impl Coordinator {
         match outcome {
             Some(Ok(Finalized::Ended(state, path))) => {
                 METRICS.jobs_finalized.inc();
-                tracing::info!(%job_id, %state, output = %path.display(), "job completed");
+                tracing::info!(%job_id, %state, output = %path, "job completed");
                 self.results.forget(job_id);
                 self.leases.forget_job(job_id);
                 if let Ok(hash) = self.store.job_hash(job_id).await {
@@ -120,6 +123,9 @@ impl Coordinator {
         let phase = state.as_deref().and_then(JobPhase::parse);
         if phase == Some(JobPhase::Cancelled) {
             withdraw_outputs(&self.output_dir, job_id);
+            if let Some(store) = &self.output_store {
+                store.withdraw(job_id).await;
+            }
         }
         let state = state.unwrap_or_else(|| "gone".into());
         tracing::info!(%job_id, %state, "finalization stopped: the job is no longer this coordinator's to end");

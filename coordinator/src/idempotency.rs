@@ -8,6 +8,7 @@ use lorabeam_proto::submission::DataDigest;
 use lorabeam_proto::v1::JobSpec;
 
 use crate::error::CoordinatorError;
+use crate::object_data::SubmittedData;
 
 /// The fingerprint of a job's data that its stored spec keeps: byte count and FNV-1a 64.
 pub fn data_fingerprint(data: &[u8]) -> String {
@@ -23,9 +24,10 @@ pub fn data_fingerprint(data: &[u8]) -> String {
 pub fn differences(
     stored: &StoredJobSpec,
     spec: &JobSpec,
-    data: &[u8],
+    submitted: &SubmittedData,
     default_shard_size: Option<usize>,
 ) -> Vec<String> {
+    let data = submitted.bytes.as_slice();
     let mut out = Vec::new();
     let mut differ = |field: &str, was: String, now: String| {
         if was != now {
@@ -64,6 +66,15 @@ pub fn differences(
             out.push(format!("data (was {}, now {now} bytes:fnv1a64)", stored.data_fingerprint));
         }
     }
+    // Data read from object storage: the object, and the version of it that was read.
+    let shown = |url: &str| if url.is_empty() { "sent in the stream".to_string() } else { url.to_string() };
+    if stored.data_url != spec.data_url {
+        out.push(format!("data_url (was {}, now {})", shown(&stored.data_url), shown(&spec.data_url)));
+    } else if let Some(object) = &submitted.object {
+        if !stored.data_etag.is_empty() && stored.data_etag != object.etag {
+            out.push(format!("data_url's object (was ETag {}, now {})", stored.data_etag, object.etag));
+        }
+    }
     out
 }
 
@@ -90,7 +101,7 @@ pub fn check_same_work(
     job_id: &str,
     stored: &StoredJobSpec,
     spec: &JobSpec,
-    data: &[u8],
+    data: &SubmittedData,
     default_shard_size: Option<usize>,
 ) -> Result<(), CoordinatorError> {
     let differing = differences(stored, spec, data, default_shard_size);
@@ -124,7 +135,14 @@ mod tests {
             task: String::new(),
             ref_num: 0,
             filter: String::new(),
+            data_url: String::new(),
+            data_etag: String::new(),
+            data_bytes: 0,
         }
+    }
+
+    fn sent(data: &[u8]) -> SubmittedData {
+        SubmittedData { bytes: data.to_vec(), object: None }
     }
 
     fn spec(params: DecodeParams) -> JobSpec {
@@ -143,18 +161,18 @@ mod tests {
     fn the_same_work_under_another_name_is_the_same_job() {
         let data = b"{\"context\": [1]}\n";
         let same = spec(DecodeParams { beam: 10, eval_len: 64, ..Default::default() });
-        assert_eq!(differences(&stored(data), &same, data, Some(8)), Vec::<String>::new());
+        assert_eq!(differences(&stored(data), &same, &sent(data), Some(8)), Vec::<String>::new());
     }
 
     #[test]
     fn each_differing_field_is_named() {
         let data = b"{\"context\": [1]}\n";
         let other = spec(DecodeParams { beam: 3, eval_len: 16, ..Default::default() });
-        let found = differences(&stored(data), &other, b"{\"context\": [2]}\n", Some(4));
+        let found = differences(&stored(data), &other, &sent(b"{\"context\": [2]}\n"), Some(4));
         let fields: Vec<&str> = found.iter().filter_map(|d| d.split(' ').next()).collect();
         assert_eq!(fields, ["beam", "eval_len", "shard_size", "data"], "{found:?}");
         assert_eq!(found[0], "beam (was 10, now 3)");
-        let err = check_same_work("job-1", &stored(data), &other, data, Some(8)).expect_err("refused");
+        let err = check_same_work("job-1", &stored(data), &other, &sent(data), Some(8)).expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("job-1") && text.contains("beam (was 10, now 3), eval_len (was 64, now 16)"), "{text}");
     }
@@ -164,9 +182,32 @@ mod tests {
         let data = b"{\"context\": [1]}\n";
         let params = DecodeParams { beam: 10, eval_len: 64, ..Default::default() };
         let with = |adapter: &str| JobSpec { adapter: adapter.into(), ..spec(params.clone()) };
-        assert_eq!(differences(&stored(data), &with("a"), data, Some(8)), ["adapter (was none, now `a`)"]);
+        assert_eq!(differences(&stored(data), &with("a"), &sent(data), Some(8)), ["adapter (was none, now `a`)"]);
         let stored_a = StoredJobSpec { adapter: "a".into(), ..stored(data) };
-        assert_eq!(differences(&stored_a, &with("b"), data, Some(8)), ["adapter (was `a`, now `b`)"]);
-        assert_eq!(differences(&stored_a, &with("a"), data, Some(8)), Vec::<String>::new());
+        assert_eq!(differences(&stored_a, &with("b"), &sent(data), Some(8)), ["adapter (was `a`, now `b`)"]);
+        assert_eq!(differences(&stored_a, &with("a"), &sent(data), Some(8)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn another_object_or_another_version_of_it_is_other_work() {
+        let data = b"{\"context\": [1]}\n";
+        let params = DecodeParams { beam: 10, eval_len: 64, ..Default::default() };
+        let url = "s3://bucket/e2e/test.jsonl";
+        let stored_url =
+            StoredJobSpec { data_url: url.into(), data_etag: "\"e1\"".into(), data_bytes: 17, ..stored(data) };
+        let read = |etag: &str| SubmittedData {
+            bytes: data.to_vec(),
+            object: Some(lorabeam_storage::Meta { etag: etag.into(), size: 17 }),
+        };
+        let with = |data_url: &str| JobSpec { data_url: data_url.into(), ..spec(params.clone()) };
+        assert_eq!(differences(&stored_url, &with(url), &read("\"e1\""), Some(8)), Vec::<String>::new());
+        assert_eq!(
+            differences(&stored_url, &with(url), &read("\"e2\""), Some(8)),
+            ["data_url's object (was ETag \"e1\", now \"e2\")"]
+        );
+        assert_eq!(
+            differences(&stored_url, &with(""), &sent(data), Some(8)),
+            ["data_url (was s3://bucket/e2e/test.jsonl, now sent in the stream)"]
+        );
     }
 }

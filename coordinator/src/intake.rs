@@ -142,6 +142,9 @@ pub async fn read_submission(
         _ => return Err(CoordinatorError::InvalidSpec("the first SubmitJob message must be a JobSpec".into())),
     };
     check_spec(&spec, &limits)?;
+    if !spec.data_url.is_empty() {
+        return finish_url_submission(spec, stream, &limits).await;
+    }
     let mut data = Vec::new();
     let mut digest = DataDigest::default();
     while let Some(message) = next_message(&mut stream, &limits, data.len()).await? {
@@ -211,6 +214,32 @@ async fn finish_submission(
     Ok((spec, data))
 }
 
+/// A job whose data is an object (JobSpec.data_url): the stream ends with a DataEnd of 0
+/// bytes, and nothing else; the coordinator reads the object itself.
+async fn finish_url_submission(
+    spec: JobSpec,
+    mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
+    limits: &IntakeLimits,
+) -> Result<(JobSpec, Vec<u8>)> {
+    match next_message(&mut stream, limits, 0).await?.and_then(|m| m.item) {
+        Some(SubmitItem::End(end)) if end.bytes == 0 => {}
+        Some(SubmitItem::Chunk(_)) | Some(SubmitItem::End(_)) => {
+            return Err(CoordinatorError::InvalidSpec(
+                "a job with data_url carries no data in the stream: the coordinator reads the object".into(),
+            ))
+        }
+        _ => {
+            return Err(CoordinatorError::TruncatedSubmission(
+                "the stream ended without its DataEnd message: nothing was queued".into(),
+            ))
+        }
+    }
+    if next_message(&mut stream, limits, 0).await?.is_some() {
+        return Err(CoordinatorError::InvalidSpec("nothing may follow the DataEnd message".into()));
+    }
+    Ok((spec, Vec::new()))
+}
+
 /// Model ids become Redis key parts and file names: keep them plain. The client's strings and
 /// lists are bounded before anything is read or stored.
 fn check_spec(spec: &JobSpec, limits: &IntakeLimits) -> Result<()> {
@@ -245,6 +274,9 @@ fn check_spec(spec: &JobSpec, limits: &IntakeLimits) -> Result<()> {
         check_adapter_name(&spec.adapter).map_err(|e| CoordinatorError::InvalidSpec(e.to_string()))?;
     }
     crate::task_scoring::check_task(spec)?;
+    if !spec.data_url.is_empty() {
+        crate::object_data::data_object(&spec.data_url)?;
+    }
     Ok(())
 }
 
@@ -316,6 +348,10 @@ pub fn plan_job(
             task: spec.task.clone(),
             ref_num: spec.ref_num,
             filter: spec.filter.clone(),
+            // Set by the caller for data read from object storage.
+            data_url: String::new(),
+            data_etag: String::new(),
+            data_bytes: 0,
         },
         job_id,
         records: records.len(),

@@ -21,6 +21,7 @@ use crate::error::{CoordinatorError, Result};
 use crate::intake::{plan_job, read_submission};
 use crate::job_id::JobId;
 use crate::metrics::rpc_error;
+use crate::object_data::{read_data_object, SubmittedData};
 use crate::server::Coordinator;
 use crate::store::PageToken;
 use crate::traces::{record_job_span, rpc_result, rpc_span, submit_span};
@@ -47,12 +48,18 @@ impl Coordinator {
         if running >= self.intake.max_running_jobs_per_client {
             return Err(crate::store::running_limit(&client, running));
         }
-        let (spec, data) = read_submission(stream, self.intake, &mut held).await?;
+        let (spec, streamed) = read_submission(stream, self.intake, &mut held).await?;
+        let submitted = if spec.data_url.is_empty() {
+            SubmittedData { bytes: streamed, object: None }
+        } else {
+            read_data_object(&spec.data_url, &self.intake, &mut held).await?
+        };
         if !spec.idempotency_key.is_empty() {
             if let Some(job_id) = self.store.job_for_key(&spec.idempotency_key).await? {
-                return self.existing(job_id, &spec, &data).await;
+                return self.existing(job_id, &spec, &submitted).await;
             }
         }
+        let SubmittedData { bytes: data, object } = submitted;
         self.fleet.check_model(&spec.model_id).await?;
         let model = self.store.model_limits(&spec.model_id).await?.unwrap_or(ModelLimits::GPT2);
         let intake = self.intake;
@@ -64,6 +71,10 @@ impl Coordinator {
         })
         .await
         .map_err(|e| CoordinatorError::Internal(format!("intake task: {e}")))??;
+        if let Some(object) = &object {
+            job.spec.data_url = spec.data_url.clone();
+            (job.spec.data_etag, job.spec.data_bytes) = (object.etag.clone(), object.size);
+        }
         let span = Span::current();
         span.record("job_id", job.job_id.as_str());
         span.record("records", int(job.records));
@@ -88,7 +99,7 @@ impl Coordinator {
             })
             .collect();
         if let Some(existing) = self.store.create(&job, self.intake.max_running_jobs_per_client).await? {
-            return self.existing(existing, &spec, &data).await;
+            return self.existing(existing, &spec, &SubmittedData { bytes: data, object }).await;
         }
         crate::metrics::METRICS.jobs_submitted.inc();
         tracing::info!(job_id = %job.job_id, records = job.records, shards = job.shards.len(), model_id = %job.spec.model_id, adapter = %job.spec.adapter, "job queued");
@@ -102,7 +113,7 @@ impl Coordinator {
     }
 
     /// The job an idempotency key made, when the resubmission asks for its work.
-    async fn existing(&self, job_id: String, spec: &JobSpec, data: &[u8]) -> Result<SubmitJobResponse> {
+    async fn existing(&self, job_id: String, spec: &JobSpec, data: &SubmittedData) -> Result<SubmitJobResponse> {
         let stored = self.store.spec(&job_id).await?;
         crate::idempotency::check_same_work(&job_id, &stored, spec, data, self.intake.default_shard_size)?;
         let status = self.status(&job_id).await?;

@@ -26,6 +26,8 @@ pub mod job_id;
 mod job_service;
 mod leases;
 pub mod metrics;
+pub mod object_data;
+pub mod output_store;
 mod oversize;
 pub mod results;
 pub mod scoring;

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Parser;
 use lorabeam_coordinator::auth::Tokens;
 use lorabeam_coordinator::intake::IntakeLimits;
+use lorabeam_coordinator::output_store::OutputStore;
 use lorabeam_coordinator::{Coordinator, CoordinatorConfig, ServeOptions, ServerTls};
+use lorabeam_storage::Location;
 
 #[derive(Debug, Parser)]
 // A flag given twice takes its last value, so wrappers can override what they were given.
@@ -24,9 +26,16 @@ struct Args {
     /// Redis holding the queue and job state, e.g. redis://:password@redis:6379/0.
     #[arg(long, env = "LORABEAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    /// Folder for the jobs' ordered outputs, `<job id>.jsonl`.
+    /// Where the jobs' ordered outputs go, `<job id>.jsonl` (with `<job id>.failures.jsonl` and,
+    /// in object storage, `<job id>.scores.json`): a folder, or a prefix in object storage
+    /// (s3://BUCKET/PREFIX, gs://, az://; credentials from the provider's usual environment),
+    /// each object uploaded whole (multipart) so a reader never sees half a file.
     #[arg(long, env = "LORABEAM_OUTPUT_DIR", default_value = "lorabeam-output")]
-    output_dir: PathBuf,
+    output_dir: String,
+    /// With --output-dir in object storage: the local folder outputs are written to before
+    /// they are uploaded, and kept in (until the job's retention ends) when an upload fails.
+    #[arg(long, env = "LORABEAM_OUTPUT_SPOOL_DIR", default_value = "lorabeam-output-spool")]
+    output_spool_dir: PathBuf,
     /// Prefix of every Redis key, so deployments can share a Redis.
     #[arg(long, env = "LORABEAM_KEY_PREFIX", default_value = "lorabeam")]
     key_prefix: String,
@@ -123,13 +132,18 @@ fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args: Args = lorabeam_proto::cli_flags::parse();
     let _telemetry = lorabeam_proto::telemetry::init("lorabeam-coordinator", "info")?;
+    let (output_dir, output_store) = match Location::parse(&args.output_dir).context("--output-dir")? {
+        Location::Local(dir) => (dir, None),
+        Location::Remote(prefix) => (args.output_spool_dir.clone(), Some(OutputStore::new(prefix))),
+    };
     let config = CoordinatorConfig {
         redis_url: lorabeam_proto::connect::redis_url_with_password(
             &args.redis_url,
             args.redis_password_file.as_deref(),
         )?,
         key_prefix: args.key_prefix,
-        output_dir: args.output_dir,
+        output_dir,
+        output_store,
         retention: Duration::from_secs(args.retention_secs),
         intake: args.intake,
         meteor: if args.no_meteor {
@@ -175,7 +189,8 @@ async fn run() -> anyhow::Result<()> {
         lorabeam_coordinator::metrics::METRICS.registry.clone(),
         coordinator.side_door(),
     ));
-    tracing::info!(%bound, output_dir = %config.output_dir.display(), "serving");
+    let output = config.output_store.as_ref().map_or(config.output_dir.display().to_string(), |s| s.url().to_string());
+    tracing::info!(%bound, %output, "serving");
     if !bound.ip().is_loopback() && !options.tokens.enabled() {
         tracing::warn!(
             %bound,

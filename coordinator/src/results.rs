@@ -10,6 +10,7 @@ use lorabeam_proto::queue::{decode_plan, format_token_field, job_fields as f, pa
 
 use crate::error::{CoordinatorError, Result};
 use crate::leases::BatchLeases;
+use crate::output_store::OutputStore;
 use crate::scoring::{score_job, Meteor};
 use crate::store::{JobStore, Transition};
 use lorabeam_core::predictions::{write_atomically, write_predictions};
@@ -17,8 +18,8 @@ use lorabeam_core::predictions::{write_atomically, write_predictions};
 /// What a finalization did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finalized {
-    /// The job ended in this state, its output at this path.
-    Ended(JobPhase, PathBuf),
+    /// The job ended in this state, its output at this path or URL.
+    Ended(JobPhase, String),
     /// The job left this finalizer's hands (cancelled, taken over, expired): in this state.
     Lost(String),
 }
@@ -206,6 +207,7 @@ impl Results {
         job_id: &str,
         output_dir: &Path,
         meteor: &Meteor,
+        output_store: Option<&OutputStore>,
         finalizer: &str,
     ) -> Result<Finalized> {
         let plan = self.plan(job_id).await?;
@@ -243,11 +245,18 @@ impl Results {
             (state, Some(format!("{} item(s) failed; item {item}: {reason}", failed.len())))
         };
         let scores = self.scores(job_id, &plan, predictions, meteor).await?;
-        match self.store.finish(job_id, finalizer, state, path.to_str(), error.as_deref(), &scores).await? {
-            Transition::Moved => Ok(Finalized::Ended(state, path)),
+        let (output, error) = match output_store {
+            None => (path.display().to_string(), error),
+            Some(store) => publish(store, output_dir, job_id, &path, &scores, error).await?,
+        };
+        match self.store.finish(job_id, finalizer, state, Some(&output), error.as_deref(), &scores).await? {
+            Transition::Moved => Ok(Finalized::Ended(state, output)),
             Transition::Refused(current) => {
                 if current == JobPhase::Cancelled.as_str() {
                     withdraw_outputs(output_dir, job_id);
+                    if let Some(store) = output_store {
+                        store.withdraw(job_id).await;
+                    }
                 }
                 Ok(Finalized::Lost(current))
             }
@@ -294,6 +303,40 @@ impl Results {
             .query_async(&mut self.store.con.clone())
             .await?;
         Ok(matches!((done, items), (Some(d), Some(i)) if d >= i))
+    }
+}
+
+/// Uploads a finished job's files to the output store; returns where its output is and the
+/// job's error. An upload that fails leaves the job's files in the spool, and the job says so:
+/// nothing is lost, and the job still ends (its results stay in Redis for StreamResults).
+async fn publish(
+    store: &OutputStore,
+    spool: &Path,
+    job_id: &str,
+    path: &Path,
+    scores: &[(&'static str, String)],
+    error: Option<String>,
+) -> Result<(String, Option<String>)> {
+    if let Some((_, json)) = scores.iter().find(|(field, _)| *field == f::SCORES) {
+        write_atomically(&spool.join(format!("{job_id}.scores.json")), json.as_bytes())?;
+    }
+    match store.publish(spool, job_id).await {
+        Ok(url) => Ok((url, error)),
+        Err(e) => {
+            tracing::error!(%job_id, error = %e, kept = %path.display(), "could not upload a job's output");
+            crate::metrics::METRICS.output_uploads_failed.inc();
+            let kept = format!(
+                "the output could not be uploaded to {} ({e}); it is kept at {} on the coordinator, and \
+                 `lorabeam results` reads it",
+                store.url(),
+                path.display()
+            );
+            let error = Some(match error {
+                Some(failures) => format!("{failures}; {kept}"),
+                None => kept,
+            });
+            Ok((path.display().to_string(), error))
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lorabeam_proto::job_state::JobPhase;
@@ -21,6 +22,7 @@ use crate::finalizer::Finalizer;
 use crate::fleet::Fleet;
 use crate::intake::IntakeLimits;
 use crate::leases::Leases;
+use crate::output_store::OutputStore;
 use crate::oversize::OversizeAsLimit;
 use crate::results::Results;
 use crate::scoring::Meteor;
@@ -35,7 +37,10 @@ pub struct Coordinator {
     pub(crate) leases: Leases,
     pub(crate) submissions: Submissions,
     pub(crate) events: JobEvents,
+    /// Where finished jobs' files are written (with `output_store`, the spool they are
+    /// uploaded from).
     pub(crate) output_dir: PathBuf,
+    pub(crate) output_store: Option<Arc<OutputStore>>,
     pub(crate) intake: IntakeLimits,
     pub(crate) meteor: Meteor,
     pub(crate) drain: Drain,
@@ -50,7 +55,10 @@ pub struct Coordinator {
 pub struct CoordinatorConfig {
     pub redis_url: String,
     pub key_prefix: String,
+    /// The outputs' folder; with `output_store`, the local spool they are uploaded from.
     pub output_dir: PathBuf,
+    /// `--output-dir` in object storage.
+    pub output_store: Option<OutputStore>,
     pub retention: Duration,
     pub intake: IntakeLimits,
     /// METEOR for scored jobs: the runner, or why there is none.
@@ -101,6 +109,9 @@ impl Coordinator {
         store.index_jobs().await?;
         std::fs::create_dir_all(&config.output_dir)
             .map_err(|source| lorabeam_core::WriteError { path: config.output_dir.clone(), source })?;
+        if let Some(store) = &config.output_store {
+            store.check_writable().await?;
+        }
         Ok(Self {
             results: Results::new(store.clone()),
             leases: Leases::new(store.clone()),
@@ -110,6 +121,7 @@ impl Coordinator {
             store,
             events: JobEvents::default(),
             output_dir: config.output_dir.clone(),
+            output_store: config.output_store.clone().map(Arc::new),
             intake: config.intake,
             meteor: std::sync::Arc::new(config.meteor.clone()),
             drain: Drain::default(),

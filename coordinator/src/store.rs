@@ -517,6 +517,9 @@ impl JobStore {
             // Filled in by the service, which knows the fleet.
             stall: String::new(),
             adapter: spec.adapter,
+            data_url: spec.data_url,
+            data_etag: spec.data_etag,
+            data_bytes: spec.data_bytes,
         })
     }
 }

@@ -162,6 +162,13 @@ impl Keys {
         format!("{}:job:{job_id}:plan", self.prefix)
     }
 
+    /// The version of the job's adapter its first shard decoded with, when workers read
+    /// adapters from object storage: later shards must find the same (written by workers,
+    /// expiring on its own).
+    pub fn adapter_version(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:adapter_version", self.prefix)
+    }
+
     pub fn shards_done(&self, job_id: &str) -> String {
         format!("{}:job:{job_id}:shards_done", self.prefix)
     }
@@ -329,6 +336,18 @@ pub struct StoredJobSpec {
     pub ref_num: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub filter: String,
+    /// Data the coordinator read from object storage (JobSpec.data_url): the URL, and the
+    /// ETag and size of the object as read ("" and 0 for data sent in the stream).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data_etag: String,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub data_bytes: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u32) -> bool {

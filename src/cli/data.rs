@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lorabeam_core::records::{parse_records, read_data_file};
-use lorabeam_core::text::{detect_form, parse_categories, parse_text_records, EncodeOptions, JsonlForm, VOCAB_SIZE};
+use lorabeam_core::text::{
+    detect_form, encode_text_jsonl, parse_categories, parse_text_records, EncodeOptions, JsonlForm, VOCAB_SIZE,
+};
 use lorabeam_core::{Record, RecordLimits};
+use lorabeam_storage::Location;
 
 /// What the summary says when the input was text.
 pub const ENCODED_FROM_TEXT: &str = "text input, encoded as gpt2_encode.py --add_bos --add_eos";
@@ -52,20 +55,34 @@ pub struct JobBytes {
     pub path: PathBuf,
     pub jsonl: Arc<[u8]>,
     pub encoded_from_text: bool,
+    /// Data in object storage: the URL the coordinator reads itself (`jsonl` is then empty).
+    pub data_url: Option<String>,
 }
 
 impl JobBytes {
     /// Reads `path` once: a pipe may be read only once, and a sweep sends the same data in
     /// every job.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = path.to_string_lossy();
+        if lorabeam_storage::is_url(&text) {
+            // The scheme is checked here; the object is the coordinator's to read.
+            let url = match Location::parse(&text).with_context(|| format!("--data {text}"))? {
+                Location::Remote(remote) => remote.url().to_string(),
+                Location::Local(local) => return Self::read(&local),
+            };
+            return Ok(Self {
+                path: path.to_path_buf(),
+                jsonl: Arc::from([]),
+                encoded_from_text: false,
+                data_url: Some(url),
+            });
+        }
         let bytes = read_data_file(path)?;
         let path = path.to_path_buf();
-        if detect_form(&bytes) == Some(JsonlForm::Text) {
-            let records = parse_text_records(&path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
-            let jsonl = ids_jsonl(&records, &parse_categories(&path, &bytes)?)?;
-            return Ok(Self { path, jsonl: jsonl.into(), encoded_from_text: true });
+        if let Some(jsonl) = encode_text_jsonl(&path, &bytes, RecordLimits::vocab(VOCAB_SIZE))? {
+            return Ok(Self { path, jsonl: jsonl.into(), encoded_from_text: true, data_url: None });
         }
-        Ok(Self { path, jsonl: bytes.into(), encoded_from_text: false })
+        Ok(Self { path, jsonl: bytes.into(), encoded_from_text: false, data_url: None })
     }
 }
 
@@ -76,20 +93,4 @@ fn first_token_past(records: &[Record], vocab_size: usize) -> Option<(usize, usi
             r.context.iter().chain(&r.completion).enumerate().find(|(_, &t)| t as usize >= vocab_size)?;
         Some((r.id, index, *token))
     })
-}
-
-/// Records as the ids-form JSONL a coordinator takes, each with its text line's WebNLG
-/// category (`cate`) where it has one: the coordinator reads it to score the paper's seen and
-/// unseen rows.
-pub fn ids_jsonl(records: &[Record], categories: &[Option<bool>]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        let mut line = serde_json::json!({ "context": record.context, "completion": record.completion });
-        if let Some(cate) = categories.get(i).copied().flatten() {
-            line["cate"] = serde_json::Value::Bool(cate);
-        }
-        serde_json::to_writer(&mut out, &line).context("encoding a record")?;
-        out.push(b'\n');
-    }
-    Ok(out)
 }

@@ -32,6 +32,8 @@ pub struct JobOptions {
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line, or its text form
     /// {"context": "...", "completion": "..."}, encoded here as gpt2_encode.py --add_bos
     /// --add_eos would before it is sent. Read once, so a pipe works (`/dev/stdin`, `<(...)`).
+    /// An object URL (s3://BUCKET/KEY, gs://, az://) is read by the coordinator itself, with
+    /// its credentials: a large test set never passes through this machine.
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Distinct contexts per shard; 0 uses the coordinator's default.
@@ -78,6 +80,8 @@ impl JobOptions {
             task: if self.task == ScoreTask::E2e { String::new() } else { self.task.name().to_string() },
             ref_num: self.ref_num.unwrap_or(0),
             filter: self.filter.map(|f| f.name().to_string()).unwrap_or_default(),
+            // Set by `send_job` for data in object storage.
+            data_url: String::new(),
         })
     }
 }
@@ -165,8 +169,9 @@ async fn wait_for(args: &SubmitArgs, client: &mut Client, job_id: &str, records:
 }
 
 /// Sends one job (its spec, `data` in chunks, the end) and says on stderr what was queued.
-pub async fn send_job(client: &mut Client, spec: JobSpec, data: &JobBytes) -> anyhow::Result<SubmitJobResponse> {
+pub async fn send_job(client: &mut Client, mut spec: JobSpec, data: &JobBytes) -> anyhow::Result<SubmitJobResponse> {
     let adapter = spec.adapter.clone();
+    spec.data_url = data.data_url.clone().unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let jsonl = Arc::clone(&data.jsonl);
     tokio::spawn(async move {

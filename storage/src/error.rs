@@ -34,18 +34,45 @@ impl StorageError {
         match error {
             E::NotFound { .. } => StorageError::NotFound { url },
             E::PermissionDenied { source, .. } | E::Unauthenticated { source, .. } => {
-                StorageError::Denied { url, detail: first_line(&source.to_string()) }
+                let text = source.to_string();
+                StorageError::Denied { url, detail: answer(&text).unwrap_or_else(|| first_line(&text)) }
             }
             E::Precondition { .. } => {
                 StorageError::Changed { url, expected: "the one read first".into(), found: "another".into() }
             }
-            other => StorageError::Store { url, detail: first_line(&other.to_string()) },
+            // Listings and multipart calls report the HTTP status only inside a generic error.
+            other => {
+                let text = other.to_string();
+                let detail = answer(&text).unwrap_or_else(|| first_line(&text));
+                if text.contains("403 Forbidden") || text.contains("401 Unauthorized") {
+                    StorageError::Denied { url, detail }
+                } else if text.contains("NoSuchBucket") || text.contains("404 Not Found") {
+                    StorageError::NotFound { url }
+                } else {
+                    StorageError::Store { url, detail }
+                }
+            }
         }
     }
 
     pub(crate) fn local(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Local { path: path.into(), source }
     }
+}
+
+/// The store's own words from an S3-style XML answer: `Code: Message`
+/// (`SignatureDoesNotMatch: The request signature we calculated does not match…`).
+fn answer(text: &str) -> Option<String> {
+    let field = |tag: &str| {
+        let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let end = text[start..].find(&format!("</{tag}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let code = field("Code")?;
+    Some(match field("Message") {
+        Some(message) => first_line(&format!("{code}: {message}")),
+        None => code,
+    })
 }
 
 /// The store's answers can be long XML bodies: the first line says what happened.

@@ -25,6 +25,7 @@ mod job_life;
 mod loader_errors;
 mod newcomer;
 mod object_storage;
+mod object_storage_fleet;
 mod operability;
 mod python_client;
 mod score;

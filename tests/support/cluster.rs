@@ -188,9 +188,12 @@ impl Coordinator {
         let output_dir = dir.join("outputs");
         let listen = format!("127.0.0.1:{}", port.unwrap_or(0));
         let mut command = Command::new(binary("lorabeam-coordinator"));
+        command.args(["--listen", &listen, "--redis-url", &redis.url(), "--metrics-listen", "127.0.0.1:0"]);
+        // An output directory given in `env` (a bucket, say) replaces the test's folder.
+        if !env.iter().any(|(key, _)| *key == "LORABEAM_OUTPUT_DIR") {
+            command.args(["--output-dir", output_dir.to_str().expect("utf-8")]);
+        }
         command
-            .args(["--listen", &listen, "--redis-url", &redis.url()])
-            .args(["--output-dir", output_dir.to_str().expect("utf-8"), "--metrics-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
             // The tests' model id is served before its workers start (and by tests with none);
@@ -292,10 +295,24 @@ pub fn adapter_worker(
     adapter_dir: &Path,
     extra: &[&str],
 ) -> Process {
+    let adapter_dir = adapter_dir.to_str().expect("utf-8");
+    adapter_worker_with(redis, coordinator_url, dir, (name, model_id), adapter_dir, extra, &[])
+}
+
+/// [`adapter_worker`] with `--adapter-dir` given as written (a URL, say) and `env` set.
+pub fn adapter_worker_with(
+    redis: &Redis,
+    coordinator_url: &str,
+    dir: &Path,
+    (name, model_id): (&str, &str),
+    adapter_dir: &str,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> Process {
     let mut command = worker_command(redis, coordinator_url, dir, name, model_id);
     command.arg("--base_checkpoint").arg(fixture("base_pytorch_model.bin"));
     command.arg("--model_config").arg(fixture("config.json")).args(["--lora_alpha", "32"]);
-    command.arg("--adapter-dir").arg(adapter_dir).args(extra);
+    command.args(["--adapter-dir", adapter_dir]).args(extra).envs(env.iter().map(|(k, v)| (k, v)));
     Process::spawn(command, dir.join(format!("worker-{name}.log")))
 }
 

@@ -21,7 +21,7 @@ const SETUP_REQUESTS: usize = 7;
 pub enum Who {
     /// s3:* on the bucket.
     Writer,
-    /// s3:GetObject and s3:ListBucket only.
+    /// Reads and listings only (s3:Get*, s3:List*, s3:Head*).
     Reader,
     /// The writer's key id with a wrong secret: every request is refused (SignatureDoesNotMatch).
     WrongSecret,
@@ -44,7 +44,7 @@ endpoint, bucket = sys.argv[1], sys.argv[2]
 kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
 boto3.client("s3", **kw).create_bucket(Bucket=bucket)
 iam = boto3.client("iam", **kw)
-for user, actions in (("writer", ["s3:*"]), ("reader", ["s3:GetObject", "s3:ListBucket"])):
+for user, actions in (("writer", ["s3:*"]), ("reader", ["s3:Get*", "s3:List*", "s3:Head*"])):
     iam.create_user(UserName=user)
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
     iam.put_user_policy(UserName=user, PolicyName="lorabeam", PolicyDocument=json.dumps(policy))

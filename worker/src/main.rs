@@ -1,10 +1,12 @@
 //! `lorabeam-worker`: holds one LoRA GPT-2 model and decodes the shards queued for its model id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use lorabeam_proto::connect::{read_secret, BearerToken, ClientTls};
+use lorabeam_storage::{Location, ObjectCache};
 use lorabeam_worker::fleet::{self, Decoder, FleetConfig, ModelBudget};
 use lorabeam_worker::model::Gpt2;
 use lorabeam_worker::{load_model, ModelArgs};
@@ -118,9 +120,19 @@ struct Args {
     /// Directory of the adapters this worker serves on its base, found by the name a job gives:
     /// `NAME/` holding a PEFT adapter (adapter_config.json), or `NAME.pt`, a loralib LoRA-only
     /// checkpoint (its alpha is --lora_alpha). Each is loaded on first use. Not given: a job
-    /// that names an adapter fails here, naming it.
+    /// that names an adapter fails here, naming it. A prefix in object storage
+    /// (s3://BUCKET/adapters/, gs://, az://; credentials from the provider's usual environment)
+    /// works too: each adapter is fetched into --adapter-cache-dir, again when its objects'
+    /// ETags change, and a job decodes with the version its first shard found.
     #[arg(long, env = "LORABEAM_ADAPTER_DIR")]
-    adapter_dir: Option<std::path::PathBuf>,
+    adapter_dir: Option<String>,
+    /// With --adapter-dir in object storage: the local folder adapters are fetched into.
+    /// Default: lorabeam-adapter-cache-<worker name> in the temporary directory.
+    #[arg(long, env = "LORABEAM_ADAPTER_CACHE_DIR")]
+    adapter_cache_dir: Option<std::path::PathBuf>,
+    /// MiB of fetched adapter files kept on disk; the least recently used go first.
+    #[arg(long, env = "LORABEAM_ADAPTER_CACHE_MIB", default_value_t = 4096.0, value_parser = positive_mib)]
+    adapter_cache_mib: f64,
     /// Follow links under --adapter-dir that lead out of it. Off by default: an adapter name
     /// comes from a client, and must reach only files the operator put in the folder (links
     /// that stay inside, such as a Kubernetes volume's `..data`, always work).
@@ -144,14 +156,26 @@ struct Args {
 
 /// The adapter flags, checked: a directory that is not one is refused at start, not at the
 /// first job.
-fn adapter_config(args: &Args) -> anyhow::Result<fleet::AdapterConfig> {
-    if let Some(dir) = &args.adapter_dir {
-        if !dir.is_dir() {
-            anyhow::bail!("--adapter-dir {} is not a directory", dir.display());
+fn adapter_config(args: &Args, worker_name: &str) -> anyhow::Result<fleet::AdapterConfig> {
+    let (dir, remote) = match args.adapter_dir.as_deref().map(Location::parse).transpose()? {
+        None => (None, None),
+        Some(Location::Local(dir)) => {
+            if !dir.is_dir() {
+                anyhow::bail!("--adapter-dir {} is not a directory", dir.display());
+            }
+            (Some(dir), None)
         }
-    }
+        Some(Location::Remote(prefix)) => {
+            let cache_dir = args.adapter_cache_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("lorabeam-adapter-cache-{}", sanitized(worker_name)))
+            });
+            let cache = ObjectCache::new(cache_dir, (args.adapter_cache_mib * (1 << 20) as f64) as u64);
+            (None, Some(Arc::new(fleet::RemoteAdapters::new(prefix, cache))))
+        }
+    };
     Ok(fleet::AdapterConfig {
-        dir: args.adapter_dir.clone(),
+        dir,
+        remote,
         max_bytes: (args.max_adapter_mib * (1 << 20) as f64) as usize,
         loralib_alpha: args.model.lora_alpha,
         prefer_held: args.prefer_held_adapters,
@@ -159,16 +183,29 @@ fn adapter_config(args: &Args) -> anyhow::Result<fleet::AdapterConfig> {
     })
 }
 
+/// A worker name as one component of a folder name.
+fn sanitized(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .take(100)
+        .collect()
+}
+
 /// A worker serving adapters holds a bare base: one whose checkpoint's LoRA was merged at load
 /// would decode every adapter on top of that fine-tune, a wrong model that looks right.
 fn check_bare_base(adapters: &fleet::AdapterConfig, model: &Gpt2, lora_dim: Option<usize>) -> anyhow::Result<()> {
-    let (Some(dir), Some((tensor, path))) = (&adapters.dir, model.merged_lora()) else { return Ok(()) };
+    let Some((tensor, path)) = model.merged_lora() else { return Ok(()) };
+    let dir = match (&adapters.dir, &adapters.remote) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, Some(remote)) => remote.url().to_string(),
+        (None, None) => return Ok(()),
+    };
     anyhow::bail!(
         "--adapter-dir {} serves adapters on a bare base, but {} carries LoRA tensors (`{tensor}`) that --lora_dim \
          {} merged into the model: every adapter would decode on top of that fine-tune. Give the pretrained model \
          as --base_checkpoint (without --init_checkpoint), or pass --lora_dim 0 to leave the checkpoint's LoRA \
          tensors out",
-        dir.display(),
+        dir,
         path.display(),
         lora_dim.unwrap_or_default()
     )
@@ -204,7 +241,8 @@ async fn run(tuning: lorabeam_worker::process::Tuning) -> anyhow::Result<()> {
     tracing::info!(%metrics_bound, "serving /metrics and /healthz (--metrics-listen)");
     let registry = lorabeam_worker::fleet::metrics::METRICS.registry.clone();
     tokio::spawn(lorabeam_proto::metrics_http::serve_metrics(metrics, registry, Default::default()));
-    let adapters = adapter_config(&args)?;
+    let consumer = args.worker_name.clone().unwrap_or_else(consumer_name);
+    let adapters = adapter_config(&args, &consumer)?;
     let decoder = match args.engine {
         EngineKind::Echo => Decoder::Echo,
         EngineKind::Model => {
@@ -235,7 +273,7 @@ async fn run(tuning: lorabeam_worker::process::Tuning) -> anyhow::Result<()> {
         coordinator: args.coordinator,
         model_id: args.model_id,
         key_prefix: args.key_prefix,
-        consumer: args.worker_name.unwrap_or_else(consumer_name),
+        consumer,
         lease: Duration::from_secs(args.lease_secs),
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         grace: Duration::from_secs(args.grace_secs),

@@ -16,6 +16,7 @@ pub mod e2e_files;
 pub mod error;
 pub mod form;
 pub mod formatted;
+pub mod ids_form;
 pub mod multi_ref_files;
 pub mod postprocess;
 pub mod pystr;
@@ -27,6 +28,7 @@ pub use e2e_files::{unscorable_reference, E2eReferences, E2eTexts, ReferenceGrou
 pub use error::{E2eTextError, UnknownToken};
 pub use form::{detect_file_form, detect_form, line_form, JsonlForm};
 pub use formatted::{encode_pair, parse_text_line, parse_text_records, read_text_records, EncodeOptions};
+pub use ids_form::{encode_text_jsonl, ids_jsonl};
 pub use multi_ref_files::reference_file_name;
 pub use postprocess::{cut_at_end, post_process, PostProcess};
 pub use pystr::{is_py_space, py_lower, py_split, py_strip, standard_tokenize};

@@ -8,9 +8,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::adapter_book::AdapterBook;
+use super::remote_adapters::RemoteAdapters;
 use crate::model::{Adapter, AdapterWeights, Gpt2Config, PrepareTarget};
 
 /// How a worker serves adapters (its flags, validated).
@@ -26,6 +28,9 @@ pub struct AdapterConfig {
     pub prefer_held: bool,
     /// Follow links under `dir` that lead out of it.
     pub follow_links: bool,
+    /// `--adapter-dir` in object storage (then `dir` is `None`): adapters are fetched by the
+    /// claimer into a local cache, and known to the loader as `NAME@VERSION`.
+    pub remote: Option<Arc<RemoteAdapters>>,
 }
 
 /// Reads adapters, and prepares those in the low-rank form, on a thread of its own, so the
@@ -92,14 +97,26 @@ fn load(
     book: &mut dyn AdapterBook,
     name: &str,
 ) -> AdapterRead {
-    let Some(dir) = &config.dir else {
-        return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"));
+    let path = match (&config.remote, &config.dir) {
+        (Some(remote), _) => {
+            let Some((adapter, dir)) = remote.folder(name) else {
+                return Err(format!("adapter `{name}`: not in this worker's cache of {} (evicted?)", remote.url()));
+            };
+            // The cache folder holds only what the worker fetched: no link to check.
+            find_in(&dir, &adapter)?
+        }
+        (None, Some(dir)) => {
+            lorabeam_core::check_adapter_name(name).map_err(|e| e.to_string())?;
+            let path = find_in(dir, name)?;
+            if !config.follow_links {
+                check_inside(dir, name, &path)?;
+            }
+            path
+        }
+        (None, None) => {
+            return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"))
+        }
     };
-    lorabeam_core::check_adapter_name(name).map_err(|e| e.to_string())?;
-    let path = find_in(dir, name)?;
-    if !config.follow_links {
-        check_inside(dir, name, &path)?;
-    }
     let print = fingerprint(&path).map_err(|e| format!("adapter `{name}` ({}): {e}", path.display()))?;
     if let Some(reason) = book.refuse(name, &print) {
         return Err(reason);

@@ -13,6 +13,7 @@ use super::config::Fleet;
 use super::error::FleetError;
 use super::messages::FeedOutput;
 use super::metrics::METRICS;
+use super::queue::Claimed;
 
 /// Claims shards while the engine has room, until shutdown.
 pub(super) async fn claim_loop(
@@ -85,15 +86,24 @@ pub(super) async fn claim_loop(
                 claimed.deliveries, fleet.config.max_deliveries
             );
             tracing::warn!(%job_id, %shard_id, %reason, "failing a poison shard");
-            fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
-            let claimed = FeedOutput::Claimed { seq, claimed: Box::new(claimed), span: run_span, decode: false };
-            if out.send(claimed).is_err() {
+            if !fail_shard(&fleet, &out, seq, claimed, run_span, &reason) {
                 return;
             }
-            for index in 0..items {
-                let _ = out.send(FeedOutput::Failed { seq, index, reason: reason.clone() });
-            }
             continue;
+        }
+        let mut claimed = claimed;
+        if let (Some(remote), false) = (&fleet.config.adapters.remote, claimed.shard.adapter.is_empty()) {
+            // The job's version of its adapter, fetched from the store before the shard is fed.
+            match remote.prepare(&fleet.queue, &job_id, &claimed.shard.adapter).await {
+                Ok(key) => claimed.shard.adapter = key,
+                Err(reason) => {
+                    tracing::warn!(%job_id, %shard_id, %reason, "failing a shard whose adapter cannot be had");
+                    if !fail_shard(&fleet, &out, seq, claimed, run_span, &reason) {
+                        return;
+                    }
+                    continue;
+                }
+            }
         }
         fleet.feed.waiting_items.fetch_add(items, Ordering::SeqCst);
         fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
@@ -103,6 +113,28 @@ pub(super) async fn claim_loop(
             return;
         }
     }
+}
+
+/// Hands a claimed shard to the reporter with every item failed for `reason` (results already
+/// stored for it are kept); `false` when the reporter is gone.
+fn fail_shard(
+    fleet: &Fleet,
+    out: &UnboundedSender<FeedOutput>,
+    seq: u32,
+    claimed: Claimed,
+    span: tracing::Span,
+    reason: &str,
+) -> bool {
+    let items = claimed.shard.items.len();
+    fleet.inflight_shards.fetch_add(1, Ordering::SeqCst);
+    let claimed = FeedOutput::Claimed { seq, claimed: Box::new(claimed), span, decode: false };
+    if out.send(claimed).is_err() {
+        return false;
+    }
+    for index in 0..items {
+        let _ = out.send(FeedOutput::Failed { seq, index, reason: reason.to_string() });
+    }
+    true
 }
 
 /// Whether the worker holds enough: items waiting for the batch, or shards in flight.

@@ -26,6 +26,7 @@ mod ledger;
 mod messages;
 pub mod metrics;
 mod queue;
+mod remote_adapters;
 mod reporter;
 mod scheduler;
 
@@ -45,6 +46,7 @@ use feed::run_feed;
 use messages::FeedMessage;
 pub use messages::{Decoder, ModelBudget};
 use queue::ShardQueue;
+pub use remote_adapters::RemoteAdapters;
 use reporter::Reporter;
 
 /// Runs a worker until `shutdown` resolves and its shards are confirmed or released.
