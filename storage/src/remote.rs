@@ -52,7 +52,13 @@ impl fmt::Debug for Remote {
 /// times, not for object_store's default three minutes: a user waiting on a job wants the
 /// error, and a worker's claim on a shard must not lapse while it waits.
 fn retry() -> RetryConfig {
-    RetryConfig { backoff: BackoffConfig::default(), max_retries: 3, retry_timeout: Duration::from_secs(30) }
+    RetryConfig {
+        // 0.2, 0.4, 0.8, 1.6, 3.2 s: a store that dropped a pooled connection, or answered
+        // slowly under load, gets a few seconds, not a few hundred milliseconds.
+        backoff: BackoffConfig { init_backoff: Duration::from_millis(200), ..BackoffConfig::default() },
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(30),
+    }
 }
 
 impl Remote {

@@ -114,12 +114,14 @@ impl RemoteAdapters {
             let single = self.prefix.child(&format!("{name}.pt"));
             objects = match single.head().await {
                 Ok(meta) => vec![(format!("{name}.pt"), single, meta)],
-                Err(StorageError::NotFound { .. }) => return Err(format!(
+                Err(StorageError::NotFound { .. }) => {
+                    return Err(format!(
                     "adapter `{name}` not found under --adapter-dir {}: neither {}/adapter_config.json nor {} exists",
                     self.prefix.url(),
                     folder.url(),
                     single.url()
-                )),
+                ))
+                }
                 Err(e) => return Err(format!("adapter `{name}`: {e}")),
             };
         }
