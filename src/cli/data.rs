@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use lorabeam_core::records::{parse_records, read_data_file};
+use lorabeam_core::records::parse_records;
 use lorabeam_core::text::{detect_form, parse_categories, parse_text_records, EncodeOptions, JsonlForm, VOCAB_SIZE};
 use lorabeam_core::{Record, RecordLimits};
+
+use super::objects::read_data;
 
 /// What the summary says when the input was text.
 pub const ENCODED_FROM_TEXT: &str = "text input, encoded as gpt2_encode.py --add_bos --add_eos";
@@ -24,11 +26,16 @@ pub struct JobData {
 }
 
 /// Reads `path` in whichever form it is, every fault named by `file:line` and field. The file
-/// is read once, so a pipe (`--data /dev/stdin`, `<(...)`) serves as well as a file.
+/// is read once, so a pipe (`--data /dev/stdin`, `<(...)`) serves as well as a file; an
+/// object's URL (s3://, gs://, az://) is read whole from its store, and names its lines.
 pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> {
-    let bytes = read_data_file(path)?;
-    if detect_form(&bytes) == Some(JsonlForm::Text) {
-        let records = parse_text_records(path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
+    parse_job_data(path, &read_data(path)?, vocab_size)
+}
+
+/// [`read_job_data`] of bytes already read from `path` (which names them in errors).
+pub fn parse_job_data(path: &Path, bytes: &[u8], vocab_size: usize) -> anyhow::Result<JobData> {
+    if detect_form(bytes) == Some(JsonlForm::Text) {
+        let records = parse_text_records(path, bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
         if let Some((record, index, token)) = first_token_past(&records, vocab_size) {
             anyhow::bail!(
                 "{}:{}: the text encodes to token {token} at index {index}, outside the model's vocabulary (0..{vocab_size})",
@@ -36,12 +43,12 @@ pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> 
                 record + 1
             );
         }
-        let categories = parse_categories(path, &bytes)?;
+        let categories = parse_categories(path, bytes)?;
         return Ok(JobData { records, encoded_from_text: true, categories });
     }
     // Anything else (ids, or a first line too broken to tell) gets the ids reader's errors.
-    let records = parse_records(path, &bytes, RecordLimits::vocab(vocab_size))?;
-    Ok(JobData { records, encoded_from_text: false, categories: parse_categories(path, &bytes)? })
+    let records = parse_records(path, bytes, RecordLimits::vocab(vocab_size))?;
+    Ok(JobData { records, encoded_from_text: false, categories: parse_categories(path, bytes)? })
 }
 
 /// What `submit` and `sweep` send: the data file's bytes as they are when they hold ids; its
@@ -58,7 +65,7 @@ impl JobBytes {
     /// Reads `path` once: a pipe may be read only once, and a sweep sends the same data in
     /// every job.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let bytes = read_data_file(path)?;
+        let bytes = read_data(path)?;
         let path = path.to_path_buf();
         if detect_form(&bytes) == Some(JsonlForm::Text) {
             let records = parse_text_records(&path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
