@@ -135,7 +135,12 @@ fn run_as(s3: &S3, who: Who, cache: &Path, work: &Path, args: &[String]) -> Stri
     all.extend_from_slice(args);
     let out = lorabeam_as(s3, who, cache, &all);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "lorabeam {all:?} failed:\n{stderr}");
+    if !out.status.success() {
+        // The server's side of it: the log S3::start writes beside the test's files.
+        let log = std::fs::read_to_string(work.with_file_name(format!("moto-{}.log", s3.port))).unwrap_or_default();
+        let tail: String = log.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+        panic!("lorabeam {all:?} failed:\n{stderr}\nmoto's log ends:\n{tail}");
+    }
     stderr
 }
 
