@@ -14,6 +14,8 @@ use lorabeam_core::text::{
 use lorabeam_core::{Record, RecordLimits};
 use lorabeam_storage::Location;
 
+use super::objects::read_data;
+
 /// What the summary says when the input was text.
 pub const ENCODED_FROM_TEXT: &str = "text input, encoded as gpt2_encode.py --add_bos --add_eos";
 
@@ -27,11 +29,16 @@ pub struct JobData {
 }
 
 /// Reads `path` in whichever form it is, every fault named by `file:line` and field. The file
-/// is read once, so a pipe (`--data /dev/stdin`, `<(...)`) serves as well as a file.
+/// is read once, so a pipe (`--data /dev/stdin`, `<(...)`) serves as well as a file; an
+/// object's URL (s3://, gs://, az://) is read whole from its store, and names its lines.
 pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> {
-    let bytes = read_data_file(path)?;
-    if detect_form(&bytes) == Some(JsonlForm::Text) {
-        let records = parse_text_records(path, &bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
+    parse_job_data(path, &read_data(path)?, vocab_size)
+}
+
+/// [`read_job_data`] of bytes already read from `path` (which names them in errors).
+pub fn parse_job_data(path: &Path, bytes: &[u8], vocab_size: usize) -> anyhow::Result<JobData> {
+    if detect_form(bytes) == Some(JsonlForm::Text) {
+        let records = parse_text_records(path, bytes, EncodeOptions::E2E, RecordLimits::vocab(VOCAB_SIZE))?;
         if let Some((record, index, token)) = first_token_past(&records, vocab_size) {
             anyhow::bail!(
                 "{}:{}: the text encodes to token {token} at index {index}, outside the model's vocabulary (0..{vocab_size})",
@@ -39,12 +46,12 @@ pub fn read_job_data(path: &Path, vocab_size: usize) -> anyhow::Result<JobData> 
                 record + 1
             );
         }
-        let categories = parse_categories(path, &bytes)?;
+        let categories = parse_categories(path, bytes)?;
         return Ok(JobData { records, encoded_from_text: true, categories });
     }
     // Anything else (ids, or a first line too broken to tell) gets the ids reader's errors.
-    let records = parse_records(path, &bytes, RecordLimits::vocab(vocab_size))?;
-    Ok(JobData { records, encoded_from_text: false, categories: parse_categories(path, &bytes)? })
+    let records = parse_records(path, bytes, RecordLimits::vocab(vocab_size))?;
+    Ok(JobData { records, encoded_from_text: false, categories: parse_categories(path, bytes)? })
 }
 
 /// What `submit` and `sweep` send: the data file's bytes as they are when they hold ids; its

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod jobs_table;
 pub mod launcher;
 pub mod model_args;
+pub mod objects;
 pub mod progress;
 pub mod rpc;
 pub mod run;

@@ -14,9 +14,10 @@ use lorabeam_worker::generation::{batch_budget, Engine, ItemSource, WorkItem};
 use lorabeam_worker::load_model;
 use lorabeam_worker::process::{ProcessUsage, Tuning};
 
-use super::data::{read_job_data, ENCODED_FROM_TEXT};
+use super::data::{parse_job_data, ENCODED_FROM_TEXT};
 use super::launcher::LauncherArgs;
 use super::model_args::{at_least_one, DecodeArgs, ModelArgs};
+use super::objects::{fetch_model_files, read_data};
 use super::run_adapters::{check_flags, print_table, variants, AdapterSpec, Variant, VariantScores, VariantSummary};
 use super::run_progress::{RunProgress, Work};
 use super::score::{write_text_files, ScoreOptions};
@@ -28,7 +29,7 @@ pub struct RunArgs {
     /// Test JSONL: one {"context": [ids], "completion": [ids]} per line (gpt2_encode.py's
     /// output), or its text form {"context": "...", "completion": "..."}, encoded here as
     /// gpt2_encode.py --add_bos --add_eos would. Read once, so a pipe works (`/dev/stdin`,
-    /// `<(...)`).
+    /// `<(...)`); or an object's URL (s3://, gs://, az://), read whole from its store.
     #[arg(long, env = "LORABEAM_DATA")]
     pub data: PathBuf,
     /// Lines per batch, as in gpt2_beam.py: only its meaning for the outputs. With beam > 1
@@ -66,7 +67,9 @@ pub struct RunArgs {
     pub task: TaskArgs,
     /// An adapter to decode on --base_checkpoint: a PEFT directory (adapter_config.json and
     /// adapter_model.safetensors or .bin) or gpt2_ft.py's LoRA-only .pt (alpha: --lora_alpha),
-    /// as PATH or NAME=PATH (default name: the file stem or folder name). Repeat it to decode
+    /// as PATH or NAME=PATH (default name: the file stem or folder name). PATH may be an
+    /// object's URL: one ending in `.pt` (or naming one object) is that file, any other a PEFT
+    /// folder in the store, fetched into --object-cache-dir. Repeat it to decode
     /// several in one running batch; each writes work_dir/NAME/output_file, and a table
     /// compares them.
     #[arg(long, env = "LORABEAM_ADAPTER", value_delimiter = ',')]
@@ -95,14 +98,19 @@ pub fn run(args: RunArgs, tuning: &Tuning) -> anyhow::Result<()> {
         model_args.base_checkpoint.as_deref(),
         model_args.lora_dim,
     )?;
-    let model = load_model(&args.model.spec()).context("loading the model")?;
+    // The data is read first (once: a pipe, or an object), so a missing file fails before
+    // the model loads; it is parsed once the model says its vocabulary.
+    let data_bytes = read_data(&args.data)?;
+    let (spec, adapters) = fetch_model_files(model_args, &args.adapter)?;
+    let model = load_model(&spec).context("loading the model")?;
     let params = args.decode.params().validate(model.config().limits()).context("invalid decoding parameters")?;
-    let data = read_job_data(&args.data, model.config().vocab_size)?;
+    let data = parse_job_data(&args.data, &data_bytes, model.config().vocab_size)?;
+    drop(data_bytes);
     let records = data.records;
     let categories = data.categories;
     let first_step = FirstStep { reference_batch_size: args.batch_size, exact: args.exact_first_step };
     let plan = plan_items(&records, &params, first_step);
-    let variants = variants(&model, &args.adapter, args.include_base, model_args.lora_alpha, &args.work_dir)?;
+    let variants = variants(&model, &adapters, args.include_base, model_args.lora_alpha, &args.work_dir)?;
     let loaded = started.elapsed();
 
     let distinct = plan.distinct.len();

@@ -23,8 +23,11 @@ pub const BASE_NAME: &str = "base";
 impl std::str::FromStr for AdapterSpec {
     type Err = String;
     fn from_str(value: &str) -> Result<Self, String> {
-        let (name, path) = match value.split_once('=') {
+        // A URL may hold `=` in its key: only a name before it is split off.
+        let named = value.split_once('=').filter(|(name, _)| !lorabeam_storage::is_url(value) || !name.contains("://"));
+        let (name, path) = match named {
             Some((name, path)) => (name.to_string(), PathBuf::from(path)),
+            None if lorabeam_storage::is_url(value) => (url_name(value), PathBuf::from(value)),
             None => {
                 let path = PathBuf::from(value);
                 let stem = if path.is_dir() { path.file_name() } else { path.file_stem() };
@@ -47,6 +50,13 @@ impl std::str::FromStr for AdapterSpec {
         }
         Ok(Self { name, path })
     }
+}
+
+/// An adapter URL's default name: its last part, without `.pt` (`s3://b/a/x.pt`: `x`,
+/// `s3://b/peft/`: `peft`).
+fn url_name(url: &str) -> String {
+    let last = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    last.strip_suffix(".pt").unwrap_or(last).to_string()
 }
 
 /// One thing a run decodes: an adapter (or the bare base, or the model as loaded) and the
@@ -195,6 +205,14 @@ mod tests {
         assert_eq!(bare.name, "model.2000");
         assert!("bad/name=/x".parse::<AdapterSpec>().is_err());
         assert!("a=".parse::<AdapterSpec>().is_err());
+        let url: AdapterSpec = "s3://b/adapters/model.2000.pt".parse().expect("url");
+        assert_eq!(url, AdapterSpec { name: "model.2000".into(), path: "s3://b/adapters/model.2000.pt".into() });
+        let folder: AdapterSpec = "gs://b/adapters/peft_a/".parse().expect("folder url");
+        assert_eq!(folder.name, "peft_a");
+        let named: AdapterSpec = "x=s3://b/k=v/y".parse().expect("named url");
+        assert_eq!(named, AdapterSpec { name: "x".into(), path: "s3://b/k=v/y".into() });
+        let keyed: AdapterSpec = "s3://b/k=v/y.pt".parse().expect("url with =");
+        assert_eq!(keyed, AdapterSpec { name: "y".into(), path: "s3://b/k=v/y.pt".into() });
     }
 
     #[test]

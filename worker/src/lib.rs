@@ -4,6 +4,7 @@
 //! - [`model`] builds and runs GPT-2 with LoRA merged into its weights;
 //! - [`generation`] runs gpt2_beam.py's beam search over a continuously batched engine;
 //! - [`fleet`] claims shards from Redis, feeds the engine and reports results to the coordinator;
+//! - [`model_files`] fetches model files named by URL into the object cache;
 //! - [`process`] sets up the process around libtorch: allocator, OpenMP wait policy, threads.
 
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod fleet;
 pub mod generation;
 pub mod model;
 mod model_args;
+pub mod model_files;
 pub mod process;
 mod runtime;
 

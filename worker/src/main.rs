@@ -246,7 +246,8 @@ async fn run(tuning: lorabeam_worker::process::Tuning) -> anyhow::Result<()> {
     let decoder = match args.engine {
         EngineKind::Echo => Decoder::Echo,
         EngineKind::Model => {
-            let spec = args.model.spec();
+            let files = args.model.object_files(|line| tracing::info!("{line}"));
+            let spec = args.model.resolved_spec(&files).await.context("fetching the model's files")?;
             let model = tokio::task::spawn_blocking(move || load_model(&spec)).await?.context("loading the model")?;
             check_bare_base(&adapters, &model, args.model.lora_dim)?;
             let batch = lorabeam_worker::generation::batch_budget(&model, args.max_rows, args.max_kv_mib);

@@ -6,20 +6,23 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::model::{AdapterMath, AttentionPath, CheckpointPaths, LoraConfig, ModelCard, Precision};
+use crate::model_files::{resolve_spec, ObjectFiles};
 use crate::ModelSpec;
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Checkpoint to decode: gpt2_ft.py's (full or LoRA-only), or a pretrained GPT-2.
+    /// Checkpoint to decode: gpt2_ft.py's (full or LoRA-only), or a pretrained GPT-2. A path, or
+    /// an object's URL (s3://, gs://, az://), fetched once into --object-cache-dir.
     #[arg(long = "init_checkpoint", env = "LORABEAM_INIT_CHECKPOINT")]
     pub init_checkpoint: Option<PathBuf>,
     /// Pretrained base under a LoRA-only checkpoint: `pytorch_model.bin` or `model.safetensors`.
+    /// A path or an object's URL, as --init_checkpoint.
     #[arg(long = "base_checkpoint", env = "LORABEAM_BASE_CHECKPOINT")]
     pub base_checkpoint: Option<PathBuf>,
     /// Model shape: gpt2.sm, gpt2.md or gpt2.lg (ignored when --model_config is given).
     #[arg(long = "model_card", env = "LORABEAM_MODEL_CARD", default_value = "gpt2.sm")]
     pub model_card: ModelCard,
-    /// HF-style GPT-2 `config.json` giving the model shape.
+    /// HF-style GPT-2 `config.json` giving the model shape (a path or an object's URL).
     #[arg(long = "model_config", env = "LORABEAM_MODEL_CONFIG")]
     pub model_config: Option<PathBuf>,
     /// LoRA rank r, as the checkpoint was trained with. Not given: the base model, refused when
@@ -50,9 +53,30 @@ pub struct ModelArgs {
     /// bit for bit a merged model, but each adapter's rows take their own matmul).
     #[arg(long, env = "LORABEAM_ADAPTER_MATH", default_value = "low-rank")]
     pub adapter_math: AdapterMath,
+    /// Folder of the local copies of objects named by URL (checkpoints, config, adapters),
+    /// kept across runs by URL and ETag: a changed object is fetched again. Default:
+    /// `$XDG_CACHE_HOME/lorabeam/objects`, else `~/.cache/lorabeam/objects`.
+    #[arg(long = "object-cache-dir", env = "LORABEAM_OBJECT_CACHE_DIR")]
+    pub object_cache_dir: Option<PathBuf>,
+    /// MiB the object cache may hold; the least recently used copies go past it (never one a
+    /// run is using).
+    #[arg(long = "object-cache-mib", env = "LORABEAM_OBJECT_CACHE_MIB", default_value_t = 20480,
+        value_parser = clap::value_parser!(u64).range(1..(1 << 44)))]
+    pub object_cache_mib: u64,
 }
 
 impl ModelArgs {
+    /// The object cache these flags give; `say` reports each fetch.
+    pub fn object_files(&self, say: fn(&str)) -> ObjectFiles {
+        ObjectFiles::new(self.object_cache_dir.clone(), self.object_cache_mib << 20, say)
+    }
+
+    /// [`Self::spec`] with every file named by URL fetched into the object cache and named by
+    /// its local copy.
+    pub async fn resolved_spec(&self, files: &ObjectFiles) -> anyhow::Result<ModelSpec> {
+        resolve_spec(self.spec(), files).await
+    }
+
     pub fn spec(&self) -> ModelSpec {
         ModelSpec {
             checkpoints: CheckpointPaths { init: self.init_checkpoint.clone(), base: self.base_checkpoint.clone() },
