@@ -143,7 +143,7 @@ pub async fn read_submission(
     };
     check_spec(&spec, &limits)?;
     if !spec.data_url.is_empty() {
-        return finish_url_submission(spec, stream, &limits).await;
+        return crate::object_data::finish_url_submission(spec, stream, &limits).await;
     }
     let mut data = Vec::new();
     let mut digest = DataDigest::default();
@@ -177,7 +177,7 @@ pub async fn read_submission(
 }
 
 /// The stream's next message, or `SubmissionIdle` when none comes within the idle timeout.
-async fn next_message(
+pub(crate) async fn next_message(
     stream: &mut (impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin),
     limits: &IntakeLimits,
     received: usize,
@@ -212,32 +212,6 @@ async fn finish_submission(
         return Err(CoordinatorError::InvalidSpec("nothing may follow the DataEnd message".into()));
     }
     Ok((spec, data))
-}
-
-/// A job whose data is an object (JobSpec.data_url): the stream ends with a DataEnd of 0
-/// bytes, and nothing else; the coordinator reads the object itself.
-async fn finish_url_submission(
-    spec: JobSpec,
-    mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
-    limits: &IntakeLimits,
-) -> Result<(JobSpec, Vec<u8>)> {
-    match next_message(&mut stream, limits, 0).await?.and_then(|m| m.item) {
-        Some(SubmitItem::End(end)) if end.bytes == 0 => {}
-        Some(SubmitItem::Chunk(_)) | Some(SubmitItem::End(_)) => {
-            return Err(CoordinatorError::InvalidSpec(
-                "a job with data_url carries no data in the stream: the coordinator reads the object".into(),
-            ))
-        }
-        _ => {
-            return Err(CoordinatorError::TruncatedSubmission(
-                "the stream ended without its DataEnd message: nothing was queued".into(),
-            ))
-        }
-    }
-    if next_message(&mut stream, limits, 0).await?.is_some() {
-        return Err(CoordinatorError::InvalidSpec("nothing may follow the DataEnd message".into()));
-    }
-    Ok((spec, Vec::new()))
 }
 
 /// Model ids become Redis key parts and file names: keep them plain. The client's strings and

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod object_data;
 pub mod output_store;
 mod oversize;
+mod progress_watch;
 pub mod results;
 pub mod scoring;
 pub mod server;

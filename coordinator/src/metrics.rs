@@ -31,6 +31,8 @@ pub struct Metrics {
     /// 0 while it does not: the one series that says Redis is away, since the gauges read
     /// from Redis then keep their last values.
     pub redis_up: IntGauge,
+    /// The longest an open job has gone without a new result (see `progress_watch`).
+    pub job_seconds_without_progress: IntGauge,
     pub errors: IntCounterVec,
     pub limit_rejections: IntCounterVec,
     /// Bytes held by SubmitJob streams still being read, and how many are open.
@@ -48,7 +50,7 @@ pub struct Metrics {
 /// Every `kind` of `lorabeam_errors_total` ([`CoordinatorError::kind`]) and every `limit` of
 /// `lorabeam_limit_rejections_total`: their series start at 0, so dashboards and alerts see
 /// them (and their HELP and TYPE) before the first error.
-pub const ERROR_KINDS: [&str; 22] = [
+pub const ERROR_KINDS: [&str; 23] = [
     "redis",
     "corrupt_state",
     "invalid_spec",
@@ -69,10 +71,11 @@ pub const ERROR_KINDS: [&str; 22] = [
     "idempotency_conflict",
     "stream",
     "write",
+    "storage",
     "internal",
     "shutting_down",
 ];
-pub const LIMITS: [&str; 11] = [
+pub const LIMITS: [&str; 12] = [
     "running_jobs_per_client",
     "submission_bytes_in_flight",
     "submissions_per_client",
@@ -84,6 +87,7 @@ pub const LIMITS: [&str; 11] = [
     "beam",
     "items",
     "reference_bytes",
+    "data_url_bytes",
 ];
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -140,6 +144,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         maintenance_passes: counter(&registry, "lorabeam_maintenance_passes_total", "Maintenance passes run"),
         redis_up: gauge(&registry, "lorabeam_redis_up", "1 while Redis answers this coordinator's PING, 0 while not"),
+        job_seconds_without_progress: gauge(
+            &registry,
+            "lorabeam_job_max_seconds_without_progress",
+            "The longest any queued or running job has gone without a new result, as this coordinator saw it (0 without such jobs)",
+        ),
         scoring_seconds: {
             let buckets = prometheus::exponential_buckets(0.05, 2.0, 14).expect("valid buckets");
             let opts = HistogramOpts::new("lorabeam_scoring_seconds", "One job's scoring").buckets(buckets);
@@ -286,6 +295,7 @@ mod tests {
             CoordinatorError::IdempotencyConflict { key: "k".into(), job_id: "j".into(), differing: "d".into() },
             CoordinatorError::Stream(Status::internal("x")),
             CoordinatorError::Write(lorabeam_core::WriteError { path: "p".into(), source: std::io::Error::other("x") }),
+            CoordinatorError::Storage(lorabeam_storage::StorageError::NotFound { url: "s3://b/k".into() }),
             CoordinatorError::Internal("i".into()),
             CoordinatorError::ShuttingDown,
         ];

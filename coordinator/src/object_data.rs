@@ -8,6 +8,9 @@ use lorabeam_core::text::encode_text_jsonl;
 use lorabeam_core::RecordLimits;
 use lorabeam_storage::{Location, Meta, Remote};
 
+use lorabeam_proto::v1::{JobSpec, SubmitItem, SubmitJobRequest};
+use tokio_stream::Stream;
+
 use crate::admission::Held;
 use crate::error::{CoordinatorError, Result};
 use crate::intake::IntakeLimits;
@@ -73,4 +76,30 @@ pub async fn read_data_object(url: &str, limits: &IntakeLimits, held: &mut Held)
         None => bytes,
     };
     Ok(SubmittedData { bytes, object: Some(meta) })
+}
+
+/// A job whose data is an object (JobSpec.data_url): the stream ends with a DataEnd of 0
+/// bytes, and nothing else; the coordinator reads the object itself.
+pub(crate) async fn finish_url_submission(
+    spec: JobSpec,
+    mut stream: impl Stream<Item = std::result::Result<SubmitJobRequest, tonic::Status>> + Unpin,
+    limits: &IntakeLimits,
+) -> Result<(JobSpec, Vec<u8>)> {
+    match crate::intake::next_message(&mut stream, limits, 0).await?.and_then(|m| m.item) {
+        Some(SubmitItem::End(end)) if end.bytes == 0 => {}
+        Some(SubmitItem::Chunk(_)) | Some(SubmitItem::End(_)) => {
+            return Err(CoordinatorError::InvalidSpec(
+                "a job with data_url carries no data in the stream: the coordinator reads the object".into(),
+            ))
+        }
+        _ => {
+            return Err(CoordinatorError::TruncatedSubmission(
+                "the stream ended without its DataEnd message: nothing was queued".into(),
+            ))
+        }
+    }
+    if crate::intake::next_message(&mut stream, limits, 0).await?.is_some() {
+        return Err(CoordinatorError::InvalidSpec("nothing may follow the DataEnd message".into()));
+    }
+    Ok((spec, Vec::new()))
 }

@@ -24,6 +24,7 @@ use crate::intake::IntakeLimits;
 use crate::leases::Leases;
 use crate::output_store::OutputStore;
 use crate::oversize::OversizeAsLimit;
+use crate::progress_watch::ProgressWatch;
 use crate::results::Results;
 use crate::scoring::Meteor;
 use crate::shutdown::Drain;
@@ -46,6 +47,8 @@ pub struct Coordinator {
     pub(crate) drain: Drain,
     pub(crate) fleet: Fleet,
     pub(crate) finalizer: Finalizer,
+    /// Open jobs' progress across maintenance passes (this coordinator's view).
+    pub(crate) progress: Arc<std::sync::Mutex<ProgressWatch>>,
     /// Redis's address (never its password), for the errors and the readiness that name it.
     pub(crate) redis_address: String,
 }
@@ -126,6 +129,7 @@ impl Coordinator {
             meteor: std::sync::Arc::new(config.meteor.clone()),
             drain: Drain::default(),
             finalizer: Finalizer::new(config.max_finalizing),
+            progress: Arc::default(),
         })
     }
 
@@ -134,10 +138,17 @@ impl Coordinator {
     /// (the claim takes only those whose finalizer's lease ran out), and forgets expired jobs
     /// and their outputs.
     pub async fn maintain(&self) -> Result<()> {
+        let mut moving = Vec::new();
         for (job_id, phase) in self.store.open_jobs().await? {
             if phase == JobPhase::Finalizing || self.results.is_complete(&job_id).await? {
                 self.request_finalization(&job_id);
+            } else {
+                moving.push((job_id.clone(), self.results.items_done(&job_id).await?));
             }
+        }
+        if let Ok(mut watch) = self.progress.lock() {
+            let longest = watch.observe(std::time::Instant::now(), &moving);
+            crate::metrics::METRICS.job_seconds_without_progress.set(longest.as_secs() as i64);
         }
         for job_id in self.store.sweep_expired().await? {
             let output = self.output_dir.join(format!("{job_id}.jsonl"));

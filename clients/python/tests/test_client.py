@@ -108,6 +108,11 @@ class ClientTest(unittest.TestCase):
         again = self.client.submit(RECORDS, "tiny", idempotency_key=job.idempotency_key)
         self.assertEqual((again.job_id, again.existing), (job.job_id, True))
 
+    def test_an_object_url_goes_to_the_coordinator_unread(self):
+        self.client.submit("s3://bucket/e2e/test.jsonl", "tiny")
+        self.assertEqual(self.fake.spec.data_url, "s3://bucket/e2e/test.jsonl")
+        self.assertEqual(self.fake.spec.name, "s3://bucket/e2e/test.jsonl")
+
     def test_big_data_goes_in_chunks_that_add_up(self):
         body = b"".join(json.dumps({"context": [i] * 40, "completion": [1]}).encode() + b"\n" for i in range(20000))
         self.assertGreater(len(body), 2 << 20)

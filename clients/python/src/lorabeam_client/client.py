@@ -297,7 +297,9 @@ class Client:
         `data`: a path to a token-ids JSONL (`{"context": [ids], "completion": [ids]}` a line, as
         gpt2_encode.py writes it), an `http(s)://` URL of one, its bytes, a binary file, or an
         iterable of records (dicts with `context` and `completion` id lists). Text JSONL
-        (`"context": "name : ..."`) must be encoded first (`lorabeam submit` does that).
+        (`"context": "name : ..."`) must be encoded first (`lorabeam submit` does that). An
+        object-storage URL (`s3://`, `gs://`, `az://`) is read by the coordinator itself, with
+        its credentials (the job records the object's ETag and size); text form is fine there.
         `decode_flags`: gpt2_beam.py's names, `beam`, `eval_len`, `seq_len`, `min_length`,
         `length_penalty`, `no_repeat_ngram_size`, `repetition_penalty`, `eos_token_id` (a list);
         missing ones take gpt2_beam.py's defaults. `batch_size` is gpt2_beam.py's (it decides
@@ -332,7 +334,11 @@ class Client:
             score=score,
             adapter=adapter,
         )
-        body = _data_bytes(data)
+        if _is_object_url(data):
+            spec.data_url = str(data)
+            body = b""
+        else:
+            body = _data_bytes(data)
 
         def messages() -> Iterator[pb.SubmitJobRequest]:
             yield pb.SubmitJobRequest(spec=spec)
@@ -457,6 +463,14 @@ def _data_name(data: Data) -> str:
     if isinstance(data, (str, os.PathLike)):
         return os.fspath(data)
     return getattr(data, "name", "") if hasattr(data, "read") else ""
+
+
+OBJECT_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "adl://", "azure://", "abfs://", "abfss://")
+
+
+def _is_object_url(data: Data) -> bool:
+    """Whether `data` names an object the coordinator reads from its store."""
+    return isinstance(data, str) and data.lower().startswith(OBJECT_SCHEMES)
 
 
 def _data_bytes(data: Data) -> bytes:
