@@ -13,6 +13,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, GetOptions, ObjectStore, PutPayload, RetryConfig, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::credentials::credential_files;
 use crate::{Result, StorageError};
 
 /// Parts of a multipart upload: S3's smallest but the last is 5 MiB.
@@ -75,10 +76,23 @@ impl Remote {
         let path = ObjectPath::from_url_path(key).map_err(|e| bad(e.to_string()))?;
         let scheme = url.scheme().to_ascii_lowercase();
         let base = format!("{scheme}://{bucket}/");
+        // Credentials in files (see `credentials`) are applied over the environment's.
         let built = match scheme.as_str() {
-            "s3" | "s3a" => AmazonS3Builder::from_env().with_url(&base).with_retry(retry()).build().map(to_dyn),
-            "gs" => GoogleCloudStorageBuilder::from_env().with_url(&base).with_retry(retry()).build().map(to_dyn),
-            _ => MicrosoftAzureBuilder::from_env().with_url(&base).with_retry(retry()).build().map(to_dyn),
+            "s3" | "s3a" => with_files(AmazonS3Builder::from_env(), "aws_", |b, k, v| b.with_config(k, v))?
+                .with_url(&base)
+                .with_retry(retry())
+                .build()
+                .map(to_dyn),
+            "gs" => with_files(GoogleCloudStorageBuilder::from_env(), "google_", |b, k, v| b.with_config(k, v))?
+                .with_url(&base)
+                .with_retry(retry())
+                .build()
+                .map(to_dyn),
+            _ => with_files(MicrosoftAzureBuilder::from_env(), "azure_", |b, k, v| b.with_config(k, v))?
+                .with_url(&base)
+                .with_retry(retry())
+                .build()
+                .map(to_dyn),
         };
         let store = built.map_err(|e| bad(format!("cannot make a client for it: {e}")))?;
         Ok(Remote { url: format!("{base}{key}"), store, path })
@@ -226,6 +240,15 @@ impl Remote {
     fn error(&self, error: object_store::Error) -> StorageError {
         StorageError::from_store(&self.url, error)
     }
+}
+
+/// `builder` with each credential file whose name is one of its configuration keys.
+fn with_files<B, K: std::str::FromStr>(builder: B, prefix: &str, apply: fn(B, K, String) -> B) -> Result<B> {
+    let files = credential_files(prefix)?;
+    Ok(files
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.parse().ok()?, value)))
+        .fold(builder, |b, (k, v)| apply(b, k, v)))
 }
 
 fn to_dyn(store: impl ObjectStore) -> Arc<dyn ObjectStore> {

@@ -87,6 +87,22 @@ fn the_store_client_reads_writes_and_names_each_error() {
         })
     });
 
+    // Credentials as files (a mounted Secret) win over the environment's: the writer's keys in
+    // files make a process whose environment holds a wrong secret read again.
+    let secret_dir = dir.path().join("object-storage-secret");
+    std::fs::create_dir_all(secret_dir.join("..data")).expect("mkdir");
+    for (key, value) in s3.env(Who::Writer) {
+        if key.starts_with("AWS_ACCESS") || key.starts_with("AWS_SECRET") {
+            std::fs::write(secret_dir.join(&key), format!("{value}\n")).expect("write");
+        }
+    }
+    as_user(&s3, Who::WrongSecret, || {
+        std::env::set_var(lorabeam_storage::CREDENTIALS_DIR_VAR, &secret_dir);
+        let read = block(remote(&s3.url("data/test.jsonl")).read(1 << 20));
+        std::env::remove_var(lorabeam_storage::CREDENTIALS_DIR_VAR);
+        assert!(read.is_ok(), "the files' credentials are used: {read:?}");
+    });
+
     // The cache: fetched once per ETag; an object replaced after it was listed is `Changed`.
     as_user(&s3, Who::Writer, || {
         block(async {
