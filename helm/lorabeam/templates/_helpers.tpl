@@ -287,3 +287,36 @@ monitoring.selector, or the labels the chart's PodMonitor puts on every target.
 {{- define "lorabeam.monitoring.selector" -}}
 {{- default (printf "namespace=%q,lorabeam_instance=%q" .Release.Namespace .Release.Name) .Values.monitoring.selector }}
 {{- end }}
+
+{{/*
+Object storage: the env of objectStorage.endpoint/region/allowHttp, each only when set.
+The same for the coordinator and every worker group.
+*/}}
+{{- define "lorabeam.objectStorage.env" -}}
+{{- $os := .Values.objectStorage }}
+{{- with $os.endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $os.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- if $os.allowHttp }}
+- name: AWS_ALLOW_HTTP
+  value: "true"
+{{- end }}
+{{- end }}
+
+{{/*
+Object storage credentials: the envFrom of objectStorage.existingSecret; nothing without one
+(workload identity through serviceAccount.annotations, or no object storage). The providers'
+clients read these from the environment only, so they cannot be files like the chart's other
+secrets.
+*/}}
+{{- define "lorabeam.objectStorage.envFrom" -}}
+{{- with .Values.objectStorage.existingSecret }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
+{{- end }}
