@@ -320,3 +320,23 @@ secrets.
     name: {{ . }}
 {{- end }}
 {{- end }}
+
+{{/*
+A quantity (e.g. worker.tmpSizeLimit) in whole MiB, rounded down, when it is simply a whole
+number of bytes, Ki, Mi, Gi, Ti, k, M, G or T; empty for anything else (decimals, exponents,
+E/P), which the callers then do not check.
+*/}}
+{{- define "lorabeam.quantityMib" -}}
+{{- $q := toString . }}
+{{- if regexMatch "^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q }}
+{{- $n := regexFind "^[0-9]+" $q | int64 }}
+{{- $unit := trimPrefix (toString $n) $q }}
+{{- $bytes := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- div (mul $n (get $bytes $unit)) 1048576 }}
+{{- end }}
+{{- end }}
+
+{{/* Whether a model value (a checkpoint or config) is a URL, as the worker decides: `scheme://…`. */}}
+{{- define "lorabeam.isUrl" -}}
+{{- if regexMatch "^[A-Za-z][A-Za-z0-9+.-]*://" (toString .) }}true{{ end }}
+{{- end }}
