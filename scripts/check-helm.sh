@@ -49,6 +49,8 @@ CKV_K8S_15|.*|pullPolicy IfNotPresent: tags are versioned, not moving; Always co
 CKV_K8S_11|^Deployment\.[^.]+\.lorabeam-worker-|no CPU limit on workers by default: a throttled CPU thread idles the GPU (see worker.resources in values.yaml)
 CKV_K8S_8|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod runs one grpcurl call and exits: nothing to probe for liveness
 CKV_K8S_9|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod serves nothing, and no Service selects it: readiness means nothing
+CKV_K8S_35|^Deployment\.[^.]+\.lorabeam-coordinator(\..*)?$|objectStorage.existingSecret reaches the coordinator and workers by envFrom: the object-storage clients (object_store) read AWS_*, GOOGLE_*, AZURE_* credentials from the environment only, not files. validate() fails any other secret in an environment variable (secretKeyRef), and workload identity (serviceAccount.annotations) needs no Secret at all
+CKV_K8S_35|^Deployment\.[^.]+\.lorabeam-worker-|objectStorage.existingSecret by envFrom on the workers, for the same reason
 '
 
 # The Prometheus Operator's PodMonitor and PrometheusRule (monitoring.coreos.com/v1), cut down
@@ -264,6 +266,16 @@ for d in docs:
     kind, api = d.get("kind"), d.get("apiVersion", "")
     name = (d.get("metadata") or {}).get("name")
     counts[kind] = counts.get(kind, 0) + 1
+    # Secrets reach pods as files; the one exception is objectStorage.existingSecret by
+    # envFrom (the object-storage clients read credentials from the environment only), which
+    # is why CKV_K8S_35 is allowed above: any secretKeyRef in an env var is an error here.
+    spec = d.get("spec") or {}
+    pod = spec if kind == "Pod" else ((spec.get("template") or {}).get("spec") or {})
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        for e in c.get("env") or []:
+            if "secretKeyRef" in ((e or {}).get("valueFrom") or {}):
+                print(f"ERROR {kind}/{name}: container {c.get('name')} reads the secret {e['valueFrom']['secretKeyRef'].get('name')} into env {e.get('name')}: mount it as a file")
+                failed += 1
     if not (kind and api and name):
         print(f"ERROR a document lacks apiVersion, kind or metadata.name: {str(d)[:200]}")
         failed += 1
@@ -416,6 +428,8 @@ if validate "$work/bad.yaml" >/dev/null 2>&1; then log "PodMonitor validation le
 "$HELM" template "$RELEASE" "$CHART" >"$work/bad.yaml"
 sed -i 's/^      terminationGracePeriodSeconds:/      terminationGracePeriod:/' "$work/bad.yaml"
 if validate "$work/bad.yaml" >/dev/null 2>&1; then log "kubernetes-validate let a misspelt field through"; bite=FAIL; fi
+"$HELM" template "$RELEASE" "$CHART" --set 'coordinator.extraEnv[0].name=X' --set 'coordinator.extraEnv[0].valueFrom.secretKeyRef.name=s' --set 'coordinator.extraEnv[0].valueFrom.secretKeyRef.key=k' >"$work/bad.yaml"
+if validate "$work/bad.yaml" >/dev/null 2>&1; then log "validate let a secret into an environment variable"; bite=FAIL; fi
 # And checkov: the render without the coordinator's CPU limit has that new finding.
 if ! grep -q '^scan: FAIL' "$renders/bite.scan" 2>/dev/null ||
   ! grep -q '^ERROR CKV_K8S_11 .*Deployment\.lorabeam\.lorabeam-coordinator' "$renders/bite.scan"; then
@@ -448,6 +462,15 @@ duplicate worker group names|used twice|--set workers[0].name=a --set workers[1]
 two KEDA groups on one stream|fight over one stream|--set workers[0].name=a --set workers[1].name=b --set worker.autoscaling.keda.enabled=true
 coordinator replicas sharing a ReadWriteOnce claim|cannot share it|--set coordinator.persistence.enabled=true
 an alert threshold that is no duration|stalledFor.*does not match|--set-string monitoring.prometheusRule.stalledFor=30min
+an outputUrl that is a path|outputUrl.*does not match|--set coordinator.outputUrl=/not/a/url
+an outputUrl over plain HTTP|outputUrl.*does not match|--set coordinator.outputUrl=http://x
+an objectStorage endpoint without a scheme|endpoint.*does not match|--set objectStorage.endpoint=minio:9000
+objectStore adapters without a url|adapters/url.*minLength|--set worker.adapters.type=objectStore --set worker.model.loraDim=0
+a group's objectStore adapters without a url|adapters.url is required|--set workers[0].name=a --set workers[0].adapters.type=objectStore --set workers[0].model.loraDim=0
+an adapters url that is a path|adapters/url.*does not match|--set worker.adapters.type=objectStore --set worker.adapters.url=/adapters --set worker.model.loraDim=0
+objectStore adapters on a model with its LoRA merged|loraDim.*value must be 0|--set worker.adapters.type=objectStore --set worker.adapters.url=s3://b/a --set worker.model.loraDim=4
+a group's objectStore adapters on a model with its LoRA merged|merged at load|--set workers[0].name=a --set workers[0].adapters.type=objectStore --set workers[0].adapters.url=s3://b/a
+caches in /tmp over worker.tmpSizeLimit|exceed tmpSizeLimit|--set worker.adapters.type=objectStore --set worker.adapters.url=s3://b/a --set worker.model.loraDim=0 --set worker.adapters.cacheMib=4096
 EOF
 [ "$refused" = ok ] || failures=$((failures + 1))
 

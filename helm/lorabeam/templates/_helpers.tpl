@@ -287,3 +287,56 @@ monitoring.selector, or the labels the chart's PodMonitor puts on every target.
 {{- define "lorabeam.monitoring.selector" -}}
 {{- default (printf "namespace=%q,lorabeam_instance=%q" .Release.Namespace .Release.Name) .Values.monitoring.selector }}
 {{- end }}
+
+{{/*
+Object storage: the env of objectStorage.endpoint/region/allowHttp, each only when set.
+The same for the coordinator and every worker group.
+*/}}
+{{- define "lorabeam.objectStorage.env" -}}
+{{- $os := .Values.objectStorage }}
+{{- with $os.endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $os.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- if $os.allowHttp }}
+- name: AWS_ALLOW_HTTP
+  value: "true"
+{{- end }}
+{{- end }}
+
+{{/*
+Object storage credentials: the envFrom of objectStorage.existingSecret; nothing without one
+(workload identity through serviceAccount.annotations, or no object storage). The providers'
+clients read these from the environment only, so they cannot be files like the chart's other
+secrets.
+*/}}
+{{- define "lorabeam.objectStorage.envFrom" -}}
+{{- with .Values.objectStorage.existingSecret }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+A quantity (e.g. worker.tmpSizeLimit) in whole MiB, rounded down, when it is simply a whole
+number of bytes, Ki, Mi, Gi, Ti, k, M, G or T; empty for anything else (decimals, exponents,
+E/P), which the callers then do not check.
+*/}}
+{{- define "lorabeam.quantityMib" -}}
+{{- $q := toString . }}
+{{- if regexMatch "^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q }}
+{{- $n := regexFind "^[0-9]+" $q | int64 }}
+{{- $unit := trimPrefix (toString $n) $q }}
+{{- $bytes := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- div (mul $n (get $bytes $unit)) 1048576 }}
+{{- end }}
+{{- end }}
+
+{{/* Whether a model value (a checkpoint or config) is a URL, as the worker decides: `scheme://…`. */}}
+{{- define "lorabeam.isUrl" -}}
+{{- if regexMatch "^[A-Za-z][A-Za-z0-9+.-]*://" (toString .) }}true{{ end }}
+{{- end }}
