@@ -49,8 +49,6 @@ CKV_K8S_15|.*|pullPolicy IfNotPresent: tags are versioned, not moving; Always co
 CKV_K8S_11|^Deployment\.[^.]+\.lorabeam-worker-|no CPU limit on workers by default: a throttled CPU thread idles the GPU (see worker.resources in values.yaml)
 CKV_K8S_8|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod runs one grpcurl call and exits: nothing to probe for liveness
 CKV_K8S_9|^Pod\.[^.]+\.lorabeam-test-grpc-health(\..*)?$|the helm test pod serves nothing, and no Service selects it: readiness means nothing
-CKV_K8S_35|^Deployment\.[^.]+\.lorabeam-coordinator(\..*)?$|objectStorage.existingSecret reaches the coordinator and workers by envFrom: the object-storage clients (object_store) read AWS_*, GOOGLE_*, AZURE_* credentials from the environment only, not files. validate() fails any other secret in an environment variable (secretKeyRef), and workload identity (serviceAccount.annotations) needs no Secret at all
-CKV_K8S_35|^Deployment\.[^.]+\.lorabeam-worker-|objectStorage.existingSecret by envFrom on the workers, for the same reason
 '
 
 # The Prometheus Operator's PodMonitor and PrometheusRule (monitoring.coreos.com/v1), cut down
@@ -266,12 +264,16 @@ for d in docs:
     kind, api = d.get("kind"), d.get("apiVersion", "")
     name = (d.get("metadata") or {}).get("name")
     counts[kind] = counts.get(kind, 0) + 1
-    # Secrets reach pods as files; the one exception is objectStorage.existingSecret by
-    # envFrom (the object-storage clients read credentials from the environment only), which
-    # is why CKV_K8S_35 is allowed above: any secretKeyRef in an env var is an error here.
+    # Secrets reach pods as files (objectStorage.existingSecret too: the binaries read it from
+    # LORABEAM_OBJECT_STORE_CREDENTIALS_DIR): a secretKeyRef in an env var, or a Secret's
+    # envFrom, is an error here.
     spec = d.get("spec") or {}
     pod = spec if kind == "Pod" else ((spec.get("template") or {}).get("spec") or {})
     for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        for e in c.get("envFrom") or []:
+            if "secretRef" in (e or {}):
+                print(f"ERROR {kind}/{name}: container {c.get('name')} takes the secret {e['secretRef'].get('name')} as environment variables: mount it as files")
+                failed += 1
         for e in c.get("env") or []:
             if "secretKeyRef" in ((e or {}).get("valueFrom") or {}):
                 print(f"ERROR {kind}/{name}: container {c.get('name')} reads the secret {e['valueFrom']['secretKeyRef'].get('name')} into env {e.get('name')}: mount it as a file")

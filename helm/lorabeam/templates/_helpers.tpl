@@ -293,6 +293,10 @@ Object storage: the env of objectStorage.endpoint/region/allowHttp, each only wh
 The same for the coordinator and every worker group.
 */}}
 {{- define "lorabeam.objectStorage.env" -}}
+{{- if .Values.objectStorage.existingSecret }}
+- name: LORABEAM_OBJECT_STORE_CREDENTIALS_DIR
+  value: {{ include "lorabeam.objectStorage.credentialsDir" . | quote }}
+{{- end }}
 {{- $os := .Values.objectStorage }}
 {{- with $os.endpoint }}
 - name: AWS_ENDPOINT_URL
@@ -309,15 +313,30 @@ The same for the coordinator and every worker group.
 {{- end }}
 
 {{/*
-Object storage credentials: the envFrom of objectStorage.existingSecret; nothing without one
-(workload identity through serviceAccount.annotations, or no object storage). The providers'
-clients read these from the environment only, so they cannot be files like the chart's other
-secrets.
+Object storage credentials: objectStorage.existingSecret mounted read-only as files named as the
+providers' variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_ACCOUNT_KEY, ...),
+which the binaries read from LORABEAM_OBJECT_STORE_CREDENTIALS_DIR, like the chart's other
+secrets; nothing without one (workload identity through serviceAccount.annotations, or no
+object storage).
 */}}
-{{- define "lorabeam.objectStorage.envFrom" -}}
+{{- define "lorabeam.objectStorage.credentialsDir" -}}
+/etc/lorabeam/object-storage
+{{- end }}
+
+{{- define "lorabeam.objectStorage.volumeMount" -}}
+{{- if .Values.objectStorage.existingSecret }}
+- name: object-storage-credentials
+  mountPath: {{ include "lorabeam.objectStorage.credentialsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "lorabeam.objectStorage.volume" -}}
 {{- with .Values.objectStorage.existingSecret }}
-- secretRef:
-    name: {{ . }}
+- name: object-storage-credentials
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
 {{- end }}
 {{- end }}
 
