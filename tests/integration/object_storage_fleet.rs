@@ -3,8 +3,9 @@
 //! data from the store (`submit --data s3://…`; the client has no credentials at all) and
 //! uploads its output (`--output-dir s3://…`); the worker fetches adapters by name from
 //! `--adapter-dir s3://…` with read-only credentials. The output in the bucket is the golden,
-//! byte for byte. A missing object, a denied credential and an adapter replaced while its job
-//! runs each fail with their own error, and lose nothing.
+//! byte for byte. A missing object, a denied credential (at start, on the worker, and revoked
+//! while the coordinator runs) and an adapter replaced while its job runs each fail with their
+//! own error, and lose nothing.
 
 use crate::support;
 
@@ -182,10 +183,30 @@ fn missing_objects_and_denied_credentials_each_fail_with_their_own_error() {
     let (ok, stderr, base_job) = submit(&coordinator, &s3.url("e2e/test.jsonl"), "", &wait);
     assert!(ok, "{stderr}\n{}", worker.stderr());
     assert_eq!(status(&coordinator, &base_job).output_path, format!("{}/{base_job}.jsonl", s3.url("runs/8")));
-    // An adapter that is not in the bucket.
+    // The coordinator's credentials revoked after it started: the output cannot be uploaded,
+    // and nothing is lost: the job ends, says where its output is kept, and streams it.
+    s3.revoke_writer();
+    let local = head(&conformance_dir().join("data/e2e_test_public.jsonl"), 8, d, "eight.jsonl");
+    let (ok, stderr, kept_job) = submit(&coordinator, local.to_str().expect("utf-8"), "", &wait);
+    assert!(ok, "{stderr}\n{}", coordinator.stderr());
+    let kept = status(&coordinator, &kept_job);
+    let spooled = d.join("spool").join(format!("{kept_job}.jsonl"));
+    assert_eq!(kept.output_path, spooled.display().to_string());
+    assert!(kept.error.contains("the output could not be uploaded to s3://lorabeam-test/runs/8"), "{}", kept.error);
+    assert!(kept.error.contains("access denied") && kept.error.contains("it is kept at"), "{}", kept.error);
+    let streamed = lorabeam(&strings(&["results", "--coordinator", &coordinator.url(), &kept_job]));
+    let streamed = String::from_utf8_lossy(&streamed.stdout).into_owned();
+    assert_eq!(
+        streamed,
+        std::fs::read_to_string(&spooled).expect("the spool's copy"),
+        "results stream the kept output"
+    );
+    assert_eq!(streamed.lines().count(), 8);
+    // An adapter that is not in the bucket (the data sent by the client: the coordinator's
+    // credentials are gone).
     drop(worker);
     let _reader = bucket_worker(&redis, &coordinator, d, &s3, Who::Reader, &[]);
-    let (ok, _, job_id) = submit(&coordinator, &s3.url("e2e/test.jsonl"), "nope", &wait);
+    let (ok, _, job_id) = submit(&coordinator, local.to_str().expect("utf-8"), "nope", &wait);
     let failed = status(&coordinator, &job_id);
     assert!(
         !ok && failed.error.contains("adapter `nope` not found under --adapter-dir s3://lorabeam-test/adapters"),

@@ -13,8 +13,8 @@ use super::cluster::{wait_until, Process};
 
 pub const BUCKET: &str = "lorabeam-test";
 /// The set-up's unauthenticated requests: create_bucket, then create_user, put_user_policy and
-/// create_access_key for each of the two users.
-const SETUP_REQUESTS: usize = 7;
+/// create_access_key for each of the three users.
+const SETUP_REQUESTS: usize = 10;
 
 /// Whose credentials a process gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct S3 {
     _process: Process,
     writer: (String, String),
     reader: (String, String),
+    /// iam:* only: takes the writer's rights away mid-test.
+    admin: (String, String),
 }
 
 fn python() -> PathBuf {
@@ -44,7 +46,7 @@ endpoint, bucket = sys.argv[1], sys.argv[2]
 kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
 boto3.client("s3", **kw).create_bucket(Bucket=bucket)
 iam = boto3.client("iam", **kw)
-for user, actions in (("writer", ["s3:*"]), ("reader", ["s3:Get*", "s3:List*", "s3:Head*"])):
+for user, actions in (("writer", ["s3:*"]), ("reader", ["s3:Get*", "s3:List*", "s3:Head*"]), ("admin", ["iam:*"])):
     iam.create_user(UserName=user)
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
     iam.put_user_policy(UserName=user, PolicyName="lorabeam", PolicyDocument=json.dumps(policy))
@@ -86,8 +88,8 @@ impl S3 {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let keys: Vec<(String, String)> =
             text.lines().filter_map(|line| line.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string()))).collect();
-        assert_eq!(keys.len(), 2, "set-up printed {text}");
-        Self { port, _process: process, writer: keys[0].clone(), reader: keys[1].clone() }
+        assert_eq!(keys.len(), 3, "set-up printed {text}");
+        Self { port, _process: process, writer: keys[0].clone(), reader: keys[1].clone(), admin: keys[2].clone() }
     }
 
     pub fn endpoint(&self) -> String {
@@ -122,6 +124,20 @@ impl S3 {
         let out = command.output().expect("python runs");
         assert!(out.status.success(), "boto3 {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Takes the writer's policy away: its requests are denied from now on (credentials revoked).
+    pub fn revoke_writer(&self) {
+        let script = r#"
+import sys, boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+iam.delete_user_policy(UserName="writer", PolicyName="lorabeam")
+"#;
+        let out = Command::new(python())
+            .args(["-c", script, &self.endpoint(), &self.admin.0, &self.admin.1])
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "revoking the writer failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn put(&self, key: &str, file: &Path) {
