@@ -136,18 +136,22 @@ impl RemoteAdapters {
 }
 
 /// The version the job decodes with: `tag` if this is its first shard to ask, else the one
-/// pinned first.
+/// pinned first. `SET NX` then `GET` (not `SET … GET`, which needs Redis 7): the pin never
+/// changes once set, so the read returns the winner.
 async fn pin(queue: &ShardQueue, job_id: &str, tag: &str) -> Result<String, String> {
     let key = queue.keys().adapter_version(job_id);
-    let pinned: Option<String> = redis::cmd("SET")
+    let failed =
+        |e: redis::RedisError| format!("cannot pin the adapter's version in Redis at {}: {e}", queue.address());
+    let mut con = queue.connection();
+    let _: Option<String> = redis::cmd("SET")
         .arg(&key)
         .arg(tag)
         .arg("NX")
-        .arg("GET")
         .arg("EX")
         .arg(PIN_TTL.as_secs())
-        .query_async(&mut queue.connection())
+        .query_async(&mut con)
         .await
-        .map_err(|e| format!("cannot pin the adapter's version in Redis at {}: {e}", queue.address()))?;
+        .map_err(failed)?;
+    let pinned: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut con).await.map_err(failed)?;
     Ok(pinned.unwrap_or_else(|| tag.to_string()))
 }
