@@ -8,15 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use lorabeam_storage::{is_url, Location, Meta, ObjectCache, Remote, StorageError};
 
+use crate::model::adapter::{PEFT_CONFIG_FILE as PEFT_CONFIG, PEFT_WEIGHTS_FILES as PEFT_WEIGHTS};
 use crate::ModelSpec;
 
 /// The largest checkpoint (or adapter weights) read from a store.
 pub const CHECKPOINT_MAX: u64 = 64 << 30;
 /// The largest `config.json` (a model's or a PEFT adapter's) read from a store.
 pub const CONFIG_MAX: u64 = 1 << 20;
-/// What a PEFT adapter folder must hold: its config and one of its weights files.
-const PEFT_CONFIG: &str = "adapter_config.json";
-const PEFT_WEIGHTS: [&str; 2] = ["adapter_model.safetensors", "adapter_model.bin"];
 
 /// Where the objects go when `--object-cache-dir` is not given: `$XDG_CACHE_HOME/lorabeam/objects`,
 /// else `~/.cache/lorabeam/objects`.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::adapter_book::AdapterBook;
 use super::remote_adapters::RemoteAdapters;
+use crate::model::adapter::PEFT_FILES;
 use crate::model::{Adapter, AdapterWeights, Gpt2Config, PrepareTarget};
 
 /// How a worker serves adapters (its flags, validated).
@@ -132,9 +133,6 @@ fn load(
     book.loaded(name, &print, loaded.as_ref().err().map(String::as_str));
     loaded
 }
-
-/// The files of an adapter directory that decide what it computes.
-const PEFT_FILES: [&str; 3] = ["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"];
 
 /// The adapter's files as they are now, by size and modification time: a changed file is a new
 /// adapter to the [`AdapterBook`].

@@ -17,9 +17,8 @@ use std::time::Duration;
 use lorabeam_storage::{Meta, ObjectCache, Remote, StorageError};
 
 use super::queue::ShardQueue;
+use crate::model::adapter::PEFT_FILES;
 
-/// The files of a PEFT adapter folder that are fetched (what `Adapter::load` reads).
-const PEFT_FILES: [&str; 3] = ["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"];
 /// Largest adapter object fetched: LoRA adapters of GPT-2 are megabytes.
 const MAX_ADAPTER_OBJECT: u64 = 8 << 30;
 /// How long a job's pinned version is kept: far past any job's run.

@@ -26,6 +26,7 @@ mod tests;
 pub use load::Adapter;
 pub use math::AdapterMath;
 pub use matrix::{AdaptedMatrix, AdaptedModule, LowRank};
+pub use peft::{CONFIG_FILE as PEFT_CONFIG_FILE, FILES as PEFT_FILES, WEIGHTS_FILES as PEFT_WEIGHTS_FILES};
 pub use peft_config::{check_peft_config, UNSUPPORTED_OPTIONS};
 pub(crate) use prepared::{AdaptedWeight, BlockOverride};
 pub use prepared::{AdapterWeights, PrepareTarget};

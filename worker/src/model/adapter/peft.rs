@@ -15,10 +15,14 @@ use crate::checkpoint::load_state_dict;
 use crate::model::{Gpt2Config, ModelError};
 
 /// The config's name in a PEFT adapter's folder.
-pub(super) const CONFIG_FILE: &str = "adapter_config.json";
+pub const CONFIG_FILE: &str = "adapter_config.json";
 
 /// The weights' names in a PEFT adapter's folder, in the order they are looked for.
-pub(super) const WEIGHTS_FILES: [&str; 2] = ["adapter_model.safetensors", "adapter_model.bin"];
+pub const WEIGHTS_FILES: [&str; 2] = ["adapter_model.safetensors", "adapter_model.bin"];
+
+/// Every file of a PEFT adapter's folder that decides what it computes: the config, then the
+/// weights in the order they are looked for.
+pub const FILES: [&str; 3] = [CONFIG_FILE, WEIGHTS_FILES[0], WEIGHTS_FILES[1]];
 
 pub(super) fn load(dir: &Path, config: &Gpt2Config) -> Result<Vec<AdaptedMatrix>, ModelError> {
     let config_path = dir.join(CONFIG_FILE);
