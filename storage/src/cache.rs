@@ -47,11 +47,7 @@ impl ObjectCache {
     ) -> Result<CacheEntry> {
         let mut key = Fnv::default();
         key.add(key_url.as_bytes());
-        for (name, _, meta) in objects {
-            key.add(name.as_bytes());
-            key.add(meta.etag.as_bytes());
-            key.add(&meta.size.to_le_bytes());
-        }
+        key.add(version_tag(objects).as_bytes());
         let dir = self.dir.join(format!("{:016x}", key.0));
         if dir.is_dir() {
             touch(&dir);
@@ -114,6 +110,18 @@ impl ObjectCache {
             }
         }
     }
+}
+
+/// One version of a set of objects: a tag over each one's name, ETag and size. The cache's
+/// entries are keyed by it, and a job pins the version of its adapter by it.
+pub fn version_tag(objects: &[(String, Remote, Meta)]) -> String {
+    let mut tag = Fnv::default();
+    for (name, _, meta) in objects {
+        tag.add(name.as_bytes());
+        tag.add(meta.etag.as_bytes());
+        tag.add(&meta.size.to_le_bytes());
+    }
+    format!("{:016x}", tag.0)
 }
 
 /// Marks an entry used now (its folder's mtime orders eviction).

@@ -18,7 +18,7 @@ mod error;
 mod location;
 mod remote;
 
-pub use cache::{CacheEntry, ObjectCache};
+pub use cache::{version_tag, CacheEntry, ObjectCache};
 pub use credentials::CREDENTIALS_DIR_VAR;
 pub use error::{Result, StorageError};
 pub use location::{is_url, Location};

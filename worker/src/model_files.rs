@@ -83,36 +83,24 @@ impl ObjectFiles {
             return self.object(&remote, CHECKPOINT_MAX).await;
         }
         let listed = remote.list().await?;
-        let find = |name: &str| listed.iter().find(|(listed, _)| listed == name);
-        let weights = PEFT_WEIGHTS.iter().find_map(|name| find(name));
         let url = remote.url();
-        match (find(PEFT_CONFIG), weights) {
-            (Some(config), Some(weights)) => {
-                check_size(&remote.child(PEFT_CONFIG), &config.1, CONFIG_MAX)?;
-                let objects: Vec<(String, Remote, Meta)> = [config, weights]
-                    .into_iter()
-                    .map(|(name, meta)| (name.clone(), remote.child(name), meta.clone()))
-                    .collect();
-                self.fetch(url, &objects).await
-            }
-            (Some(_), None) => anyhow::bail!(
-                "{url}: a PEFT adapter folder with {PEFT_CONFIG} but neither {} nor {} beside it",
+        if let Some(objects) = peft_objects(&remote, &listed, "")? {
+            return self.fetch(url, &objects).await;
+        }
+        if !listed.is_empty() {
+            anyhow::bail!(
+                "{url}: not a PEFT adapter folder: no {PEFT_CONFIG} in it (it holds {})",
+                listed.iter().take(8).map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        match remote.head().await {
+            Ok(_) => self.object(&remote, CHECKPOINT_MAX).await,
+            Err(StorageError::NotFound { .. }) => anyhow::bail!(
+                "{url}: no such object, and no PEFT adapter folder there ({PEFT_CONFIG} with {} or {})",
                 PEFT_WEIGHTS[0],
                 PEFT_WEIGHTS[1]
             ),
-            (None, _) if listed.is_empty() => match remote.head().await {
-                Ok(_) => self.object(&remote, CHECKPOINT_MAX).await,
-                Err(StorageError::NotFound { .. }) => anyhow::bail!(
-                    "{url}: no such object, and no PEFT adapter folder there ({PEFT_CONFIG} with {} or {})",
-                    PEFT_WEIGHTS[0],
-                    PEFT_WEIGHTS[1]
-                ),
-                Err(other) => Err(other.into()),
-            },
-            (None, _) => anyhow::bail!(
-                "{url}: not a PEFT adapter folder: no {PEFT_CONFIG} in it (it holds {})",
-                listed.iter().take(8).map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
+            Err(other) => Err(other.into()),
         }
     }
 
@@ -139,6 +127,30 @@ impl ObjectFiles {
         }
         Ok(entry.dir)
     }
+}
+
+/// What a PEFT adapter folder in a store (listed as `listed`) holds for the loader: its config
+/// and the first weights file present (the one the loader reads), each named `under` + its
+/// file name in the cache folder. `None` when the folder has no config; an error when it has a
+/// config without weights, or a config larger than any peft writes.
+pub fn peft_objects(
+    folder: &Remote,
+    listed: &[(String, Meta)],
+    under: &str,
+) -> anyhow::Result<Option<Vec<(String, Remote, Meta)>>> {
+    let find = |name: &str| listed.iter().find(|(listed, _)| listed == name);
+    let Some(config) = find(PEFT_CONFIG) else { return Ok(None) };
+    let Some(weights) = PEFT_WEIGHTS.iter().find_map(|name| find(name)) else {
+        anyhow::bail!(
+            "{}: a PEFT adapter folder with {PEFT_CONFIG} but neither {} nor {} beside it",
+            folder.url(),
+            PEFT_WEIGHTS[0],
+            PEFT_WEIGHTS[1]
+        )
+    };
+    check_size(&folder.child(PEFT_CONFIG), &config.1, CONFIG_MAX)?;
+    let object = |(name, meta): &(String, Meta)| (format!("{under}{name}"), folder.child(name), meta.clone());
+    Ok(Some(vec![object(config), object(weights)]))
 }
 
 fn check_size(remote: &Remote, meta: &Meta, max: u64) -> Result<(), StorageError> {

@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use lorabeam_storage::{Meta, ObjectCache, Remote, StorageError};
+use lorabeam_storage::{version_tag, Meta, ObjectCache, Remote, StorageError};
 
 use super::queue::ShardQueue;
-use crate::model::adapter::PEFT_FILES;
+use crate::model::adapter::PEFT_CONFIG_FILE;
+use crate::model_files::peft_objects;
 
 /// Largest adapter object fetched: LoRA adapters of GPT-2 are megabytes.
 const MAX_ADAPTER_OBJECT: u64 = 8 << 30;
@@ -104,33 +105,27 @@ impl RemoteAdapters {
     async fn version(&self, name: &str) -> Result<Version, String> {
         let folder = self.prefix.child(name);
         let listed = folder.list().await.map_err(|e| format!("adapter `{name}`: {e}"))?;
-        let mut objects: Vec<(String, Remote, Meta)> = listed
-            .into_iter()
-            .filter(|(file, _)| PEFT_FILES.contains(&file.as_str()))
-            .map(|(file, meta)| (format!("{name}/{file}"), folder.child(&file), meta))
-            .collect();
-        if !objects.iter().any(|(file, _, _)| file.ends_with("/adapter_config.json")) {
-            let single = self.prefix.child(&format!("{name}.pt"));
-            objects = match single.head().await {
-                Ok(meta) => vec![(format!("{name}.pt"), single, meta)],
-                Err(StorageError::NotFound { .. }) => {
-                    return Err(format!(
-                    "adapter `{name}` not found under --adapter-dir {}: neither {}/adapter_config.json nor {} exists",
-                    self.prefix.url(),
-                    folder.url(),
-                    single.url()
-                ))
+        let peft =
+            peft_objects(&folder, &listed, &format!("{name}/")).map_err(|e| format!("adapter `{name}`: {e:#}"))?;
+        let objects = match peft {
+            Some(objects) => objects,
+            None => {
+                let single = self.prefix.child(&format!("{name}.pt"));
+                match single.head().await {
+                    Ok(meta) => vec![(format!("{name}.pt"), single, meta)],
+                    Err(StorageError::NotFound { .. }) => {
+                        return Err(format!(
+                            "adapter `{name}` not found under --adapter-dir {}: neither {}/{PEFT_CONFIG_FILE} nor {} exists",
+                            self.prefix.url(),
+                            folder.url(),
+                            single.url()
+                        ))
+                    }
+                    Err(e) => return Err(format!("adapter `{name}`: {e}")),
                 }
-                Err(e) => return Err(format!("adapter `{name}`: {e}")),
-            };
-        }
-        let mut tag = lorabeam_proto::submission::DataDigest::default();
-        for (file, _, meta) in &objects {
-            for part in [file.as_bytes(), meta.etag.as_bytes(), &meta.size.to_le_bytes(), b"\xff"] {
-                tag.update(part);
             }
-        }
-        Ok(Version { objects, tag: format!("{:016x}", tag.end().fnv1a64) })
+        };
+        Ok(Version { tag: version_tag(&objects), objects })
     }
 }
 
