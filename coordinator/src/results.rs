@@ -294,25 +294,16 @@ impl Results {
         })
     }
 
-    /// How many items of a job have an outcome.
-    pub async fn items_done(&self, job_id: &str) -> Result<u64> {
-        let done: Option<u64> = redis::cmd("HGET")
-            .arg(self.store.keys.job(job_id))
-            .arg(f::ITEMS_DONE)
-            .query_async(&mut self.store.con.clone())
-            .await?;
-        Ok(done.unwrap_or(0))
-    }
-
-    /// Whether every item of a running job has an outcome (after a restart, finalize those).
-    pub async fn is_complete(&self, job_id: &str) -> Result<bool> {
+    /// How many items of a job have an outcome, and whether all have (a running job whose
+    /// every item has one is finalized: after a restart, say).
+    pub async fn progress(&self, job_id: &str) -> Result<(u64, bool)> {
         let (done, items): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
             .arg(self.store.keys.job(job_id))
             .arg(f::ITEMS_DONE)
             .arg(f::ITEMS)
             .query_async(&mut self.store.con.clone())
             .await?;
-        Ok(matches!((done, items), (Some(d), Some(i)) if d >= i))
+        Ok((done.unwrap_or(0), matches!((done, items), (Some(d), Some(i)) if d >= i)))
     }
 }
 

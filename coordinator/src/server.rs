@@ -140,10 +140,13 @@ impl Coordinator {
     pub async fn maintain(&self) -> Result<()> {
         let mut moving = Vec::new();
         for (job_id, phase) in self.store.open_jobs().await? {
-            if phase == JobPhase::Finalizing || self.results.is_complete(&job_id).await? {
+            if phase == JobPhase::Finalizing {
                 self.request_finalization(&job_id);
-            } else {
-                moving.push((job_id.clone(), self.results.items_done(&job_id).await?));
+                continue;
+            }
+            match self.results.progress(&job_id).await? {
+                (_, true) => self.request_finalization(&job_id),
+                (done, false) => moving.push((job_id, done)),
             }
         }
         if let Ok(mut watch) = self.progress.lock() {
