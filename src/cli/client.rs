@@ -122,8 +122,8 @@ impl CoordinatorArgs {
     }
 }
 
-/// Runs a client subcommand on a fresh runtime.
-pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+/// Runs a client subcommand (or run's object-storage reads) on a fresh runtime.
+pub fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(future: F) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -2,7 +2,6 @@
 //! memory, the model's files and the adapters fetched into the object cache
 //! ([`lorabeam_worker::model_files`]), then read from there as local files are.
 
-use std::future::Future;
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,19 +10,11 @@ use lorabeam_storage::Location;
 use lorabeam_worker::model_files::location;
 use lorabeam_worker::{ModelArgs, ModelSpec};
 
+use super::client::block_on;
 use super::run_adapters::AdapterSpec;
 
 /// The largest data file read from a store.
 pub const DATA_MAX: u64 = 1 << 30;
-
-/// Runs `work` to its end on a runtime of this thread (the CLI has none of its own).
-pub fn block_on<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime for object storage")?;
-    runtime.block_on(work)
-}
 
 /// A data file's bytes, read once: a path (or a pipe) from disk, a URL from its store, whole,
 /// up to [`DATA_MAX`] bytes.
