@@ -157,25 +157,24 @@ struct Args {
 /// The adapter flags, checked: a directory that is not one is refused at start, not at the
 /// first job.
 fn adapter_config(args: &Args, worker_name: &str) -> anyhow::Result<fleet::AdapterConfig> {
-    let (dir, remote) = match args.adapter_dir.as_deref().map(Location::parse).transpose()? {
-        None => (None, None),
+    let source = match args.adapter_dir.as_deref().map(Location::parse).transpose()? {
+        None => fleet::AdapterSource::None,
         Some(Location::Local(dir)) => {
             if !dir.is_dir() {
                 anyhow::bail!("--adapter-dir {} is not a directory", dir.display());
             }
-            (Some(dir), None)
+            fleet::AdapterSource::Dir(dir)
         }
         Some(Location::Remote(prefix)) => {
             let cache_dir = args.adapter_cache_dir.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("lorabeam-adapter-cache-{}", sanitized(worker_name)))
             });
             let cache = ObjectCache::new(cache_dir, (args.adapter_cache_mib * (1 << 20) as f64) as u64);
-            (None, Some(Arc::new(fleet::RemoteAdapters::new(prefix, cache))))
+            fleet::AdapterSource::Remote(Arc::new(fleet::RemoteAdapters::new(prefix, cache)))
         }
     };
     Ok(fleet::AdapterConfig {
-        dir,
-        remote,
+        source,
         max_bytes: (args.max_adapter_mib * (1 << 20) as f64) as usize,
         loralib_alpha: args.model.lora_alpha,
         prefer_held: args.prefer_held_adapters,
@@ -194,12 +193,7 @@ fn sanitized(name: &str) -> String {
 /// A worker serving adapters holds a bare base: one whose checkpoint's LoRA was merged at load
 /// would decode every adapter on top of that fine-tune, a wrong model that looks right.
 fn check_bare_base(adapters: &fleet::AdapterConfig, model: &Gpt2, lora_dim: Option<usize>) -> anyhow::Result<()> {
-    let Some((tensor, path)) = model.merged_lora() else { return Ok(()) };
-    let dir = match (&adapters.dir, &adapters.remote) {
-        (Some(dir), _) => dir.display().to_string(),
-        (None, Some(remote)) => remote.url().to_string(),
-        (None, None) => return Ok(()),
-    };
+    let (Some(dir), Some((tensor, path))) = (adapters.source.shown(), model.merged_lora()) else { return Ok(()) };
     anyhow::bail!(
         "--adapter-dir {} serves adapters on a bare base, but {} carries LoRA tensors (`{tensor}`) that --lora_dim \
          {} merged into the model: every adapter would decode on top of that fine-tune. Give the pretrained model \

@@ -16,22 +16,41 @@ use super::remote_adapters::RemoteAdapters;
 use crate::model::adapter::PEFT_FILES;
 use crate::model::{Adapter, AdapterWeights, Gpt2Config, PrepareTarget};
 
+/// Where a worker finds adapters by name.
+#[derive(Debug, Clone)]
+pub enum AdapterSource {
+    /// No `--adapter-dir`: this worker serves only its bare base.
+    None,
+    /// A folder (a volume).
+    Dir(PathBuf),
+    /// A prefix in object storage: adapters are fetched by the claimer into a local cache, and
+    /// known to the loader as `NAME@VERSION`.
+    Remote(Arc<RemoteAdapters>),
+}
+
+impl AdapterSource {
+    /// Where, as `--adapter-dir` was given; `None` when no adapter is served.
+    pub fn shown(&self) -> Option<String> {
+        match self {
+            AdapterSource::None => None,
+            AdapterSource::Dir(dir) => Some(dir.display().to_string()),
+            AdapterSource::Remote(remote) => Some(remote.url().to_string()),
+        }
+    }
+}
+
 /// How a worker serves adapters (its flags, validated).
 #[derive(Debug, Clone)]
 pub struct AdapterConfig {
-    /// Where adapters are found by name; `None`: this worker serves only its bare base.
-    pub dir: Option<PathBuf>,
+    pub source: AdapterSource,
     /// Bytes the prepared adapters may hold together.
     pub max_bytes: usize,
     /// loralib checkpoints do not store alpha: the worker's `--lora_alpha`.
     pub loralib_alpha: f64,
     /// Take queued shards whose adapter is held before ones that would load another.
     pub prefer_held: bool,
-    /// Follow links under `dir` that lead out of it.
+    /// Follow links under a `Dir` source that lead out of it.
     pub follow_links: bool,
-    /// `--adapter-dir` in object storage (then `dir` is `None`): adapters are fetched by the
-    /// claimer into a local cache, and known to the loader as `NAME@VERSION`.
-    pub remote: Option<Arc<RemoteAdapters>>,
 }
 
 /// Reads adapters, and prepares those in the low-rank form, on a thread of its own, so the
@@ -98,15 +117,15 @@ fn load(
     book: &mut dyn AdapterBook,
     name: &str,
 ) -> AdapterRead {
-    let path = match (&config.remote, &config.dir) {
-        (Some(remote), _) => {
+    let path = match &config.source {
+        AdapterSource::Remote(remote) => {
             let Some((adapter, dir)) = remote.folder(name) else {
                 return Err(format!("adapter `{name}`: not in this worker's cache of {} (evicted?)", remote.url()));
             };
             // The cache folder holds only what the worker fetched: no link to check.
             find_in(&dir, &adapter)?
         }
-        (None, Some(dir)) => {
+        AdapterSource::Dir(dir) => {
             lorabeam_core::check_adapter_name(name).map_err(|e| e.to_string())?;
             let path = find_in(dir, name)?;
             if !config.follow_links {
@@ -114,7 +133,7 @@ fn load(
             }
             path
         }
-        (None, None) => {
+        AdapterSource::None => {
             return Err(format!("adapter `{name}`: this worker has no --adapter-dir, so it serves only its bare base"))
         }
     };

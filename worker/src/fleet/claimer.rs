@@ -9,6 +9,7 @@ use lorabeam_proto::telemetry::{int, parent_from_traceparent};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::info_span;
 
+use super::adapters::AdapterSource;
 use super::config::Fleet;
 use super::error::FleetError;
 use super::messages::FeedOutput;
@@ -92,7 +93,9 @@ pub(super) async fn claim_loop(
             continue;
         }
         let mut claimed = claimed;
-        if let (Some(remote), false) = (&fleet.config.adapters.remote, claimed.shard.adapter.is_empty()) {
+        if let (AdapterSource::Remote(remote), false) =
+            (&fleet.config.adapters.source, claimed.shard.adapter.is_empty())
+        {
             // The job's version of its adapter, fetched from the store before the shard is fed.
             match remote.prepare(&fleet.queue, &job_id, &claimed.shard.adapter).await {
                 Ok(key) => claimed.shard.adapter = key,

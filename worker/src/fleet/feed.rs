@@ -245,7 +245,7 @@ fn adapter_service(
     let Some(model) = model else {
         return (AdapterService::Unavailable("this worker runs without a model (--engine echo)".into()), None);
     };
-    if adapters.dir.is_none() && adapters.remote.is_none() {
+    if adapters.source.shown().is_none() {
         let why = "this worker has no --adapter-dir, so it serves only its bare base";
         return (AdapterService::Unavailable(why.into()), None);
     }

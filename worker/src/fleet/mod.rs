@@ -37,7 +37,7 @@ use std::time::Duration;
 use lorabeam_proto::adapter_marks::Incarnation;
 use lorabeam_proto::queue::Keys;
 
-pub use adapters::AdapterConfig;
+pub use adapters::{AdapterConfig, AdapterSource};
 use claimer::claim_loop;
 use config::Fleet;
 pub use config::FleetConfig;
