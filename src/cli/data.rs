@@ -13,6 +13,7 @@ use lorabeam_core::text::{
 };
 use lorabeam_core::{Record, RecordLimits};
 use lorabeam_storage::Location;
+use lorabeam_worker::model_files::location;
 
 use super::objects::read_data;
 
@@ -70,21 +71,15 @@ impl JobBytes {
     /// Reads `path` once: a pipe may be read only once, and a sweep sends the same data in
     /// every job.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = path.to_string_lossy();
-        if lorabeam_storage::is_url(&text) {
-            // The scheme is checked here; the object is the coordinator's to read.
-            let url = match Location::parse(&text).with_context(|| format!("--data {text}"))? {
-                Location::Remote(remote) => remote.url().to_string(),
-                Location::Local(local) => return Self::read(&local),
-            };
-            return Ok(Self {
-                path: path.to_path_buf(),
-                jsonl: Arc::from([]),
-                encoded_from_text: false,
-                data_url: Some(url),
-            });
-        }
-        let bytes = read_data_file(path)?;
+        // An object is the coordinator's to read: only its scheme is checked here.
+        let local = match location(path).with_context(|| format!("--data {}", path.display()))? {
+            Location::Remote(remote) => {
+                let data_url = Some(remote.url().to_string());
+                return Ok(Self { path: path.to_path_buf(), jsonl: Arc::from([]), encoded_from_text: false, data_url });
+            }
+            Location::Local(local) => local,
+        };
+        let bytes = read_data_file(&local)?;
         let path = path.to_path_buf();
         if let Some(jsonl) = encode_text_jsonl(&path, &bytes, RecordLimits::vocab(VOCAB_SIZE))? {
             return Ok(Self { path, jsonl: jsonl.into(), encoded_from_text: true, data_url: None });
